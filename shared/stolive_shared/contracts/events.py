@@ -1,0 +1,102 @@
+"""Messages on the events topic: each change of an event carries the whole event.
+
+State transfer keeps consumers simple: a consumer stores the snapshot with the highest
+``revision`` it has seen and ignores older ones, so redelivery and reordering are harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.topics import EVENTS
+
+EventKind = Literal["webinar", "regional_meeting", "supra_regional_meeting", "national_day"]
+EventStatus = Literal["draft", "published", "live", "ended", "cancelled"]
+
+
+# The programme's reminder schedule unless an event sets its own: 24 hours and 1 hour before.
+DEFAULT_REMINDER_OFFSETS_HOURS: tuple[float, ...] = (24.0, 1.0)
+
+
+class EventSnapshot(BaseModel):
+    """An event as the events service holds it after the change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    revision: int
+    kind: EventKind
+    status: EventStatus
+    title: str
+    description: str = ""
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    venue: str | None = None
+    stream_url: str | None = None
+    replay_url: str | None = None
+    region_codes: tuple[str, ...] = ()
+    series_code: str | None = None
+    series_number: int | None = None
+    capacity: int | None = None
+    waitlist_enabled: bool = True
+    registration_opens_at: AwareDatetime | None = None
+    registration_closes_at: AwareDatetime | None = None
+    reminder_offsets_hours: tuple[float, ...] = DEFAULT_REMINDER_OFFSETS_HOURS
+
+
+class _EventMessage(Message):
+    TOPIC: ClassVar[str] = EVENTS.name
+    event: EventSnapshot
+
+    def partition_key(self) -> str:
+        return str(self.event.event_id)
+
+
+class EventPublished(_EventMessage):
+    type: Literal["event.published"] = "event.published"
+    version: Literal[1] = 1
+
+
+class EventUpdated(_EventMessage):
+    """Details changed (title, capacity, venue ...) without moving the event in time."""
+
+    type: Literal["event.updated"] = "event.updated"
+    version: Literal[1] = 1
+    changed_fields: tuple[str, ...] = ()
+
+
+class EventRescheduled(_EventMessage):
+    type: Literal["event.rescheduled"] = "event.rescheduled"
+    version: Literal[1] = 1
+    previous_starts_at: AwareDatetime
+    previous_ends_at: AwareDatetime
+
+
+class EventWentLive(_EventMessage):
+    type: Literal["event.went_live"] = "event.went_live"
+    version: Literal[1] = 1
+
+
+class EventEnded(_EventMessage):
+    type: Literal["event.ended"] = "event.ended"
+    version: Literal[1] = 1
+
+
+class EventCancelled(_EventMessage):
+    type: Literal["event.cancelled"] = "event.cancelled"
+    version: Literal[1] = 1
+    reason: str = ""
+
+
+EVENT_MESSAGES: tuple[type[Message], ...] = (
+    EventPublished,
+    EventUpdated,
+    EventRescheduled,
+    EventWentLive,
+    EventEnded,
+    EventCancelled,
+)

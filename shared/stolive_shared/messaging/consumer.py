@@ -1,0 +1,243 @@
+"""The consumer loop every service uses: idempotent handling, commit after the effect, DLQ.
+
+For each record: decode it (an undecodable record goes to ``<topic>.dlq`` with the error in its
+headers); then, in one PostgreSQL transaction, insert ``(consumer, message_id)`` into
+``processed_messages`` and, only if that row is new, run the handler, which may write outbox
+rows in the same transaction. A redelivered message therefore changes nothing. Offsets are
+committed (``offset + 1``) only after the transaction commits.
+
+A handler that raises is retried a few times and then dead-lettered; a database outage is not
+the message's fault, so it is retried until the database answers and never dead-lettered.
+Message types without a handler are skipped without a database round trip. A dead letter keeps
+the record's headers and adds ``dlq.error``, ``dlq.error_type`` and where the record came from;
+one too large even for the dead-letter topic goes without its value (``dlq.value_dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
+from opentelemetry import trace
+
+from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.codec import decode
+from stolive_shared.contracts.topics import MAX_DEAD_LETTER_BYTES
+from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.errors import PoisonMessage
+from stolive_shared.messaging.kafka import create_consumer, create_producer
+from stolive_shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES
+from stolive_shared.settings import KafkaSettings
+from stolive_shared.telemetry import context_from_kafka_headers
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+# How long a stopping consumer waits to leave its group politely.
+CONSUMER_STOP_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message came from, for handlers that care."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+Handler = Callable[[asyncpg.Connection, Any, Delivery], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    redeliveries: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    assigned: set[TopicPartition] = field(default_factory=set)
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+class MessageConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        handlers: Mapping[type[Message], Handler],
+        pool: asyncpg.Pool,
+        kafka: KafkaSettings,
+        max_attempts: int = 3,
+        max_records: int = 500,
+    ) -> None:
+        self.name = name
+        self._topics = list(topics)
+        self._handlers = {model.model_fields["type"].default: h for model, h in handlers.items()}
+        self._pool = pool
+        self._kafka = kafka
+        self._max_attempts = max_attempts
+        self._max_records = max_records
+        self.stats = ConsumerStats()
+
+    async def run(self) -> None:
+        """Consume until cancelled, reconnecting after broker outages."""
+        backoff = 0.5
+        while True:
+            consumer = create_consumer(self._kafka, group_id=self.name)
+            # A poison record may be larger than any valid message: let it through to the DLQ.
+            dlq = create_producer(self._kafka, max_request_size=MAX_DEAD_LETTER_BYTES)
+            try:
+                await consumer.start()
+                await dlq.start()
+                consumer.subscribe(self._topics)
+                backoff = 0.5
+                await self._consume(consumer, dlq)
+            except KafkaError as exc:
+                log.warning("consumer %s lost Kafka (retry in %.1fs): %r", self.name, backoff, exc)
+                await consumer.stop()  # in full: this process goes on with a new consumer
+                await dlq.stop()
+            except BaseException:
+                await self._stop_for_exit(consumer)
+                await dlq.stop()
+                raise
+            finally:
+                self.stats.assigned = set()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _stop_for_exit(self, consumer: AIOKafkaConsumer) -> None:
+        """Stop as the process ends, leaving the group if that is quick. aiokafka first lets a
+        rebalance under way finish, which after a member died lasts until its session times
+        out (10 s here). Leaving without a goodbye loses nothing: offsets are committed after
+        each batch, and a redelivered message is recognised."""
+        try:
+            await asyncio.wait_for(consumer.stop(), CONSUMER_STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.info(
+                "consumer %s stopped without leaving its group (rebalance under way)", self.name
+            )
+
+    async def _consume(self, consumer: AIOKafkaConsumer, dlq: AIOKafkaProducer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=self._max_records)
+            self.stats.assigned = set(consumer.assignment())
+            for tp, records in batches.items():
+                for record in records:
+                    await self._handle(record, dlq)
+                try:
+                    await consumer.commit({tp: records[-1].offset + 1})
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # Partition moved to another member: it redelivers, processed_messages dedups.
+                    log.info("consumer %s could not commit %s: %r", self.name, tp, exc)
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    lag = max(0, highwater - (records[-1].offset + 1))
+                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = lag
+                    CONSUMER_LAG.labels(self.name, f"{tp.topic}/{tp.partition}").set(lag)
+
+    async def _handle(self, record: Any, dlq: AIOKafkaProducer) -> None:
+        with _tracer.start_as_current_span(
+            f"consume {record.topic}",
+            context=context_from_kafka_headers(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.consumer.group.name": self.name},
+        ):
+            try:
+                message = decode(record.value)
+            except PoisonMessage as exc:
+                await self._dead_letter(record, exc, dlq)
+                return
+            handler = self._handlers.get(message.type)
+            if handler is None:
+                self.stats.skipped += 1
+                CONSUMER_MESSAGES.labels(self.name, "skipped").inc()
+                return
+            delivery = Delivery(record.topic, record.partition, record.offset, record.timestamp)
+            attempts = 0
+            db_backoff = 0.2
+            while True:
+                try:
+                    await self._apply(message, handler, delivery)
+                    return
+                except CONNECTION_ERRORS as exc:
+                    log.warning("consumer %s waits for PostgreSQL: %r", self.name, exc)
+                    await asyncio.sleep(db_backoff)
+                    db_backoff = min(db_backoff * 2, 5.0)
+                except PoisonMessage as exc:
+                    await self._dead_letter(record, exc, dlq)
+                    return
+                except Exception as exc:
+                    attempts += 1
+                    if attempts >= self._max_attempts:
+                        log.exception("consumer %s gives up on %s", self.name, message.message_id)
+                        await self._dead_letter(record, exc, dlq)
+                        return
+                    await asyncio.sleep(0.1 * attempts)
+
+    async def _apply(self, message: Message, handler: Handler, delivery: Delivery) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            first = await conn.fetchval(
+                "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                self.name,
+                message.message_id,
+            )
+            if first:
+                await handler(conn, message, delivery)
+        outcome = "handled" if first else "redelivered"
+        if first:
+            self.stats.handled += 1
+        else:
+            self.stats.redeliveries += 1
+            log.info(
+                "consumer %s skipped a redelivered message",
+                self.name,
+                extra={"ctx_redelivered": str(message.message_id)},
+            )
+        CONSUMER_MESSAGES.labels(self.name, outcome).inc()
+
+    async def _dead_letter(self, record: Any, error: BaseException, dlq: AIOKafkaProducer) -> None:
+        headers = [
+            *(record.headers or ()),
+            ("dlq.error", str(error)[:2000].encode()),
+            ("dlq.error_type", type(error).__name__.encode()),
+            ("dlq.source_topic", record.topic.encode()),
+            ("dlq.source_partition", str(record.partition).encode()),
+            ("dlq.source_offset", str(record.offset).encode()),
+            ("dlq.consumer", self.name.encode()),
+        ]
+        value = record.value
+        try:
+            await dlq.send_and_wait(
+                f"{record.topic}.dlq", value=value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # Too large even for the dead-letter topic: keep the error and where it came from,
+            # or the consumer would retry this record forever.
+            headers.append(("dlq.value_dropped", str(len(value or b"")).encode()))
+            await dlq.send_and_wait(
+                f"{record.topic}.dlq", value=None, key=record.key, headers=headers
+            )
+        self.stats.dead_lettered += 1
+        CONSUMER_MESSAGES.labels(self.name, "dead_lettered").inc()
+        log.warning(
+            "consumer %s dead-lettered %s[%s]@%s: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )

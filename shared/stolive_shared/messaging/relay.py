@@ -1,0 +1,280 @@
+"""The outbox relay: publishes outbox rows to Kafka in id order, one leader per schema.
+
+Leadership is a PostgreSQL advisory lock held on a dedicated connection: several relays sharing
+one outbox would reorder messages of one key, so the others wait. The leader:
+
+1. reads unpublished rows in id order, sends them with ``acks="all"``, waits for every ack and
+   only then marks them published; a failed send retries the batch with backoff (consumers
+   are idempotent by ``message_id``, so a resend is harmless);
+2. wakes on ``NOTIFY outbox_<schema>`` from the writing transaction, or polls every second;
+3. keeps published rows for ``retention`` (default 7 days) and deletes older ones;
+4. detects that the broker lost its data: Kafka offsets only grow, so an acknowledgement at or
+   below the highest offset it saw before on that partition (``outbox_relay_offsets``) means
+   the log was wiped (the embedded broker forgets everything on restart; on Apache Kafka, a
+   deleted and re-created topic). It then marks every retained row unpublished and publishes
+   them again in order. A small probe record every few seconds, on a partition of its own,
+   makes this work while no business message flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry import trace
+
+from stolive_shared.contracts.topics import RELAY_PROBES, probe_partition
+from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.messaging.kafka import create_producer
+from stolive_shared.messaging.outbox import wakeup_channel
+from stolive_shared.metrics import OUTBOX_PUBLISHED, OUTBOX_REPUBLISH_ROUNDS
+from stolive_shared.settings import KafkaSettings
+from stolive_shared.telemetry import context_from_headers
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+_FETCH_BATCH = """
+SELECT id, topic, key, headers, payload FROM outbox
+WHERE published_at IS NULL ORDER BY id LIMIT $1
+"""
+_MARK_PUBLISHED = """
+UPDATE outbox SET published_at = now(), publish_count = publish_count + 1
+WHERE id = ANY($1::bigint[])
+"""
+_SAVE_OFFSETS = """
+INSERT INTO outbox_relay_offsets (topic, partition, max_offset)
+SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])
+ON CONFLICT (topic, partition)
+DO UPDATE SET max_offset = GREATEST(outbox_relay_offsets.max_offset, EXCLUDED.max_offset)
+"""
+_REPUBLISH_RETAINED = """
+UPDATE outbox SET published_at = NULL WHERE published_at >= now() - $1::interval
+"""
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    republish_rounds: int = 0
+    send_failures: int = 0
+    is_leader: bool = False
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        pool: asyncpg.Pool,
+        schema: str,
+        kafka: KafkaSettings,
+        batch_size: int = 500,
+        retention: timedelta = timedelta(days=7),
+        poll_interval_s: float = 1.0,
+        probe_interval_s: float = 3.0,
+        purge_interval_s: float = 60.0,
+    ) -> None:
+        self._database_url = database_url
+        self._pool = pool
+        self._schema = schema
+        self._kafka = kafka
+        self._batch_size = batch_size
+        self._retention = retention
+        self._poll_interval_s = poll_interval_s
+        self._probe_interval_s = probe_interval_s
+        self._purge_interval_s = purge_interval_s
+        self._wakeup = asyncio.Event()
+        self._max_offsets: dict[tuple[str, int], int] = {}
+        self.stats = RelayStats()
+
+    async def run(self) -> None:
+        """Relay until cancelled, surviving database and broker outages."""
+        backoff = 0.5
+        while True:
+            try:
+                async with self._leadership():
+                    backoff = 0.5
+                    await self._lead()
+            except CONNECTION_ERRORS as exc:
+                log.warning("outbox relay lost PostgreSQL, retrying: %s", exc)
+            finally:
+                self.stats.is_leader = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def backlog(self) -> int:
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            return count
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[None]:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._database_url, server_settings={"application_name": f"{self._schema}-relay"}
+        )
+        try:
+            lock_key = f"outbox-relay:{self._schema}"
+            # Followers poll for the lock: PostgreSQL has no wake-up for a released one.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):  # noqa: ASYNC110
+                await asyncio.sleep(1.0)
+            await conn.add_listener(wakeup_channel(self._schema), self._on_notify)
+            self.stats.is_leader = True
+            log.info("outbox relay is the leader for schema %s", self._schema)
+            yield
+        finally:
+            # Closing the session releases the advisory lock.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=2))
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wakeup.set()
+
+    async def _lead(self) -> None:
+        self._max_offsets = await self._load_offsets()
+        producer = await self._start_producer()
+        loop = asyncio.get_running_loop()
+        next_probe = next_purge = loop.time()
+        backoff = 0.2
+        try:
+            while True:
+                try:
+                    if loop.time() >= next_probe:
+                        await self._probe(producer)
+                        next_probe = loop.time() + self._probe_interval_s
+                    sent = await self._publish_batch(producer)
+                    backoff = 0.2
+                except KafkaError as exc:
+                    self.stats.send_failures += 1
+                    log.warning("outbox relay cannot publish (retry in %.1fs): %r", backoff, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if loop.time() >= next_purge:
+                    await self._purge()
+                    next_purge = loop.time() + self._purge_interval_s
+                if sent < self._batch_size:
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+        finally:
+            await producer.stop()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        backoff = 0.2
+        while True:
+            producer = create_producer(self._kafka)
+            try:
+                await producer.start()
+                return producer
+            except KafkaError as exc:
+                await producer.stop()
+                log.warning("outbox relay cannot reach Kafka (retry in %.1fs): %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_FETCH_BATCH, self._batch_size)
+        if not rows:
+            return 0
+        pending = []
+        for row in rows:
+            headers: dict[str, str] = row["headers"]
+            with _tracer.start_as_current_span(
+                f"publish {row['topic']}",
+                context=context_from_headers(headers),
+                kind=trace.SpanKind.PRODUCER,
+            ):
+                pending.append(
+                    await producer.send(
+                        row["topic"],
+                        value=row["payload"],
+                        key=row["key"].encode(),
+                        headers=[(k, v.encode()) for k, v in headers.items()],
+                    )
+                )
+        acks = await asyncio.gather(*pending)
+        lost = self._record_acks((ack.topic, ack.partition, ack.offset) for ack in acks)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_MARK_PUBLISHED, [row["id"] for row in rows])
+            if lost:
+                await self._schedule_republish(conn)
+            await self._save_offsets(conn)
+        self.stats.published += len(rows)
+        OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+        return len(rows)
+
+    async def _probe(self, producer: AIOKafkaProducer) -> None:
+        ack = await producer.send_and_wait(
+            RELAY_PROBES.name,
+            value=self._schema.encode(),
+            key=self._schema.encode(),
+            partition=probe_partition(self._schema),
+        )
+        if self._record_acks([(ack.topic, ack.partition, ack.offset)]):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._schedule_republish(conn)
+                await self._save_offsets(conn)
+
+    def _record_acks(self, acks: Iterable[tuple[str, int, int]]) -> bool:
+        """Remember the highest acknowledged offsets; True when one went backwards."""
+        acks = list(acks)
+        lost = any(
+            offset <= self._max_offsets.get((topic, partition), -1)
+            for topic, partition, offset in acks
+        )
+        if lost:
+            self._max_offsets = {}
+        for topic, partition, offset in acks:
+            key = (topic, partition)
+            self._max_offsets[key] = max(self._max_offsets.get(key, -1), offset)
+        return lost
+
+    async def _schedule_republish(self, conn: asyncpg.Connection) -> None:
+        count = await conn.fetchval(
+            "WITH r AS (" + _REPUBLISH_RETAINED + " RETURNING 1) SELECT count(*) FROM r",
+            self._retention,
+        )
+        await conn.execute("DELETE FROM outbox_relay_offsets")
+        self.stats.republish_rounds += 1
+        OUTBOX_REPUBLISH_ROUNDS.labels(self._schema).inc()
+        log.warning(
+            "the broker lost its data: republishing %s retained outbox messages of schema %s",
+            count,
+            self._schema,
+        )
+
+    async def _save_offsets(self, conn: asyncpg.Connection) -> None:
+        items = list(self._max_offsets.items())
+        await conn.execute(
+            _SAVE_OFFSETS,
+            [topic for (topic, _), _ in items],
+            [partition for (_, partition), _ in items],
+            [offset for _, offset in items],
+        )
+
+    async def _load_offsets(self) -> dict[tuple[str, int], int]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch("SELECT topic, partition, max_offset FROM outbox_relay_offsets")
+        return {(r["topic"], r["partition"]): r["max_offset"] for r in rows}
+
+    async def _purge(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - $1::interval", self._retention
+            )
+            await conn.execute(
+                "DELETE FROM processed_messages WHERE processed_at < now() - $1::interval",
+                self._retention * 2,
+            )

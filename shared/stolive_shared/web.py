@@ -1,0 +1,295 @@
+"""What every service's HTTP face shares: health, readiness, 503 on outages, trace context,
+422 in one shape for refused input, the 403 page for a form without its CSRF token, and 413
+for a body too large to be honest input.
+
+``/healthz`` says the process serves; ``/readyz`` says it can do its work (PostgreSQL answers).
+A request that finds PostgreSQL away gets 503 with a Dutch message and ``Retry-After``, never
+a 500: the client (or the player, or the gateway) may retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.errors import DependencyUnavailable
+from stolive_shared.metrics import REQUEST_SECONDS, Refresh, metrics_router
+from stolive_shared.pages import ExpiredForm
+from stolive_shared.telemetry import context_from_headers
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+_NOT_READY: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    DependencyUnavailable,
+    TimeoutError,
+)
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
+AppT = TypeVar("AppT", bound=FastAPI)
+
+
+def unprocessable(problems: Mapping[str, str], location: str = "body") -> RequestValidationError:
+    """Input our rules refuse, answered like FastAPI's own 422: a message per field, in the
+    ``HTTPValidationError`` shape every route's OpenAPI declares. A field named "" stands for
+    the whole ``location``.
+    """
+    return RequestValidationError(
+        [
+            {"loc": (location, field) if field else (location,), "msg": msg, "type": "value_error"}
+            for field, msg in problems.items()
+        ]
+    )
+
+
+async def unprocessable_response(request: Request, problems: Mapping[str, str]) -> Response:
+    """The 422 answer of ``unprocessable``, for exception handlers."""
+    return await request_validation_exception_handler(request, unprocessable(problems))
+
+
+def health_router(
+    pool_of: Callable[[], asyncpg.Pool | None],
+    extra: ReadinessCheck | None = None,
+    refresh_metrics: Refresh | None = None,
+) -> APIRouter:
+    """``/healthz``, ``/readyz`` and ``/metrics``."""
+    router = APIRouter(tags=["health"])
+    router.include_router(metrics_router(refresh_metrics))
+
+    @router.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="The service can do its work")
+    async def readyz(response: Response) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ready"}
+        pool = pool_of()
+        try:
+            if pool is None:
+                raise DependencyUnavailable("no database pool yet")
+            async with pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            body["database"] = "ok"
+        except _NOT_READY as exc:
+            body.update(status="not ready", database=f"unavailable: {exc}")
+            response.status_code = 503
+        if extra is not None:
+            body.update(await extra())
+        return body
+
+    return router
+
+
+def install_common_handlers(app: FastAPI, service_name: str) -> None:
+    """503 for outages, and a server span per request continuing the caller's trace."""
+
+    async def unavailable(_request: Request, exc: Exception) -> Response:
+        log.warning("dependency unavailable: %r", exc)
+        return JSONResponse(
+            {"detail": "De dienst is tijdelijk niet beschikbaar. Probeer het zo opnieuw."},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for error in (*CONNECTION_ERRORS, DependencyUnavailable):
+        app.add_exception_handler(error, unavailable)
+
+    async def unstorable(request: Request, exc: Exception) -> Response:
+        # Text PostgreSQL cannot store (a NUL byte, an unpaired surrogate) or a value out of
+        # its range is bad input, whichever field held it: 422, not 500.
+        log.info("input refused by the database: %r", exc)
+        return await unprocessable_response(
+            request, {"": "Ongeldige tekens of waarde in de invoer."}
+        )
+
+    for error in (asyncpg.DataError, UnicodeEncodeError):
+        app.add_exception_handler(error, unstorable)
+
+    async def expired(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ExpiredForm)
+        return exc.response
+
+    app.add_exception_handler(ExpiredForm, expired)
+
+    app.add_middleware(RequestTelemetry, service_name=service_name)
+
+
+@overload
+def service_app(
+    *, title: str, description: str, service_name: str, app_class: type[AppT], **options: Any
+) -> AppT: ...
+
+
+@overload
+def service_app(*, title: str, description: str, service_name: str, **options: Any) -> FastAPI: ...
+
+
+def service_app(
+    *,
+    title: str,
+    description: str,
+    service_name: str,
+    app_class: type[FastAPI] = FastAPI,
+    **options: Any,
+) -> FastAPI:
+    """A service's FastAPI app (of ``app_class``, a ``FastAPI`` subclass if it needs one) with
+    the shared error answers and request telemetry.
+
+    FastAPI's own per-request telemetry is off: ``RequestTelemetry`` already makes one span
+    and one latency observation per request, and doing it twice costs more than most routes.
+    """
+    app = app_class(
+        title=title,
+        version="1.0",
+        description=description,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        **options,
+    )
+    install_common_handlers(app, service_name)
+    return app
+
+
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+class RequestTelemetry:
+    """Plain ASGI middleware: a server span continuing the caller's trace, and the latency
+    histogram by route template (bounded labels). Cheaper than a ``BaseHTTPMiddleware``.
+    """
+
+    def __init__(self, app: ASGIApp, service_name: str) -> None:
+        self.app = app
+        self.service_name = service_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Only a caller that sends trace headers has a trace to continue; skipping the decode
+        # and extraction otherwise keeps the hot sign-up path cheap.
+        caller = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in _TRACE_HEADERS
+        }
+        method = scope["method"]
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"{method} {scope['path']}",
+            context=context_from_headers(caller) if caller else otel_context.Context(),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope["path"]},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_and_note_status)
+            finally:
+                template = getattr(scope.get("route"), "path", "unmatched")
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.response.status_code", status)
+                REQUEST_SECONDS.labels(self.service_name, method, template, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+
+class BodyLimit:
+    """Plain ASGI middleware: a request body over ``max_bytes`` is answered 413 before the app
+    reads it, so no request makes a service hold more than the limit in memory.
+
+    A declared ``Content-Length`` is judged at once (the server never delivers more than it
+    declares). A body without one (chunked, as the dev gateway forwards it) is read up to the
+    limit and then handed to the app as received, or refused as soon as it passes the limit.
+    The connection stays open: the server reads the rest of the body and throws it away, so a
+    client (or proxy) that sends its whole body before reading still gets the 413.
+    nginx and the Ingress cap bodies too; this holds wherever the service is reached.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if not chunked:
+            await self.app(scope, receive, send)  # no body at all
+            return
+        received: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: the app learns it from the replay
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, replaying(received, receive), send)
+
+    async def _refuse(self, send: Send) -> None:
+        megabytes = self.max_bytes / (1024 * 1024)
+        body = json.dumps(
+            {"detail": f"Het verzoek is te groot: hooguit {megabytes:g} MB."}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def replaying(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` for an app behind a middleware that read ahead: the messages already read,
+    then the connection's own (for the disconnect)."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
