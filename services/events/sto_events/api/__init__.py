@@ -1,0 +1,1 @@
+"""The events service's HTTP face: JSON API routers and their schemas."""

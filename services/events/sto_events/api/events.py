@@ -1,0 +1,210 @@
+"""Routes for events: public reads, organiser writes and lifecycle steps."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+
+from sto_events.api.deps import OrganiserDep, ServiceDep
+from sto_events.api.schemas import (
+    Cancellation,
+    Ending,
+    EventCreate,
+    EventPublic,
+    EventUpdate,
+    RegionIn,
+    RegionPublic,
+    Reschedule,
+    SeriesIn,
+    SeriesPublic,
+)
+from sto_events.domain import Region, parse_regions_csv, to_utc
+from sto_events.repository import EventFilter, Series
+from stolive_shared.contracts.events import EventKind, EventStatus
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+
+@router.post("/events", status_code=201, response_model=EventPublic, summary="Create a draft event")
+async def create_event(
+    body: EventCreate, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    """Webinars join a series (STO LIVE unless named) and get the next broadcast number."""
+    return EventPublic.of(await service.create_event(body.to_event()))
+
+
+class EventQuery:
+    """The filters of an event list: kind, status, region, series and a period."""
+
+    def __init__(
+        self,
+        kind: EventKind | None = None,
+        status: EventStatus | None = None,
+        region: Annotated[str | None, Query(max_length=40)] = None,
+        series: Annotated[str | None, Query(max_length=40)] = None,
+        starts_from: Annotated[
+            datetime | None, Query(description="With an offset, or Amsterdam wall-clock time")
+        ] = None,
+        starts_before: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> None:
+        self.kind, self.status, self.region, self.series = kind, status, region, series
+        self.starts_from, self.starts_before, self.limit = starts_from, starts_before, limit
+
+    def filter(self, *, public_only: bool) -> EventFilter:
+        return EventFilter(
+            kind=self.kind,
+            status=self.status,
+            region_code=self.region,
+            series_code=self.series,
+            starts_from=_utc_or_none(self.starts_from, "starts_from"),
+            starts_before=_utc_or_none(self.starts_before, "starts_before"),
+            public_only=public_only,
+            limit=self.limit,
+        )
+
+
+@router.get("/events", response_model=list[EventPublic], summary="List published events")
+async def list_events(
+    service: ServiceDep, query: Annotated[EventQuery, Depends()]
+) -> list[EventPublic]:
+    """Published, live and ended events; a region's list includes the national events."""
+    return [EventPublic.of(e) for e in await service.list_events(query.filter(public_only=True))]
+
+
+@router.get(
+    "/organiser/events", response_model=list[EventPublic], summary="List all events, drafts too"
+)
+async def list_all_events(
+    service: ServiceDep, _organiser: OrganiserDep, query: Annotated[EventQuery, Depends()]
+) -> list[EventPublic]:
+    return [EventPublic.of(e) for e in await service.list_events(query.filter(public_only=False))]
+
+
+@router.get(
+    "/organiser/events/{event_id}", response_model=EventPublic, summary="One event, drafts too"
+)
+async def get_any_event(
+    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    return EventPublic.of(await service.get_event(event_id, public_only=False))
+
+
+@router.get(
+    "/organiser/me", summary="Who this organiser credential belongs to", tags=["organisers"]
+)
+async def whoami(organiser: OrganiserDep) -> dict[str, str]:
+    """Other services check bearer tokens here (``stolive_shared.organisers``)."""
+    return {"organiser": organiser}
+
+
+@router.get("/events/{event_id}", response_model=EventPublic, summary="One published event")
+async def get_event(event_id: uuid.UUID, service: ServiceDep) -> EventPublic:
+    return EventPublic.of(await service.get_event(event_id, public_only=True))
+
+
+@router.patch("/events/{event_id}", response_model=EventPublic, summary="Change an event's details")
+async def update_event(
+    event_id: uuid.UUID, body: EventUpdate, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    return EventPublic.of(await service.update(event_id, body.changes()))
+
+
+@router.post("/events/{event_id}/publish", response_model=EventPublic, summary="Publish a draft")
+async def publish(
+    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    return EventPublic.of(await service.publish(event_id))
+
+
+@router.post(
+    "/events/{event_id}/go-live", response_model=EventPublic, summary="The broadcast starts"
+)
+async def go_live(
+    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    return EventPublic.of(await service.go_live(event_id))
+
+
+@router.post("/events/{event_id}/end", response_model=EventPublic, summary="The event is over")
+async def end(
+    event_id: uuid.UUID, body: Ending, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    replay = str(body.replay_url) if body.replay_url else None
+    return EventPublic.of(await service.end(event_id, replay))
+
+
+@router.post("/events/{event_id}/cancel", response_model=EventPublic, summary="Cancel an event")
+async def cancel(
+    event_id: uuid.UUID, body: Cancellation, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    return EventPublic.of(await service.cancel(event_id, body.reason))
+
+
+@router.post(
+    "/events/{event_id}/reschedule", response_model=EventPublic, summary="Move an event in time"
+)
+async def reschedule(
+    event_id: uuid.UUID, body: Reschedule, service: ServiceDep, _organiser: OrganiserDep
+) -> EventPublic:
+    starts_at, ends_at = to_utc(body.starts_at, "starts_at"), to_utc(body.ends_at, "ends_at")
+    return EventPublic.of(await service.reschedule(event_id, starts_at, ends_at))
+
+
+@router.get(
+    "/regions", response_model=list[RegionPublic], tags=["regions"], summary="The STO regions"
+)
+async def list_regions(service: ServiceDep) -> list[RegionPublic]:
+    return [RegionPublic(**r.__dict__) for r in await service.regions()]
+
+
+@router.put("/regions", tags=["regions"], summary="Add or update STO regions")
+async def import_regions(
+    body: list[RegionIn], service: ServiceDep, _organiser: OrganiserDep
+) -> dict[str, int]:
+    count = await service.import_regions([Region(**r.model_dump()) for r in body])
+    return {"imported": count}
+
+
+@router.post(
+    "/regions/import",
+    tags=["regions"],
+    summary="Add or update STO regions from CSV (code,name,province,supra_region)",
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {}}}},
+)
+async def import_regions_csv(
+    request: Request, service: ServiceDep, _organiser: OrganiserDep
+) -> dict[str, int]:
+    """The whole file or nothing: a bad line refuses the import with its line number."""
+    raw = await request.body()
+    if len(raw) > 1_000_000:
+        raise HTTPException(413, "Het bestand is te groot")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    return {"imported": await service.import_regions(parse_regions_csv(text))}
+
+
+@router.get("/series", response_model=list[SeriesPublic], tags=["series"], summary="Webinar series")
+async def list_series(service: ServiceDep) -> list[SeriesPublic]:
+    return [SeriesPublic(**s.__dict__) for s in await service.series()]
+
+
+@router.put("/series/{code}", tags=["series"], summary="Add or rename a webinar series")
+async def save_series(
+    body: SeriesIn,
+    service: ServiceDep,
+    _organiser: OrganiserDep,
+    code: str = Path(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40),
+) -> SeriesPublic:
+    series = Series(code=code, title=body.title, description=body.description)
+    await service.save_series(series)
+    return SeriesPublic(**series.__dict__)
+
+
+def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
+    return to_utc(moment, field) if moment is not None else None

@@ -1,0 +1,495 @@
+"""Organiser pages (Dutch, no JavaScript needed): log in, plan, publish, move and cancel events.
+
+Logging in checks an organiser token and sets the site-wide signed session cookie
+(``stolive_shared.organisers``: path ``/``, HttpOnly, SameSite=Lax) that every service accepts.
+Every form carries the double-submit CSRF token. Forms go through the same request schemas and
+use cases as the JSON API, so a page can do nothing the API would refuse, and vice versa.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from sto_events.api.deps import ServiceDep
+from sto_events.api.rendering import pages
+from sto_events.api.schemas import Cancellation, Ending, EventCreate, EventUpdate, Reschedule
+from sto_events.domain import (
+    DuplicateSeriesNumber,
+    Event,
+    EventRuleViolation,
+    IllegalTransition,
+    InvalidLocalTime,
+    parse_regions_csv,
+    to_utc,
+)
+from sto_events.repository import EventFilter
+from sto_events.service import EventNotFound, EventsService, NotAuthenticated
+from stolive_shared.contracts.events import EventKind, EventStatus
+from stolive_shared.organisers import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE_S,
+    organiser_from_cookie,
+    session_cookie_value,
+)
+from stolive_shared.pages import base_path
+from stolive_shared.templating import local_time
+
+router = APIRouter(prefix="/organiser", include_in_schema=False)
+
+KINDS: tuple[EventKind, ...] = (
+    "webinar",
+    "regional_meeting",
+    "supra_regional_meeting",
+    "national_day",
+)
+STATUSES: tuple[EventStatus, ...] = ("draft", "published", "live", "ended", "cancelled")
+OFFSETS = {
+    "+02:00": "zomertijd (UTC+2, de eerste keer)",
+    "+01:00": "wintertijd (UTC+1, de tweede keer)",
+}
+_PYDANTIC_NL = {
+    "missing": "Vul dit veld in.",
+    "string_too_short": "Dit is te kort.",
+    "string_too_long": "Dit is te lang.",
+    "url_parsing": "Dit is geen geldig webadres (begin met https://).",
+    "url_scheme": "Dit is geen geldig webadres (begin met https://).",
+    "int_parsing": "Vul een heel getal in.",
+    "float_parsing": "Vul getallen in, gescheiden door komma's.",
+    "datetime_from_date_parsing": "Vul een datum en tijd in.",
+    "datetime_parsing": "Vul een datum en tijd in.",
+    "greater_than_equal": "Dit getal is te klein.",
+    "less_than_equal": "Dit getal is te groot.",
+    "literal_error": "Kies een van de mogelijkheden.",
+    "too_long": "Dit zijn er te veel.",
+}
+
+
+def _organiser(request: Request) -> str | None:
+    return organiser_from_cookie(request.app.state.link_secret, request.cookies.get(SESSION_COOKIE))
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"{base_path(request)}/organiser/inloggen", status_code=303)
+
+
+def _service(request: Request) -> EventsService:
+    service: EventsService = request.app.state.events
+    return service
+
+
+def _problems(exc: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        problems.setdefault(field, _PYDANTIC_NL.get(error["type"], "Deze waarde klopt niet."))
+    return problems
+
+
+def _moment(form: FormData, name: str) -> str | None:
+    """A datetime-local value, with the offset the organiser chose for an autumn overlap."""
+    value = str(form.get(name, "")).strip()
+    if not value:
+        return None
+    offset = str(form.get(f"{name}_offset", ""))
+    return value + offset if offset in OFFSETS else value
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = str(form.get(name, "")).strip()
+    return value or None
+
+
+def _reminders(form: FormData) -> list[str]:
+    raw = str(form.get("reminder_offsets_hours", "")).replace(";", ",")
+    return [part.strip().replace(",", ".") for part in raw.split(",") if part.strip()]
+
+
+def _rule_problem(exc: EventRuleViolation) -> tuple[dict[str, str], set[str]]:
+    field = exc.field or "form"
+    ask_offset = {field} if isinstance(exc, InvalidLocalTime) and "twee keer" in str(exc) else set()
+    return {field: str(exc)[:1].upper() + str(exc)[1:] + "."}, ask_offset
+
+
+def _echo(form: FormData) -> dict[str, Any]:
+    echoed: dict[str, Any] = {key: str(value) for key, value in form.items()}
+    echoed["region_codes"] = [str(code) for code in form.getlist("region_codes")]
+    return echoed
+
+
+def _event_form_values(event: Event) -> dict[str, Any]:
+    def local(moment: Any) -> str:
+        return local_time(moment, "%Y-%m-%dT%H:%M") if moment else ""
+
+    return {
+        "title": event.title,
+        "description": event.description,
+        "venue": event.venue or "",
+        "stream_url": event.stream_url or "",
+        "replay_url": event.replay_url or "",
+        "capacity": "" if event.capacity is None else str(event.capacity),
+        "waitlist_enabled": "ja" if event.waitlist_enabled else "",
+        "region_codes": list(event.region_codes),
+        "reminder_offsets_hours": ", ".join(f"{h:g}" for h in event.reminder_offsets_hours),
+        "starts_at": local(event.starts_at),
+        "ends_at": local(event.ends_at),
+        "registration_opens_at": local(event.registration_opens_at),
+        "registration_closes_at": local(event.registration_closes_at),
+    }
+
+
+# -- session -------------------------------------------------------------------------------
+
+
+@router.get("/inloggen", response_class=HTMLResponse)
+async def login_form(request: Request) -> HTMLResponse:
+    return pages.render(request, "organiser/login.html", error=None, organiser=_organiser(request))
+
+
+@router.post("/inloggen", response_class=HTMLResponse)
+async def login(request: Request, service: ServiceDep) -> Response:
+    form = await pages.form(request)
+    token = str(form.get("token", "")).strip()
+    try:
+        organiser = await service.authenticate(token) if token else None
+    except NotAuthenticated:
+        organiser = None
+    if organiser is None:
+        return pages.render(
+            request,
+            "organiser/login.html",
+            401 if not token else 403,
+            error="Vul je organisatorsleutel in." if not token else "Deze sleutel klopt niet.",
+            organiser=None,
+        )
+    response = RedirectResponse(f"{base_path(request)}/organiser/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie_value(request.app.state.link_secret, organiser),
+        max_age=int(SESSION_MAX_AGE_S),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/uitloggen")
+async def logout(request: Request) -> Response:
+    await pages.form(request)  # the CSRF check: no one can log another out cross-site
+    response = RedirectResponse(f"{base_path(request)}/organiser/inloggen", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+# -- overview and new events -----------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request, service: ServiceDep) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    params = request.query_params
+    kind = params.get("kind") if params.get("kind") in KINDS else None
+    status = params.get("status") if params.get("status") in STATUSES else None
+    region = params.get("region") or None
+    events = await service.list_events(
+        EventFilter(
+            kind=kind,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
+            region_code=region,
+            public_only=False,
+        )
+    )
+    return pages.render(
+        request,
+        "organiser/events.html",
+        organiser=organiser,
+        events=events,
+        regions=await service.regions(),
+        kinds=KINDS,
+        statuses=STATUSES,
+        chosen={"kind": kind or "", "status": status or "", "region": region or ""},
+    )
+
+
+@router.get("/nieuw", response_class=HTMLResponse)
+async def new_event_form(request: Request, service: ServiceDep) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    return await _render_new(request, service, organiser, {"waitlist_enabled": "ja"}, {}, set())
+
+
+async def _render_new(
+    request: Request,
+    service: EventsService,
+    organiser: str,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    ask_offset: set[str],
+    status_code: int = 200,
+) -> HTMLResponse:
+    form.setdefault("region_codes", [])
+    form.setdefault("reminder_offsets_hours", "24, 1")
+    return pages.render(
+        request,
+        "organiser/new.html",
+        status_code,
+        organiser=organiser,
+        form=form,
+        errors=errors,
+        ask_offset=ask_offset,
+        offsets=OFFSETS,
+        kinds=KINDS,
+        regions=await service.regions(),
+        series=await service.series(),
+    )
+
+
+@router.post("/nieuw", response_class=HTMLResponse)
+async def create_event(request: Request, service: ServiceDep) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    form = await pages.form(request)
+    data: dict[str, Any] = {
+        "kind": form.get("kind") or None,
+        "title": str(form.get("title", "")).strip(),
+        "description": str(form.get("description", "")).strip(),
+        "starts_at": _moment(form, "starts_at"),
+        "ends_at": _moment(form, "ends_at"),
+        "venue": _text(form, "venue"),
+        "stream_url": _text(form, "stream_url"),
+        "region_codes": [str(code) for code in form.getlist("region_codes")],
+        "capacity": _text(form, "capacity"),
+        "waitlist_enabled": form.get("waitlist_enabled") == "ja",
+        "registration_opens_at": _moment(form, "registration_opens_at"),
+        "registration_closes_at": _moment(form, "registration_closes_at"),
+        "reminder_offsets_hours": _reminders(form),
+    }
+    if form.get("kind") == "webinar":
+        data["series_code"] = _text(form, "series_code")
+        data["series_number"] = _text(form, "series_number")
+    errors: dict[str, str] = {}
+    ask_offset: set[str] = set()
+    status_code = 422
+    try:
+        body = EventCreate.model_validate({k: v for k, v in data.items() if v is not None})
+        event = await service.create_event(body.to_event())
+    except ValidationError as exc:
+        errors = _problems(exc)
+    except DuplicateSeriesNumber as exc:
+        errors, status_code = _rule_problem(exc)[0], 409
+    except EventRuleViolation as exc:
+        errors, ask_offset = _rule_problem(exc)
+    else:
+        return RedirectResponse(
+            f"{base_path(request)}/organiser/evenementen/{event.id}?aangemaakt=1", status_code=303
+        )
+    return await _render_new(
+        request, service, organiser, _echo(form), errors, ask_offset, status_code
+    )
+
+
+# -- regions ------------------------------------------------------------------------------------
+
+
+@router.get("/regios", response_class=HTMLResponse)
+async def regions_page(request: Request, service: ServiceDep) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    notice = None
+    if "ingelezen" in request.query_params:
+        notice = f"{request.query_params['ingelezen']} regio's ingelezen."
+    return pages.render(
+        request,
+        "organiser/regions.html",
+        organiser=organiser,
+        regions=await service.regions(),
+        error=None,
+        notice=notice,
+    )
+
+
+@router.post("/regios", response_class=HTMLResponse)
+async def import_regions(request: Request, service: ServiceDep) -> Response:
+    """The same CSV import as ``POST /api/regions/import``, from a file picked on the page."""
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    async with request.form(max_files=1, max_fields=5, max_part_size=1_000_000) as form:
+        token_ok = pages.csrf_ok(request, form.get("csrf_token"))
+        upload = form.get("bestand")
+        raw = await upload.read() if token_ok and isinstance(upload, UploadFile) else b""
+    if not token_ok:
+        return pages.expired_form(request)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    try:
+        count = await service.import_regions(parse_regions_csv(text))
+    except EventRuleViolation as refused:
+        return pages.render(
+            request,
+            "organiser/regions.html",
+            422,
+            organiser=organiser,
+            regions=await service.regions(),
+            error=f"Niets ingelezen: {refused}.",
+            notice=None,
+        )
+    return RedirectResponse(
+        f"{base_path(request)}/organiser/regios?ingelezen={count}", status_code=303
+    )
+
+
+# -- one event ----------------------------------------------------------------------------------
+
+
+async def _render_event(
+    request: Request,
+    service: EventsService,
+    organiser: str,
+    event: Event,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    ask_offset: set[str] | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return pages.render(
+        request,
+        "organiser/event.html",
+        status_code,
+        organiser=organiser,
+        event=event,
+        form=form or _event_form_values(event),
+        errors=errors or {},
+        ask_offset=ask_offset or set(),
+        offsets=OFFSETS,
+        regions=await service.regions(),
+        notice=notice,
+        public_base_url=request.app.state.public_base_url,
+    )
+
+
+NOTICES = {
+    "aangemaakt": "Het evenement is aangemaakt als concept.",
+    "opgeslagen": "De wijzigingen zijn opgeslagen.",
+    "publiceren": "Het evenement is gepubliceerd.",
+    "live": "Het evenement is nu live.",
+    "beeindigen": "Het evenement is beëindigd.",
+    "verplaatsen": "Het evenement is verplaatst.",
+    "annuleren": "Het evenement is geannuleerd.",
+}
+
+
+@router.get("/evenementen/{event_id}", response_class=HTMLResponse)
+async def event_page(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    try:
+        event = await service.get_event(event_id, public_only=False)
+    except EventNotFound:
+        return pages.message(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
+    notice = next((text for key, text in NOTICES.items() if key in request.query_params), None)
+    return await _render_event(request, service, organiser, event, notice=notice)
+
+
+@router.post("/evenementen/{event_id}", response_class=HTMLResponse)
+async def save_event(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
+    return await _step(event_id, request, service, "opslaan")
+
+
+@router.post("/evenementen/{event_id}/{step}", response_class=HTMLResponse)
+async def lifecycle_step(
+    event_id: uuid.UUID, step: str, request: Request, service: ServiceDep
+) -> Response:
+    if step not in ("publiceren", "live", "beeindigen", "verplaatsen", "annuleren"):
+        return pages.message(request, "Niet gevonden", "Deze stap bestaat niet.", 404)
+    return await _step(event_id, request, service, step)
+
+
+async def _step(
+    event_id: uuid.UUID, request: Request, service: EventsService, step: str
+) -> Response:
+    organiser = _organiser(request)
+    if organiser is None:
+        return _to_login(request)
+    form = await pages.form(request)
+    try:
+        event = await service.get_event(event_id, public_only=False)
+    except EventNotFound:
+        return pages.message(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
+    try:
+        await _apply(service, event, step, form)
+    except ValidationError as exc:
+        return await _render_event(
+            request, service, organiser, event, form={**_event_form_values(event), **_echo(form)},
+            errors=_problems(exc), status_code=422,
+        )  # fmt: skip
+    except IllegalTransition as exc:
+        return await _render_event(
+            request, service, organiser, event,
+            errors={"form": str(exc)[:1].upper() + str(exc)[1:] + "."}, status_code=409,
+        )  # fmt: skip
+    except EventRuleViolation as exc:
+        errors, ask_offset = _rule_problem(exc)
+        return await _render_event(
+            request, service, organiser, event, form={**_event_form_values(event), **_echo(form)},
+            errors=errors, ask_offset=ask_offset, status_code=422,
+        )  # fmt: skip
+    done = "opgeslagen" if step == "opslaan" else step
+    return RedirectResponse(
+        f"{base_path(request)}/organiser/evenementen/{event_id}?{done}=1", status_code=303
+    )
+
+
+async def _apply(service: EventsService, event: Event, step: str, form: FormData) -> Event:
+    """One form's change through the API's schemas and the service's use cases."""
+    if step == "opslaan":
+        fields: dict[str, Any] = {
+            "title": str(form.get("title", "")).strip(),
+            "description": str(form.get("description", "")).strip(),
+            "venue": _text(form, "venue"),
+            "stream_url": _text(form, "stream_url"),
+            "replay_url": _text(form, "replay_url"),
+            "capacity": _text(form, "capacity"),
+            "waitlist_enabled": form.get("waitlist_enabled") == "ja",
+            "region_codes": [str(code) for code in form.getlist("region_codes")],
+            "reminder_offsets_hours": _reminders(form),
+            "registration_opens_at": _moment(form, "registration_opens_at"),
+            "registration_closes_at": _moment(form, "registration_closes_at"),
+        }
+        # Unticked boxes send nothing; every other field the form lacks stays as it is.
+        sent = set(form.keys()) | {"waitlist_enabled", "region_codes"}
+        update = EventUpdate.model_validate({k: v for k, v in fields.items() if k in sent})
+        return await service.update(event.id, update.changes())
+    if step == "publiceren":
+        return await service.publish(event.id)
+    if step == "live":
+        return await service.go_live(event.id)
+    if step == "beeindigen":
+        ending = Ending.model_validate({"replay_url": _text(form, "replay_url")})
+        return await service.end(event.id, str(ending.replay_url) if ending.replay_url else None)
+    if step == "annuleren":
+        cancellation = Cancellation.model_validate({"reason": str(form.get("reason", "")).strip()})
+        return await service.cancel(event.id, cancellation.reason)
+    moved = Reschedule.model_validate(
+        {"starts_at": _moment(form, "starts_at"), "ends_at": _moment(form, "ends_at")}
+    )
+    return await service.reschedule(
+        event.id, to_utc(moved.starts_at, "starts_at"), to_utc(moved.ends_at, "ends_at")
+    )

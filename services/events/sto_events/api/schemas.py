@@ -1,0 +1,216 @@
+"""Request and response bodies of the events API.
+
+Times may come with an offset, or without one as Amsterdam wall-clock time; the domain turns
+them into UTC and refuses times that do not exist or are ambiguous.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter
+
+from sto_events.domain import Beacon, Event, to_utc
+from stolive_shared.contracts.events import DEFAULT_REMINDER_OFFSETS_HOURS, EventKind, EventStatus
+
+
+class EventCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EventKind
+    title: str = Field(min_length=3, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    starts_at: datetime
+    ends_at: datetime
+    venue: str | None = Field(default=None, max_length=300)
+    stream_url: HttpUrl | None = None
+    region_codes: list[str] = Field(default_factory=list, max_length=78)
+    series_code: str | None = Field(default=None, max_length=40)
+    series_number: int | None = Field(default=None, ge=1)
+    capacity: int | None = Field(default=None, ge=0, le=100_000)
+    waitlist_enabled: bool = True
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+    reminder_offsets_hours: list[float] = Field(default_factory=lambda: [24.0, 1.0], max_length=6)
+
+    def to_event(self) -> Event:
+        """A new draft; Amsterdam wall-clock times become UTC (or are refused)."""
+        return Event(
+            id=uuid.uuid4(),
+            kind=self.kind,
+            title=self.title.strip(),
+            description=self.description,
+            starts_at=to_utc(self.starts_at, "starts_at"),
+            ends_at=to_utc(self.ends_at, "ends_at"),
+            venue=self.venue or None,
+            stream_url=str(self.stream_url) if self.stream_url else None,
+            region_codes=tuple(sorted(set(self.region_codes))),
+            series_code=self.series_code or None,
+            series_number=self.series_number,
+            capacity=self.capacity,
+            waitlist_enabled=self.waitlist_enabled,
+            registration_opens_at=_utc_or_none(self.registration_opens_at, "registration_opens_at"),
+            registration_closes_at=_utc_or_none(
+                self.registration_closes_at, "registration_closes_at"
+            ),
+            reminder_offsets_hours=tuple(self.reminder_offsets_hours)
+            or DEFAULT_REMINDER_OFFSETS_HOURS,
+        )
+
+
+def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
+    return to_utc(moment, field) if moment is not None else None
+
+
+class EventUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=3, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    venue: str | None = Field(default=None, max_length=300)
+    stream_url: HttpUrl | None = None
+    replay_url: HttpUrl | None = None
+    capacity: int | None = Field(default=None, ge=0, le=100_000)
+    waitlist_enabled: bool | None = None
+    region_codes: list[str] | None = Field(default=None, max_length=78)
+    reminder_offsets_hours: list[float] | None = Field(default=None, max_length=6)
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+
+    def changes(self) -> dict[str, object]:
+        """Only the fields the caller sent, in the domain's types (times in UTC)."""
+        changes: dict[str, object] = {}
+        for name, value in self.model_dump(exclude_unset=True).items():
+            if name in ("stream_url", "replay_url") and value is not None:
+                value = str(value)
+            if name in ("registration_opens_at", "registration_closes_at"):
+                value = _utc_or_none(value, name)
+            if name == "region_codes" and value is not None:
+                value = tuple(sorted(set(value)))
+            if name == "reminder_offsets_hours" and value is not None:
+                value = tuple(value)
+            changes[name] = value
+        return changes
+
+
+class Reschedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: datetime
+    ends_at: datetime
+
+
+class Cancellation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class Ending(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replay_url: HttpUrl | None = None
+
+
+class EventPublic(BaseModel):
+    id: uuid.UUID
+    kind: EventKind
+    status: EventStatus
+    revision: int
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: str | None
+    stream_url: str | None
+    replay_url: str | None
+    region_codes: list[str]
+    series_code: str | None
+    series_number: int | None
+    capacity: int | None
+    waitlist_enabled: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    reminder_offsets_hours: list[float]
+
+    @classmethod
+    def of(cls, event: Event) -> EventPublic:
+        return cls(
+            id=event.id,
+            kind=event.kind,
+            status=event.status,
+            revision=event.revision,
+            title=event.title,
+            description=event.description,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            venue=event.venue,
+            stream_url=event.stream_url,
+            replay_url=event.replay_url,
+            region_codes=list(event.region_codes),
+            series_code=event.series_code,
+            series_number=event.series_number,
+            capacity=event.capacity,
+            waitlist_enabled=event.waitlist_enabled,
+            registration_opens_at=event.registration_opens_at,
+            registration_closes_at=event.registration_closes_at,
+            reminder_offsets_hours=list(event.reminder_offsets_hours),
+        )
+
+
+class RegionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9-]+$")
+    name: str = Field(min_length=2, max_length=120)
+    province: str = Field(default="", max_length=60)
+    supra_region: str | None = Field(default=None, max_length=120)
+
+
+class RegionPublic(RegionIn):
+    pass
+
+
+class SeriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=2, max_length=120)
+    description: str = Field(default="", max_length=2_000)
+
+
+class SeriesPublic(SeriesIn):
+    code: str
+
+
+class CalendarMonth(BaseModel):
+    month: int
+    name: str
+    events: list[EventPublic]
+
+
+class CalendarPublic(BaseModel):
+    """A year of published events by Amsterdam month (an event belongs to its start's month)."""
+
+    year: int
+    timezone: str = "Europe/Amsterdam"
+    months: list[CalendarMonth]
+
+
+class BeaconIn(BaseModel):
+    """One report from a player. ``viewer_id`` is opaque: a join-link id or an anonymous id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    viewer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    action: Literal["join", "heartbeat", "leave"]
+    mode: Literal["live", "replay"] = "live"
+    client_ts: AwareDatetime
+
+    def to_domain(self) -> Beacon:
+        return Beacon(self.event_id, self.viewer_id, self.action, self.mode, self.client_ts)
+
+
+BEACONS: TypeAdapter[BeaconIn | list[BeaconIn]] = TypeAdapter(BeaconIn | list[BeaconIn])

@@ -1,0 +1,130 @@
+"""The events service's FastAPI application.
+
+The lifespan owns the beacon path's long-lived parts: the Kafka producer (started in the
+background, so the API serves pages and writes while the broker is away) and the status cache
+with the viewer throttle, tidied every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from sto_events.api import agenda, beacons, events, organiser_pages, watch
+from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
+from sto_events.beacons import BeaconPublisher, EventStatusCache
+from sto_events.config import EventsSettings
+from sto_events.domain import (
+    DuplicateSeriesNumber,
+    EventRuleViolation,
+    IllegalTransition,
+    ViewerThrottle,
+)
+from sto_events.service import EventNotFound, EventsService
+from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.runtime import Runtime
+from stolive_shared.web import health_router, service_app, unprocessable_response
+
+
+class EventsApp(FastAPI):
+    """The FastAPI app, with beacon requests taken off before the middleware stack."""
+
+    beacon_endpoint: BeaconEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.beacon_endpoint
+        if endpoint is not None and endpoint.wants(scope):
+            await endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
+    settings = runtime.settings
+    service = EventsService(runtime.pool, settings.db_schema)
+    statuses = EventStatusCache(service.public_statuses, settings.status_refresh_s)
+    service.listeners.append(statuses.note)
+    throttle = ViewerThrottle(settings.beacon_min_interval_s)
+    publisher = BeaconPublisher(
+        settings.kafka,
+        linger_ms=settings.beacon_linger_ms,
+        ack_timeout_s=settings.beacon_ack_timeout_s,
+        max_pending=settings.beacon_max_pending,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.suppress(*CONNECTION_ERRORS, TimeoutError):
+            await statuses.refresh()  # a database away now is retried by the loop below
+        publisher.start()
+        tasks = [
+            asyncio.create_task(
+                statuses.run(lambda: throttle.forget_older_than(time.monotonic())),
+                name="event-statuses",
+            ),
+        ]
+        # Everything built at start-up lives as long as the process: keeping it out of the
+        # collector's sweeps shortens the pauses that show up in the beacon p99.
+        gc.freeze()
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.stop()
+
+    app = service_app(
+        title="STO Live events",
+        description="STO LIVE broadcasts, regional and supra-regional meetings, the national "
+        "day, the public agenda and feeds, and the viewer beacons.",
+        service_name="events",
+        app_class=EventsApp,
+        lifespan=lifespan,
+    )
+    app.state.events = service
+    app.state.link_secret = settings.link_secret.get_secret_value()
+    app.state.public_base_url = settings.public_base_url.rstrip("/")
+    app.state.viewer_throttle = throttle
+    app.beacon_endpoint = app.state.beacon_endpoint = BeaconEndpoint(
+        statuses, throttle, publisher, settings.beacon_max_batch
+    )
+    app.state.heartbeat_s = settings.heartbeat_s
+
+    async def status() -> dict[str, Any]:
+        body = await runtime.status()
+        body["beacons"] = {**publisher.stats(), "viewers_tracked": len(throttle)}
+        body["event_statuses_loaded"] = statuses.loaded
+        return body
+
+    app.include_router(health_router(lambda: runtime.pool, status, runtime.refresh_metrics))
+    app.include_router(beacons.router)
+    app.include_router(events.router)
+    app.include_router(agenda.router)
+    app.include_router(watch.router)
+    app.include_router(organiser_pages.router)
+
+    @app.exception_handler(EventNotFound)
+    async def not_found(_request: Request, _exc: EventNotFound) -> JSONResponse:
+        return JSONResponse({"detail": "Evenement niet gevonden"}, status_code=404)
+
+    @app.exception_handler(IllegalTransition)
+    async def conflict(_request: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(DuplicateSeriesNumber)
+    async def taken(_request: Request, exc: DuplicateSeriesNumber) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(EventRuleViolation)
+    async def invalid(request: Request, exc: EventRuleViolation) -> Response:
+        return await unprocessable_response(request, {exc.field or "": str(exc)})
+
+    return app

@@ -1,0 +1,267 @@
+"""SQL for events, regions and organiser tokens. Returns domain objects; opens no transactions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from sto_events.domain import Event, Region
+from stolive_shared.contracts.events import EventKind, EventStatus
+
+_EVENT_COLUMNS = """
+e.id, e.kind, e.status, e.revision, e.title, e.description, e.starts_at, e.ends_at, e.venue,
+e.stream_url, e.replay_url, e.series_code, e.series_number, e.capacity, e.waitlist_enabled,
+e.registration_opens_at, e.registration_closes_at, e.reminder_offsets_hours,
+COALESCE((SELECT array_agg(r.region_code ORDER BY r.region_code) FROM event_regions r
+          WHERE r.event_id = e.id), '{}') AS region_codes
+"""
+
+
+@dataclass(frozen=True)
+class Series:
+    code: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    kind: EventKind | None = None
+    status: EventStatus | None = None
+    region_code: str | None = None
+    starts_from: datetime | None = None
+    starts_before: datetime | None = None
+    # Still running or yet to come at this moment (an agenda's "upcoming").
+    ends_after: datetime | None = None
+    series_code: str | None = None
+    public_only: bool = True
+    limit: int = 500
+
+
+def _event(row: asyncpg.Record) -> Event:
+    return Event(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        revision=row["revision"],
+        title=row["title"],
+        description=row["description"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        venue=row["venue"],
+        stream_url=row["stream_url"],
+        replay_url=row["replay_url"],
+        series_code=row["series_code"],
+        series_number=row["series_number"],
+        capacity=row["capacity"],
+        waitlist_enabled=row["waitlist_enabled"],
+        registration_opens_at=row["registration_opens_at"],
+        registration_closes_at=row["registration_closes_at"],
+        reminder_offsets_hours=tuple(row["reminder_offsets_hours"]),
+        region_codes=tuple(row["region_codes"]),
+    )
+
+
+async def get_event(
+    conn: asyncpg.Connection, event_id: uuid.UUID, *, for_update: bool = False
+) -> Event | None:
+    lock = " FOR UPDATE OF e" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.id = $1{lock}", event_id
+    )
+    return _event(row) if row else None
+
+
+async def list_events(conn: asyncpg.Connection, where: EventFilter) -> list[Event]:
+    clauses, args = ["true"], []  # type: list[str], list[Any]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if where.public_only:
+        clauses.append("e.status IN ('published', 'live', 'ended')")
+    if where.kind:
+        clauses.append(f"e.kind = {arg(where.kind)}")
+    if where.status:
+        clauses.append(f"e.status = {arg(where.status)}")
+    if where.region_code:
+        # National webinars and the national day belong on every region's agenda.
+        region = arg(where.region_code)
+        clauses.append(
+            "(EXISTS (SELECT 1 FROM event_regions r"
+            f" WHERE r.event_id = e.id AND r.region_code = {region})"
+            " OR e.kind IN ('webinar', 'national_day'))"
+        )
+    if where.starts_from:
+        clauses.append(f"e.starts_at >= {arg(where.starts_from)}")
+    if where.starts_before:
+        clauses.append(f"e.starts_at < {arg(where.starts_before)}")
+    if where.ends_after:
+        clauses.append(f"e.ends_at > {arg(where.ends_after)}")
+    if where.series_code:
+        clauses.append(f"e.series_code = {arg(where.series_code)}")
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(clauses)}"
+        f" ORDER BY e.starts_at, e.id LIMIT {arg(where.limit)}"
+    )
+    return [_event(row) for row in await conn.fetch(sql, *args)]
+
+
+async def insert_event(conn: asyncpg.Connection, event: Event) -> None:
+    await conn.execute(
+        """INSERT INTO events (id, kind, status, revision, title, description, starts_at,
+               ends_at, venue, stream_url, replay_url, series_code, series_number, capacity,
+               waitlist_enabled, registration_opens_at, registration_closes_at,
+               reminder_offsets_hours)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)""",
+        event.id,
+        event.kind,
+        event.status,
+        event.revision,
+        event.title,
+        event.description,
+        event.starts_at,
+        event.ends_at,
+        event.venue,
+        event.stream_url,
+        event.replay_url,
+        event.series_code,
+        event.series_number,
+        event.capacity,
+        event.waitlist_enabled,
+        event.registration_opens_at,
+        event.registration_closes_at,
+        list(event.reminder_offsets_hours),
+    )
+    await _save_regions(conn, event)
+
+
+async def update_event(conn: asyncpg.Connection, event: Event) -> None:
+    await conn.execute(
+        """UPDATE events SET status=$2, revision=$3, title=$4, description=$5, starts_at=$6,
+               ends_at=$7, venue=$8, stream_url=$9, replay_url=$10, capacity=$11,
+               waitlist_enabled=$12, registration_opens_at=$13, registration_closes_at=$14,
+               reminder_offsets_hours=$15, updated_at=now()
+           WHERE id=$1""",
+        event.id,
+        event.status,
+        event.revision,
+        event.title,
+        event.description,
+        event.starts_at,
+        event.ends_at,
+        event.venue,
+        event.stream_url,
+        event.replay_url,
+        event.capacity,
+        event.waitlist_enabled,
+        event.registration_opens_at,
+        event.registration_closes_at,
+        list(event.reminder_offsets_hours),
+    )
+    await conn.execute("DELETE FROM event_regions WHERE event_id = $1", event.id)
+    await _save_regions(conn, event)
+
+
+async def _save_regions(conn: asyncpg.Connection, event: Event) -> None:
+    if event.region_codes:
+        await conn.executemany(
+            "INSERT INTO event_regions (event_id, region_code) VALUES ($1, $2)",
+            [(event.id, code) for code in event.region_codes],
+        )
+
+
+async def unknown_region_codes(conn: asyncpg.Connection, codes: tuple[str, ...]) -> list[str]:
+    known = {
+        r["code"]
+        for r in await conn.fetch("SELECT code FROM regions WHERE code = ANY($1)", list(codes))
+    }
+    return [code for code in codes if code not in known]
+
+
+async def lock_series_numbers(conn: asyncpg.Connection, code: str) -> set[int] | None:
+    """The broadcast numbers taken in a series, under a lock on the series; None if unknown.
+
+    The row lock makes two organisers creating a broadcast at once take turns, so neither
+    picks the number the other is about to use.
+    """
+    if await conn.fetchval("SELECT true FROM series WHERE code = $1 FOR UPDATE", code) is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT series_number FROM events WHERE series_code = $1 AND series_number IS NOT NULL",
+        code,
+    )
+    return {row["series_number"] for row in rows}
+
+
+async def upsert_series(conn: asyncpg.Connection, series: Series) -> None:
+    await conn.execute(
+        """INSERT INTO series (code, title, description) VALUES ($1, $2, $3)
+           ON CONFLICT (code) DO UPDATE SET title = EXCLUDED.title,
+               description = EXCLUDED.description""",
+        series.code,
+        series.title,
+        series.description,
+    )
+
+
+async def list_series(conn: asyncpg.Connection) -> list[Series]:
+    rows = await conn.fetch("SELECT code, title, description FROM series ORDER BY title")
+    return [Series(r["code"], r["title"], r["description"]) for r in rows]
+
+
+async def public_statuses(conn: asyncpg.Connection) -> dict[uuid.UUID, EventStatus]:
+    """Every event's status except drafts: what the beacon endpoint checks against."""
+    rows = await conn.fetch("SELECT id, status FROM events WHERE status <> 'draft'")
+    return {row["id"]: row["status"] for row in rows}
+
+
+async def upsert_regions(conn: asyncpg.Connection, regions: list[Region]) -> None:
+    await conn.executemany(
+        """INSERT INTO regions (code, name, province, supra_region) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, province = EXCLUDED.province,
+               supra_region = EXCLUDED.supra_region""",
+        [(r.code, r.name, r.province, r.supra_region) for r in regions],
+    )
+
+
+async def list_regions(conn: asyncpg.Connection) -> list[Region]:
+    rows = await conn.fetch("SELECT code, name, province, supra_region FROM regions ORDER BY name")
+    return [Region(r["code"], r["name"], r["province"], r["supra_region"]) for r in rows]
+
+
+async def get_region(conn: asyncpg.Connection, code: str) -> Region | None:
+    row = await conn.fetchrow(
+        "SELECT code, name, province, supra_region FROM regions WHERE code = $1", code
+    )
+    return Region(row["code"], row["name"], row["province"], row["supra_region"]) if row else None
+
+
+async def insert_token(conn: asyncpg.Connection, name: str, token_sha256: str) -> int:
+    token_id: int = await conn.fetchval(
+        "INSERT INTO organiser_tokens (name, token_sha256) VALUES ($1, $2) RETURNING id",
+        name,
+        token_sha256,
+    )
+    return token_id
+
+
+async def organiser_for_token(conn: asyncpg.Connection, token_sha256: str) -> str | None:
+    name: str | None = await conn.fetchval(
+        "SELECT name FROM organiser_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        token_sha256,
+    )
+    return name
+
+
+async def revoke_tokens(conn: asyncpg.Connection, name: str) -> int:
+    result: str = await conn.execute(
+        "UPDATE organiser_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+        name,
+    )
+    return int(result.split()[-1])
