@@ -1,0 +1,6 @@
+"""``python -m sto_registrations [api|worker|relay|all|migrate]``."""
+
+from sto_registrations.definition import DEFINITION
+from stolive_shared.runtime import main
+
+main(DEFINITION)

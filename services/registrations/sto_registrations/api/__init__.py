@@ -1,0 +1,1 @@
+"""The registrations service's HTTP face: public pages, JSON API, and their schemas."""

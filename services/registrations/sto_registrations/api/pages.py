@@ -1,0 +1,311 @@
+"""Public pages (Dutch, no JavaScript needed): the sign-up form, the personal manage page with
+its QR code, and leaving the waiting list.
+
+Forms are protected against cross-site posting with the shared double-submit token
+(``stolive_shared.pages``).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from sto_registrations.api.abuse import TOO_MANY, client_address
+from sto_registrations.api.deps import ServiceDep
+from sto_registrations.domain import (
+    MAX_COLLEAGUES,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_ORGANISATION,
+    PROFILES,
+    ROLES,
+    WEBINAR,
+    Applicant,
+    SignUpRefused,
+    group_problems,
+)
+from sto_registrations.service import EventUnknown, RegistrationUnknown, SignUpResult
+from stolive_shared import pages as shared_pages
+from stolive_shared.pages import base_path, render_form_page
+from stolive_shared.templating import make_templates
+
+router = APIRouter(include_in_schema=False)
+templates = make_templates(Path(__file__).parent.parent / "templates")
+
+CSRF_COOKIE = "sto_csrf"
+STATUS_LABELS = {
+    "confirmed": "Aangemeld",
+    "waitlisted": "Op de wachtlijst",
+    "cancelled": "Geannuleerd",
+}
+
+
+class RegionDirectory:
+    """The STO regions from the events service, cached for five minutes; empty if it is away."""
+
+    def __init__(self, events_api_url: str) -> None:
+        self._url = events_api_url.rstrip("/") + "/api/regions"
+        self._regions: list[dict[str, Any]] = []
+        self._fetched_at = 0.0
+
+    async def regions(self) -> list[dict[str, Any]]:
+        if time.monotonic() - self._fetched_at > 300 or not self._regions:
+            try:
+                async with httpx.AsyncClient(timeout=2.0) as client:
+                    response = await client.get(self._url)
+                    response.raise_for_status()
+                    self._regions = response.json()
+                self._fetched_at = time.monotonic()
+            except (httpx.HTTPError, ValueError):
+                return self._regions
+        return self._regions
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return render_form_page(
+        templates, request, name, cookie=CSRF_COOKIE, status_code=status_code, **context
+    )
+
+
+def csrf_ok(request: Request, form_token: object) -> bool:
+    return shared_pages.csrf_ok(request, CSRF_COOKIE, form_token)
+
+
+def message_page(request: Request, heading: str, message: str, status_code: int) -> HTMLResponse:
+    return render(request, "message.html", status_code, heading=heading, message=message)
+
+
+def expired_form(request: Request) -> HTMLResponse:
+    return message_page(
+        request, "Formulier verlopen", "Laad de pagina opnieuw en probeer het nog eens.", 403
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request, service: ServiceDep) -> HTMLResponse:
+    return render(request, "events.html", events=await service.open_events())
+
+
+async def _form_page(
+    request: Request,
+    event: Any,
+    form: dict[str, Any],
+    errors: dict[str, str],
+    status_code: int = 200,
+    colleague_rows: int = 0,
+) -> HTMLResponse:
+    directory: RegionDirectory = request.app.state.regions
+    return render(
+        request,
+        "signup.html",
+        status_code,
+        event=event,
+        form=form,
+        errors=errors,
+        roles=ROLES,
+        profiles=PROFILES,
+        regions=await directory.regions(),
+        colleague_rows=range(1, colleague_rows + 1),
+        max_colleagues=MAX_COLLEAGUES,
+        limits={"name": MAX_NAME, "email": MAX_EMAIL, "organisation": MAX_ORGANISATION},
+    )
+
+
+@router.get("/events/{event_id}/aanmelden", response_class=HTMLResponse)
+async def signup_form(event_id: uuid.UUID, request: Request, service: ServiceDep) -> HTMLResponse:
+    try:
+        event = await service.event_terms(event_id)
+    except EventUnknown:
+        return message_page(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
+    return await _form_page(request, event, {"profiles": []}, {})
+
+
+def _field(form: FormData, key: str, limit: int = 300) -> str:
+    """A text field, cut at a bound (the validation then reports it as too long)."""
+    return str(form.get(key, ""))[:limit]
+
+
+def _applicants(form: FormData) -> tuple[list[Applicant], list[int]]:
+    """The person filling in the form, then each colleague row that has anything in it."""
+    organisation = _field(form, "organisation")
+    region = _field(form, "region_code", 60) or None
+    applicants = [
+        Applicant(
+            name=_field(form, "name"),
+            email=_field(form, "email").strip(),
+            organisation=organisation,
+            role=_field(form, "role", 40),
+            region_code=region,
+            profiles=tuple(str(p)[:10] for p in form.getlist("profiles"))[:5],
+            newsletter=form.get("newsletter") == "ja",
+        )
+    ]
+    rows: list[int] = []
+    for row in range(1, MAX_COLLEAGUES + 1):
+        name = _field(form, f"colleague_name_{row}")
+        email = _field(form, f"colleague_email_{row}").strip()
+        if not name.strip() and not email:
+            continue
+        rows.append(row)
+        applicants.append(
+            Applicant(
+                name=name,
+                email=email,
+                organisation=organisation,
+                role=_field(form, f"colleague_role_{row}", 40) or "docent",
+                region_code=region,
+            )
+        )
+    return applicants, rows
+
+
+def _shown_rows(form: FormData, filled: list[int]) -> int:
+    """How many colleague rows the form showed (kept when it is shown again)."""
+    shown = _field(form, "collega_rijen", 3)
+    count = int(shown) if shown.isdigit() else 0
+    return min(MAX_COLLEAGUES, max([count, *filled]))
+
+
+def _form_values(form: FormData, applicants: list[Applicant]) -> dict[str, Any]:
+    values: dict[str, Any] = {key: str(value)[:300] for key, value in form.items()}
+    values["profiles"] = applicants[0].profiles
+    return values
+
+
+@router.post("/events/{event_id}/aanmelden", response_class=HTMLResponse)
+async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
+    form = await request.form()
+    try:
+        event = await service.event_terms(event_id)
+    except EventUnknown:
+        return message_page(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
+    if not csrf_ok(request, form.get("csrf_token")):
+        return expired_form(request)
+    applicants, rows = _applicants(form)
+    shown = _shown_rows(form, rows)
+    if form.get("actie") == "collegas":  # no JavaScript: the server adds colleague rows
+        values = _form_values(form, applicants)
+        return await _form_page(
+            request, event, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
+        )
+    limiter = request.app.state.rate_limiter
+    wait = limiter.retry_after(client_address(request), len(applicants))
+    if wait:
+        page = message_page(request, "Even geduld", TOO_MANY, 429)
+        page.headers["Retry-After"] = str(wait)
+        return page
+    errors: dict[str, str] = {}
+    for index, found in group_problems(applicants).items():
+        for field, text in found.items():
+            key = field if index == 0 else f"colleague_{field}_{rows[index - 1]}"
+            errors[key] = text if index == 0 else f"Collega {rows[index - 1]}: {text}"
+    if form.get("consent") != "ja":
+        errors["consent"] = (
+            "Je kunt je alleen aanmelden als je akkoord gaat met de privacyverklaring."
+        )
+    if form.get("website"):  # the honeypot: people never see it, bots fill it in
+        errors["name"] = "Je aanmelding kon niet worden verwerkt."
+    if errors:
+        values = _form_values(form, applicants)
+        return await _form_page(request, event, values, errors, 422, colleague_rows=shown)
+    try:
+        if len(applicants) == 1:
+            answers: list[SignUpResult | Exception] = [
+                await service.sign_up(event_id, applicants[0])
+            ]
+        else:
+            answers = await service.sign_up_group(event_id, applicants)
+    except SignUpRefused as refused:
+        return message_page(request, "Aanmelden niet mogelijk", str(refused), refused.status)
+    first = answers[0]
+    assert isinstance(first, SignUpResult)
+    refused_count = sum(isinstance(answer, Exception) for answer in answers[1:])
+    query = "nieuw=1" + (f"&geweigerd={refused_count}" if refused_count else "")
+    return RedirectResponse(f"{base_path(request)}/r/{first.manage_token}?{query}", 303)
+
+
+@router.get("/r/{token}", response_class=HTMLResponse)
+async def manage(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
+    try:
+        registration, event = await service.get(service.registration_for_token(token))
+    except RegistrationUnknown:
+        return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
+    just_created = request.query_params.get("nieuw") == "1"
+    colleagues = []
+    if just_created and registration.group_id is not None:
+        colleagues = [
+            member
+            for member in await service.group_members(registration.group_id)
+            if member.id != registration.id
+        ]
+    position = (
+        await service.waitlist_position(registration)
+        if registration.status == "waitlisted"
+        else None
+    )
+    refused = request.query_params.get("geweigerd", "")
+    return render(
+        request,
+        "manage.html",
+        registration=registration,
+        event=event,
+        token=token,
+        status_label=STATUS_LABELS[registration.status],
+        status_labels=STATUS_LABELS,
+        just_created=just_created,
+        just_cancelled=request.query_params.get("geannuleerd") == "1",
+        left_waitlist=request.query_params.get("wachtlijst") == "verlaten",
+        colleagues=colleagues,
+        refused_colleagues=int(refused) if refused.isdigit() else 0,
+        waitlist_position=position,
+        join_url=service.join_url(registration, event)
+        if registration.status == "confirmed"
+        else None,
+        shows_qr=registration.status == "confirmed" and event.kind != WEBINAR,
+    )
+
+
+@router.get("/r/{token}/qr.svg")
+async def check_in_qr(token: str, service: ServiceDep) -> Response:
+    """The QR code on the confirmation: it holds the check-in URL an organiser opens."""
+    try:
+        registration, event = await service.get(service.registration_for_token(token))
+    except RegistrationUnknown:
+        return Response("Niet gevonden", status_code=404, media_type="text/plain")
+    if registration.status != "confirmed" or event.kind == WEBINAR:
+        return Response("Geen QR-code voor deze aanmelding", 404, media_type="text/plain")
+    code = segno.make(service.check_in_url(registration.id), error="m")
+    buffer = io.BytesIO()
+    code.save(
+        buffer, kind="svg", scale=6, border=4, xmldecl=False, title="QR-code om in te checken"
+    )
+    return Response(
+        buffer.getvalue(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=300", "X-Robots-Tag": "noindex"},
+    )
+
+
+@router.post("/r/{token}/annuleren")
+async def cancel(token: str, request: Request, service: ServiceDep) -> Response:
+    form = await request.form()
+    if not csrf_ok(request, form.get("csrf_token")):
+        return expired_form(request)
+    try:
+        registration, _ = await service.get(service.registration_for_token(token))
+        leaving_waitlist = registration.status == "waitlisted"
+        reason = "left_waitlist" if leaving_waitlist else "cancelled_by_registrant"
+        await service.cancel(registration.id, reason)
+    except RegistrationUnknown:
+        return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
+    done = "wachtlijst=verlaten" if leaving_waitlist else "geannuleerd=1"
+    return RedirectResponse(f"{base_path(request)}/r/{token}?{done}", status_code=303)

@@ -1,0 +1,166 @@
+"""JSON API for the public: sign up (with colleagues), look up, cancel, counts per event."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from starlette.types import Scope
+
+from sto_registrations.api.abuse import RateLimiter, enforce_in
+from sto_registrations.api.deps import ServiceDep
+from sto_registrations.api.schemas import (
+    ColleagueOutcome,
+    Counts,
+    Problem,
+    RegistrationPublic,
+    SignUp,
+    SignUpOutcome,
+)
+from sto_registrations.domain import Applicant
+from sto_registrations.repository import Registration
+from sto_registrations.service import RegistrationsService, SignUpResult
+
+router = APIRouter(prefix="/api", tags=["registrations"])
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "Evenement of aanmelding niet gevonden"},
+    409: {"model": Problem, "description": "Vol, en er is geen wachtlijst"},
+    410: {"model": Problem, "description": "Aanmelden gesloten, evenement geannuleerd of voorbij"},
+    429: {"model": Problem, "description": "Te veel aanmeldingen vanaf dit adres"},
+}
+
+
+def public(
+    service: RegistrationsService,
+    registration: Registration,
+    result: SignUpResult | None = None,
+    model: type[RegistrationPublic] = RegistrationPublic,
+    **extra: object,
+) -> RegistrationPublic:
+    return model(
+        id=registration.id,
+        event_id=registration.event_id,
+        status=registration.status,
+        name=registration.applicant.name,
+        created_at=registration.created_at,
+        manage_token=result.manage_token if result else service.manage_token(registration.id),
+        created=result.created if result else False,
+        waitlist_position=result.waitlist_position if result else None,
+        join_url=result.join_url if result else None,
+        **extra,
+    )
+
+
+@router.post(
+    "/events/{event_id}/registrations",
+    status_code=201,
+    response_model=SignUpOutcome,
+    summary="Sign up for an event, with up to 10 colleagues of the same school",
+    description="Confirmed while seats are free, else waitlisted (or 409 without a waiting"
+    " list). The same email twice returns the existing registration (`created: false`).",
+    responses=_PROBLEMS,
+)
+async def sign_up(
+    event_id: uuid.UUID, body: SignUp, request: Request, service: ServiceDep
+) -> Response:
+    # The sign-up fast path (``fast_sign_up``) answers well-formed JSON sign-ups before they
+    # reach this route; it comes here for everything else, so FastAPI answers those as always.
+    limiter: RateLimiter = request.app.state.rate_limiter
+    outcome = await signed_up(service, limiter, request.scope, event_id, body)
+    return Response(outcome, status_code=201, media_type="application/json")
+
+
+async def signed_up(
+    service: RegistrationsService,
+    limiter: RateLimiter,
+    scope: Scope,
+    event_id: uuid.UUID,
+    body: SignUp,
+) -> bytes:
+    """Sign up the body's person and colleagues; the 201 answer's JSON."""
+    enforce_in(limiter, scope, cost=1 + len(body.colleagues))
+    applicants = [
+        Applicant(
+            name=body.name,
+            email=body.email,
+            organisation=body.organisation,
+            role=body.role,
+            region_code=body.region_code,
+            profiles=tuple(body.profiles),
+            newsletter=body.newsletter,
+        ),
+        *(
+            Applicant(
+                name=colleague.name,
+                email=colleague.email,
+                organisation=body.organisation,
+                role=colleague.role,
+                region_code=body.region_code,
+            )
+            for colleague in body.colleagues
+        ),
+    ]
+    if len(applicants) == 1:
+        answers: list[SignUpResult | Exception] = [await service.sign_up(event_id, applicants[0])]
+    else:
+        answers = await service.sign_up_group(event_id, applicants)
+    first = answers[0]
+    assert isinstance(first, SignUpResult)
+    colleagues = [
+        ColleagueOutcome(
+            email=colleague.email.strip().lower(),
+            registration=None
+            if isinstance(answer, Exception)
+            else public(service, answer.registration, answer),
+            refused=str(answer) if isinstance(answer, Exception) else None,
+        )
+        for colleague, answer in zip(body.colleagues, answers[1:], strict=True)
+    ]
+    outcome = public(service, first.registration, first, SignUpOutcome, colleagues=colleagues)
+    # Serialised here: the busiest route of the platform skips FastAPI's second validation.
+    return outcome.model_dump_json().encode()
+
+
+@router.get(
+    "/registrations/{token}",
+    response_model=RegistrationPublic,
+    summary="One registration, by its personal token",
+    responses=_PROBLEMS,
+)
+async def get_registration(token: str, service: ServiceDep) -> RegistrationPublic:
+    registration, terms = await service.get(service.registration_for_token(token))
+    position = (
+        await service.waitlist_position(registration)
+        if registration.status == "waitlisted"
+        else None
+    )
+    return public(service, registration).model_copy(
+        update={"waitlist_position": position, "join_url": service.join_url(registration, terms)}
+    )
+
+
+@router.delete(
+    "/registrations/{token}",
+    response_model=RegistrationPublic,
+    summary="Cancel, or leave the waiting list, by the personal token",
+    responses=_PROBLEMS,
+)
+async def cancel_registration(token: str, service: ServiceDep) -> RegistrationPublic:
+    registration_id = service.registration_for_token(token)
+    before, _ = await service.get(registration_id)
+    reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_registrant"
+    await service.cancel(registration_id, reason)
+    registration, _ = await service.get(registration_id)
+    return public(service, registration)
+
+
+@router.get(
+    "/events/{event_id}/counts",
+    response_model=Counts,
+    summary="Registrations by status",
+    responses=_PROBLEMS,
+)
+async def counts(event_id: uuid.UUID, service: ServiceDep) -> Counts:
+    await service.event_terms(event_id)
+    return Counts(event_id=event_id, **await service.counts(event_id))

@@ -1,0 +1,151 @@
+"""Request and response bodies of the registrations JSON API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sto_registrations.domain import (
+    MAX_COLLEAGUES,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_ORGANISATION,
+    MAX_REGION_CODE,
+    is_email,
+)
+from stolive_shared.contracts.registrations import RegistrationStatus
+
+Role = Literal[
+    "programmaleider", "penvoerder", "schoolleider", "docent", "bedrijfsleven", "mbo",
+    "ondersteuner", "anders",
+]  # fmt: skip
+Profile = Literal["BWI", "PIE", "M&T", "MaT", "MVI"]
+
+
+def _email(value: str) -> str:
+    if not is_email(value.strip()):
+        raise ValueError("Vul een geldig e-mailadres in, bijvoorbeeld naam@school.nl.")
+    return value.strip()
+
+
+# The same check as the form's (cheaper than a DNS-aware validator on every sign-up).
+Email = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL, json_schema_extra={"format": "email"}),
+    AfterValidator(_email),
+]
+# One line, no control characters: a CR or LF in a name could inject email headers, and
+# PostgreSQL cannot store NUL.
+_ONE_LINE = r"^[^\x00-\x1f\x7f\x85\u2028\u2029]*$"
+
+
+class Colleague(BaseModel):
+    """A colleague of the same school, signed up in the same request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=_ONE_LINE)
+    email: Email
+    role: Role = "docent"
+
+
+class SignUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=_ONE_LINE)
+    email: Email
+    organisation: str = Field(default="", max_length=MAX_ORGANISATION, pattern=_ONE_LINE)
+    role: Role
+    region_code: str | None = Field(default=None, max_length=MAX_REGION_CODE, pattern=_ONE_LINE)
+    profiles: list[Profile] = Field(default_factory=list, max_length=5)
+    privacy_consent: Literal[True] = Field(description="Agreement to the privacy statement")
+    newsletter: bool = False
+    colleagues: list[Colleague] = Field(
+        default_factory=list,
+        max_length=MAX_COLLEAGUES,
+        description="Colleagues of the same school and region; each gets their own registration"
+        " and links. The person signing up confirms they agree.",
+    )
+
+
+class RegistrationPublic(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    status: RegistrationStatus
+    name: str
+    created_at: datetime
+    manage_token: str
+    created: bool = Field(description="False when this email already held a registration")
+    waitlist_position: int | None = Field(
+        default=None, description="Place on the waiting list when the sign-up put you there"
+    )
+    join_url: str | None = Field(default=None, description="Personal watch link (webinars)")
+
+
+class ColleagueOutcome(BaseModel):
+    email: str
+    registration: RegistrationPublic | None = None
+    refused: str | None = Field(default=None, description="Why this colleague got no place")
+
+
+class SignUpOutcome(RegistrationPublic):
+    colleagues: list[ColleagueOutcome] = Field(default_factory=list)
+
+
+class Counts(BaseModel):
+    event_id: uuid.UUID
+    confirmed: int
+    waitlisted: int
+    cancelled: int
+    checked_in: int = 0
+
+
+class AttendeePublic(BaseModel):
+    """One registration as organisers see it."""
+
+    id: uuid.UUID
+    status: RegistrationStatus
+    name: str
+    email: str
+    organisation: str
+    role: str
+    region_code: str | None
+    profiles: list[str]
+    newsletter: bool
+    created_at: datetime
+    checked_in_at: datetime | None
+    group_id: uuid.UUID | None
+    erased: bool
+    check_in_url: str | None = Field(
+        default=None, description="What the person's QR code holds (physical meetings)"
+    )
+
+
+class AttendeeList(BaseModel):
+    event_id: uuid.UUID
+    counts: Counts
+    attendees: list[AttendeePublic]
+
+
+class PersonRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PersonExport(BaseModel):
+    email: str
+    exported_at: datetime
+    registrations: list[dict[str, Any]]
+
+
+class PersonErasure(BaseModel):
+    email_sha256: str
+    erased_registrations: list[uuid.UUID]
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,20 @@
+"""The registrations service's settings: the shared ones with this service's defaults."""
+
+from __future__ import annotations
+
+from stolive_shared.settings import ServiceSettings
+
+
+class RegistrationsSettings(ServiceSettings):
+    service_name: str = "registrations"
+    db_schema: str = "registrations"
+    http_port: int = 8102
+    # Where the events service answers, for the region list and organiser credentials.
+    events_api_url: str = "http://127.0.0.1:8101"
+    # Public sign-ups per client address: a burst, then this many a minute (0: no limit).
+    # Generous on purpose: a whole school signs up from behind one address; a flood of
+    # hundreds a second from one address is what it stops.
+    signup_rate_per_minute: int = 300
+    signup_rate_burst: int = 60
+    # Sign-up batches committing at once (group commit, see service.SignUpBatcher).
+    signup_batches_in_flight: int = 4
