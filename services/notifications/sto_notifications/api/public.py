@@ -1,0 +1,170 @@
+"""Public pages (Dutch): subscribe, confirm the subscription, unsubscribe, read a mailing online.
+
+Forms carry the shared double-submit CSRF token (``stolive_shared.pages``). The subscribe
+form also has a bot guard: a hidden field people leave empty, and a signed start time (a post
+faster than a person can fill the form is refused).
+
+Confirming and unsubscribing go through a button (POST), never a bare GET: mail scanners
+follow links. The unsubscribe URL also takes RFC 8058 one-click POSTs
+(``List-Unsubscribe=One-Click``), which come without cookies: the signed token in the URL is
+the authority there, and unsubscribing is harmless to repeat, so it needs no CSRF token.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from itsdangerous import BadSignature, Signer
+
+from sto_notifications import domain
+from sto_notifications.service import MailingService, MailingUnknown, NotificationsService
+from stolive_shared.pages import FormPages, base_path
+from stolive_shared.programme import PROFILES, ROLES
+from stolive_shared.templating import make_templates
+
+templates = make_templates(Path(__file__).parent.parent / "templates" / "pages")
+pages = FormPages(
+    templates,
+    cookie="sto_csrf_nieuwsbrief",
+    expired_text="Het formulier is verlopen. Vul het opnieuw in.",
+)
+
+
+def public_router(
+    mailings: MailingService, service: NotificationsService, secret: str, min_fill_s: float
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    signer = Signer(secret, salt="subscribe-form")
+
+    def form_page(
+        request: Request, form: dict[str, Any], errors: dict[str, str], status_code: int = 200
+    ) -> HTMLResponse:
+        return pages.render(
+            request,
+            "subscribe.html",
+            status_code,
+            form=form,
+            errors=errors,
+            roles=ROLES,
+            profiles=PROFILES,
+            started=signer.sign(f"{time.time():.3f}").decode(),
+        )
+
+    @router.get("/nieuwsbrief", response_class=HTMLResponse)
+    async def subscribe_form(request: Request) -> HTMLResponse:
+        return form_page(request, {}, {})
+
+    @router.post("/nieuwsbrief", response_class=HTMLResponse)
+    async def subscribe(request: Request) -> HTMLResponse:
+        form = await pages.form(request)
+        if form.get("website") or not _filled_by_a_person(signer, form.get("started"), min_fill_s):
+            # Bots get the same answer as people: nothing to learn, nothing sent.
+            return pages.message(request, "Bijna klaar", _CHECK_MAILBOX)
+        email = str(form.get("email") or "").strip()
+        name = str(form.get("name") or "")
+        role = str(form.get("role") or "")
+        region_code = str(form.get("region_code") or "").strip().upper()
+        interests = [str(v) for v in form.getlist("interests")]
+        values: dict[str, Any] = {
+            "name": name,
+            "email": email,
+            "role": role,
+            "region_code": region_code,
+            "interests": interests,
+        }
+        errors: dict[str, str] = {}
+        if not domain.is_valid_address(email):
+            errors["email"] = "Vul een geldig e-mailadres in, zoals naam@school.nl."
+        if role and role not in ROLES:
+            errors["role"] = "Kies je rol uit de lijst."
+        if any(i not in PROFILES for i in interests):
+            errors["interests"] = "Kies alleen profielen uit de lijst."
+        if errors:
+            return form_page(request, values, errors, 422)
+        await mailings.subscribe(
+            service,
+            email=email,
+            name=name,
+            role=role or None,
+            region_code=region_code or None,
+            interests=interests,
+            source="subscribe_form",
+        )
+        return pages.message(request, "Bijna klaar", _CHECK_MAILBOX)
+
+    @router.get("/nieuwsbrief/bevestigen/{token}", response_class=HTMLResponse)
+    async def confirm_page(token: str, request: Request) -> HTMLResponse:
+        return pages.render(
+            request,
+            "confirm.html",
+            heading="Aanmelding bevestigen",
+            message="Bevestig dat je de nieuwsbrief van Sterk Techniekonderwijs wilt ontvangen.",
+            button="Ja, ik wil de nieuwsbrief ontvangen",
+            action=f"{base_path(request)}/nieuwsbrief/bevestigen/{token}",
+        )
+
+    @router.post("/nieuwsbrief/bevestigen/{token}", response_class=HTMLResponse)
+    async def confirm(token: str, request: Request) -> HTMLResponse:
+        if not await mailings.confirm_subscription(token):
+            return pages.message(
+                request,
+                "Link werkt niet",
+                "Deze link is ongeldig of je aanmelding bestaat niet meer. Meld je opnieuw aan.",
+                404,
+            )
+        return pages.message(
+            request, "Aanmelding bevestigd", "Dank je wel. Je ontvangt voortaan onze nieuwsbrief."
+        )
+
+    @router.get("/afmelden/{token}", response_class=HTMLResponse)
+    async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+        return pages.render(
+            request,
+            "confirm.html",
+            heading="Afmelden",
+            message="Wil je geen nieuwsbrieven en mailings van Sterk Techniekonderwijs meer "
+            "ontvangen? Berichten over je eigen aanmeldingen blijven komen.",
+            button="Afmelden",
+            action=f"{base_path(request)}/afmelden/{token}",
+        )
+
+    @router.post("/afmelden/{token}")
+    async def unsubscribe(token: str, request: Request) -> Response:
+        if not await mailings.unsubscribe(token):
+            return pages.message(request, "Link werkt niet", "Deze afmeldlink is ongeldig.", 404)
+        return pages.message(
+            request,
+            "Je bent afgemeld",
+            "Je ontvangt geen nieuwsbrieven en mailings meer van ons.",
+        )
+
+    @router.get("/mailings/{mailing_id}/online", response_class=HTMLResponse)
+    async def online(mailing_id: uuid.UUID, request: Request) -> HTMLResponse:
+        try:
+            return HTMLResponse(await mailings.web_version(mailing_id))
+        except MailingUnknown:
+            return pages.message(request, "Niet gevonden", "Deze nieuwsbrief bestaat niet.", 404)
+
+    return router
+
+
+_CHECK_MAILBOX = (
+    "Kijk in je mailbox: we hebben je een e-mail gestuurd om je aanmelding te bevestigen. "
+    "Pas na je bevestiging ontvang je de nieuwsbrief."
+)
+
+
+def _filled_by_a_person(signer: Signer, started: object, min_fill_s: float) -> bool:
+    """The form was shown by us (signed time) at least ``min_fill_s`` and at most a day ago."""
+    if not isinstance(started, str):
+        return False
+    try:
+        shown_at = float(signer.unsign(started))
+    except (BadSignature, ValueError):
+        return False
+    return min_fill_s <= time.time() - shown_at <= 24 * 3600

@@ -1,0 +1,49 @@
+"""The notifications service's FastAPI application: email status, mailings (organisers) and
+the public newsletter pages (subscribe, confirm, unsubscribe, read online)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from sto_notifications import repository
+from sto_notifications.api.organiser import organiser_router
+from sto_notifications.api.public import public_router
+from sto_notifications.config import NotificationsSettings
+from sto_notifications.consumers import notifications_service
+from sto_notifications.service import MailingService
+from stolive_shared.organisers import OrganiserVerifier, organiser_dependency
+from stolive_shared.runtime import Runtime
+from stolive_shared.web import health_router, service_app
+
+
+def create_app(runtime: Runtime[NotificationsSettings]) -> FastAPI:
+    settings = runtime.settings
+    app = service_app(
+        title="STO Live notifications",
+        description="Confirmation, reminder and change emails; newsletters with unsubscribe.",
+        service_name="notifications",
+    )
+    app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
+    router = APIRouter(prefix="/api", tags=["emails"])
+
+    @router.get("/registrations/{registration_id}/emails", summary="Emails about one registration")
+    async def emails_for_registration(registration_id: uuid.UUID) -> list[dict[str, Any]]:
+        async with runtime.pool.acquire() as conn:
+            return await repository.email_status(conn, registration_id)
+
+    app.include_router(router)
+    secret = settings.link_secret.get_secret_value()
+    require_organiser = organiser_dependency(secret, OrganiserVerifier(settings.events_api_url))
+    # The pool exists before the app serves: the services are built on first use of each
+    # request through the runtime, never at import.
+    mailings = MailingService(runtime.pool, settings)
+    app.include_router(organiser_router(mailings, require_organiser))
+    app.include_router(
+        public_router(
+            mailings, notifications_service(settings), secret, settings.subscribe_min_fill_s
+        )
+    )
+    return app

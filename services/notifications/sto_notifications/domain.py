@@ -1,0 +1,265 @@
+"""What the notifications service decides: which email a fact calls for, when reminders fall,
+who a mailing reaches, and how failures are retried.
+
+Pure: rendering, SQL and sending happen elsewhere. Every email is identified by a dedup key
+(kind, subject of the email and event revision), so the same fact never queues two emails.
+
+Reminder scheduling
+-------------------
+An event carries ``reminder_offsets_hours`` (default 24 h and 1 h). A reminder is due exactly
+that many *elapsed* hours before the start, computed in UTC: across the end of summer time on
+2026-10-25 the 24 h reminder of a 10:00 (CET) event goes out at 11:00 CEST the day before,
+09:00 UTC, because 24 hours earlier is what "24 hours before" means. Each (registration,
+offset) has one row in ``reminders``; its email's dedup key is
+``reminder:<registration>:<offset minutes>:<event revision>``, written before sending, so one
+reminder per registration, offset and event revision can exist, however often the scheduler
+runs or restarts.
+
+- **Planning** happens when a seat is confirmed (sign-up or promotion), when the event moves
+  and when its reminder schedule changes. A reminder whose moment has already passed *at
+  planning time* is ``skipped``: the person just received a confirmation or change notice that
+  says everything a reminder would. Someone signing up 30 minutes before the start gets no
+  reminder at all; someone signing up 3 hours before gets only the 1 h one.
+- **Catch-up**: a reminder that was planned for the future but fell due while the service was
+  down is sent late, as long as the event has not started yet; once it has started the
+  reminder is ``missed`` (a "begint over een uur" after the start helps nobody).
+- **Reschedule**: every reminder is planned again from the new start with the new revision, so
+  a 24 h reminder already sent for the old date is sent again for the new one.
+- **Cancellation** of the event or the registration drops every pending reminder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from stolive_shared.contracts.notifications import EmailKind
+from stolive_shared.contracts.registrations import RegistrationView
+
+REGISTRATION_EMAILS: dict[str, EmailKind] = {
+    "registration.confirmed": "registration_confirmed",
+    "registration.waitlisted": "registration_waitlisted",
+    "registration.promoted": "registration_promoted",
+    "registration.cancelled": "registration_cancelled",
+}
+# Emails that carry the calendar invitation (REQUEST) for a seat.
+SEAT_EMAILS: frozenset[EmailKind] = frozenset({"registration_confirmed", "registration_promoted"})
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    """An email to queue: who, what kind, about what, and the facts the template shows."""
+
+    kind: EmailKind
+    dedup_key: str
+    recipient: str
+    event_id: uuid.UUID | None
+    registration_id: uuid.UUID | None
+    context: dict[str, object]
+
+
+def registration_email(message_type: str, registration: RegistrationView) -> EmailRequest | None:
+    kind = REGISTRATION_EMAILS.get(message_type)
+    if kind is None:
+        return None
+    return EmailRequest(
+        kind=kind,
+        dedup_key=f"{kind}:{registration.registration_id}:{registration.event_revision}",
+        recipient=registration.attendee.email,
+        event_id=registration.event_id,
+        registration_id=registration.registration_id,
+        context={
+            "name": registration.attendee.name,
+            "event_title": registration.event_title,
+            "starts_at": registration.event_starts_at,
+            "ends_at": registration.event_ends_at,
+            "manage_url": registration.manage_url,
+        },
+    )
+
+
+# --- reminders -------------------------------------------------------------------------------
+
+ReminderStatus = Literal["pending", "skipped"]
+
+
+@dataclass(frozen=True)
+class PlannedReminder:
+    offset_minutes: int
+    due_at: datetime
+    status: ReminderStatus
+
+
+def offset_minutes(hours: float) -> int:
+    """Hour offsets may be fractional (1.5 h); stored as whole minutes."""
+    return round(hours * 60)
+
+
+def plan_reminders(
+    starts_at: datetime, offsets_hours: tuple[float, ...], now: datetime
+) -> list[PlannedReminder]:
+    """Each offset's moment in UTC; those already past at planning time are skipped."""
+    planned: dict[int, PlannedReminder] = {}
+    for hours in offsets_hours:
+        minutes = offset_minutes(hours)
+        if minutes <= 0:
+            continue
+        # In UTC: an Amsterdam-aware datetime minus 24 h would be wall-clock arithmetic and
+        # land an hour off across a DST change.
+        due = starts_at.astimezone(UTC) - timedelta(minutes=minutes)
+        planned[minutes] = PlannedReminder(minutes, due, "pending" if due > now else "skipped")
+    return sorted(planned.values(), key=lambda r: r.due_at)
+
+
+def catch_up_verdict(due_at: datetime, starts_at: datetime, now: datetime) -> str:
+    """A due reminder is sent, even late after downtime, until the event has started."""
+    if now < due_at:
+        return "wait"
+    return "send" if now < starts_at else "missed"
+
+
+def reminder_dedup_key(registration_id: uuid.UUID, minutes: int, revision: int) -> str:
+    return f"reminder:{registration_id}:{minutes}:{revision}"
+
+
+def reminder_label(minutes: int) -> str:
+    """'morgen' is wrong for 24 h before a 09:00 start seen at 09:00: say the duration."""
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return "over 1 dag" if days == 1 else f"over {days} dagen"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "over 1 uur" if hours == 1 else f"over {hours} uur"
+    return f"over {minutes} minuten"
+
+
+# --- links and people ------------------------------------------------------------------------
+
+
+def join_link(public_base_url: str, event_id: uuid.UUID, viewer_id: str) -> str:
+    return f"{public_base_url.rstrip('/')}/events/watch/{event_id}?v={viewer_id}"
+
+
+def email_sha256(email: str) -> str:
+    """How ``person.erased`` names an address: SHA-256 of the trimmed, lower-cased address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def is_valid_address(email: str) -> bool:
+    """Strict enough that an address can never carry a header break or a second recipient."""
+    return len(email) <= 254 and _ADDRESS.match(email) is not None
+
+
+def display_name(name: str) -> str:
+    """A name fit for a header or a greeting: no control characters, one line."""
+    cleaned = name if name.isprintable() else "".join(c if c.isprintable() else " " for c in name)
+    return " ".join(cleaned.split())[:120]
+
+
+# --- mailings --------------------------------------------------------------------------------
+
+AudienceKind = Literal["subscribers", "registrants", "attendees", "no_shows"]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a mailing reaches. Subscribers are filtered by region, role and profile interest
+    (an empty filter means everyone); the other kinds are the people of one event."""
+
+    kind: AudienceKind = "subscribers"
+    regions: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    interests: tuple[str, ...] = ()
+    event_id: uuid.UUID | None = None
+
+    def problems(self) -> list[str]:
+        if self.kind == "subscribers":
+            return [] if self.event_id is None else ["Een nieuwsbrief kiest geen evenement."]
+        if self.event_id is None:
+            return ["Kies het evenement waarvan je de deelnemers wilt mailen."]
+        return []
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "regions": list(self.regions),
+            "roles": list(self.roles),
+            "interests": list(self.interests),
+            "event_id": str(self.event_id) if self.event_id else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Audience:
+        def strings(key: str) -> tuple[str, ...]:
+            value = data.get(key) or []
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        kind = str(data.get("kind", "subscribers"))
+        if kind not in ("subscribers", "registrants", "attendees", "no_shows"):
+            raise ValueError(f"unknown audience kind {kind!r}")
+        event = data.get("event_id")
+        return cls(
+            kind=kind,  # type: ignore[arg-type]
+            regions=strings("regions"),
+            roles=strings("roles"),
+            interests=strings("interests"),
+            event_id=uuid.UUID(str(event)) if event else None,
+        )
+
+
+MailingStatus = Literal["draft", "scheduled", "sending", "sent", "cancelled"]
+EDITABLE: frozenset[str] = frozenset({"draft", "scheduled"})
+
+
+class MailingRefused(Exception):
+    """An organiser asked for something a mailing in its state cannot do (Dutch message)."""
+
+
+def check_schedule(status: str, at: datetime, now: datetime) -> None:
+    if status not in EDITABLE:
+        raise MailingRefused("Deze mailing is al verstuurd of wordt nu verstuurd.")
+    if at < now - timedelta(minutes=1):
+        raise MailingRefused("Kies een moment in de toekomst, of verstuur nu.")
+
+
+def check_editable(status: str) -> None:
+    if status not in EDITABLE:
+        raise MailingRefused("Een mailing die verstuurd wordt of is, kan niet meer veranderen.")
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+def is_permanent(smtp_code: int | None) -> bool:
+    """5xx is permanent (do not retry); 4xx and no answer at all are temporary."""
+    return smtp_code is not None and 500 <= smtp_code < 600
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff for temporary failures: 5 s, 10 s, 20 s ... capped at 30 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 1800))
+
+
+def next_attempt(now: datetime, attempts: int) -> datetime:
+    return now + retry_delay(attempts)
+
+
+AUDIENCE_KINDS: dict[str, str] = {
+    "subscribers": "Abonnees van de nieuwsbrief",
+    "registrants": "Deelnemers van een evenement",
+    "attendees": "Aanwezigen van een evenement",
+    "no_shows": "Aangemelde afwezigen van een evenement",
+}
+MAILING_STATUSES: dict[str, str] = {
+    "draft": "Concept",
+    "scheduled": "Ingepland",
+    "sending": "Wordt verstuurd",
+    "sent": "Verstuurd",
+    "cancelled": "Geannuleerd",
+}
