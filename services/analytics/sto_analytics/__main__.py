@@ -1,0 +1,15 @@
+"""``python -m sto_analytics [api|worker|migrate]``: ``worker`` is the Faust worker."""
+
+import sys
+
+from sto_analytics.config import AnalyticsSettings
+from sto_analytics.definition import DEFINITION
+from stolive_shared.runtime import main
+
+if len(sys.argv) > 1 and sys.argv[1] == "worker":
+    from sto_analytics.streams.worker import run_worker
+
+    sys.argv = [sys.argv[0], "worker"]
+    run_worker(AnalyticsSettings())
+else:
+    main(DEFINITION)

@@ -1,0 +1,1 @@
+"""The analytics read API: figures from the read model the Faust workers keep."""

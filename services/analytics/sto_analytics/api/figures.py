@@ -1,0 +1,336 @@
+"""Routes for figures: per event (live, views, attendance), per series, CSV and the live feed.
+
+Everything except the registration counts needs an organiser (bearer token or the site-wide
+organiser session). The live feed is Server-Sent Events: the live count is pushed every
+``live_feed_interval_s`` while it changes, and a comment every 15 s keeps proxies open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+
+from sto_analytics import read_model as rm
+from sto_analytics.api.deps import require_organiser
+from sto_analytics.domain import attended
+from sto_analytics.read_model import registration_tally
+from sto_analytics.service import EventReport, event_report, series_report
+
+router = APIRouter(prefix="/api", tags=["figures"])
+Organiser = Annotated[str, Depends(require_organiser)]
+
+
+class RegistrationFigures(BaseModel):
+    event_id: uuid.UUID
+    confirmed: int
+    waitlisted: int
+    cancelled: int
+
+
+@router.get(
+    "/events/{event_id}/registrations",
+    response_model=RegistrationFigures,
+    summary="Registrations counted from the registrations topic (counts only, no login)",
+)
+async def registration_figures(event_id: uuid.UUID, request: Request) -> RegistrationFigures:
+    async with request.app.state.pool.acquire() as conn:
+        counted = await registration_tally(conn, event_id)
+    return RegistrationFigures(
+        event_id=event_id,
+        confirmed=counted.confirmed,
+        waitlisted=counted.waitlisted,
+        cancelled=counted.cancelled,
+    )
+
+
+class LiveFigures(BaseModel):
+    event_id: uuid.UUID
+    viewers: int
+    peak: int
+    peak_at: datetime | None
+    by_region: dict[str, int]
+    by_role: dict[str, int]
+    updated_at: datetime | None
+
+
+class MinutePoint(BaseModel):
+    minute: datetime
+    viewers: int
+
+
+class GroupOut(BaseModel):
+    group: str
+    viewers: int
+    views: int
+    watch_minutes: int
+    live_now: int
+    attended: int
+
+
+class FunnelOut(BaseModel):
+    registered: int
+    confirmed: int
+    waitlisted: int
+    cancelled: int
+    watched: int
+    attended: int
+    no_shows: int
+    attendance_rate: float
+
+
+class EventFigures(BaseModel):
+    event_id: uuid.UUID
+    title: str | None
+    status: str | None
+    final: bool
+    live: LiveFigures
+    per_minute: list[MinutePoint]
+    views_live: int
+    views_replay: int
+    views: int
+    unique_viewers: int
+    watch_minutes_live: int
+    watch_minutes_replay: int
+    broadcast_minutes: float
+    average_live_viewers: float
+    min_minutes_for_attendance: float
+    funnel: FunnelOut
+    by_region: list[GroupOut]
+    by_role: list[GroupOut]
+
+
+def _live(live: rm.LiveNow) -> LiveFigures:
+    return LiveFigures(
+        event_id=live.event_id,
+        viewers=live.viewers,
+        peak=live.peak,
+        peak_at=live.peak_at,
+        by_region=live.by_region,
+        by_role=live.by_role,
+        updated_at=live.updated_at,
+    )
+
+
+def _groups(
+    groups: list[rm.GroupFigures], live_now: dict[str, int], attended: dict[str, int]
+) -> list[GroupOut]:
+    out = {
+        g.group: GroupOut(
+            group=g.group,
+            viewers=g.viewers,
+            views=g.views,
+            watch_minutes=g.watch_minutes,
+            live_now=live_now.get(g.group, 0),
+            attended=attended.get(g.group, 0),
+        )
+        for g in groups
+    }
+    for name in {*live_now, *attended} - set(out):
+        out[name] = GroupOut(
+            group=name,
+            viewers=0,
+            views=0,
+            watch_minutes=0,
+            live_now=live_now.get(name, 0),
+            attended=attended.get(name, 0),
+        )
+    return sorted(out.values(), key=lambda g: (-g.viewers, -g.live_now, g.group))
+
+
+def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
+    watch, funnel = report.watch, report.funnel
+    return EventFigures(
+        event_id=event_id,
+        title=report.event.title if report.event else None,
+        status=report.event.status if report.event else None,
+        final=report.final,
+        live=_live(report.live),
+        per_minute=[
+            MinutePoint(minute=datetime.fromtimestamp(m * 60, UTC), viewers=n)
+            for m, n in report.per_minute
+        ],
+        views_live=watch.views_live,
+        views_replay=watch.views_replay,
+        views=watch.views,
+        unique_viewers=watch.unique_viewers,
+        watch_minutes_live=watch.watch_minutes_live,
+        watch_minutes_replay=watch.watch_minutes_replay,
+        broadcast_minutes=round(report.broadcast_minutes, 2),
+        average_live_viewers=round(report.average_live_viewers, 2),
+        min_minutes_for_attendance=report.min_minutes,
+        funnel=FunnelOut(
+            registered=funnel.registered,
+            confirmed=funnel.confirmed,
+            waitlisted=funnel.waitlisted,
+            cancelled=funnel.cancelled,
+            watched=funnel.watched,
+            attended=funnel.attended,
+            no_shows=funnel.no_shows,
+            attendance_rate=round(funnel.attendance_rate, 4),
+        ),
+        by_region=_groups(report.by_region, report.live.by_region, report.attended_by_region),
+        by_role=_groups(report.by_role, report.live.by_role, report.attended_by_role),
+    )
+
+
+@router.get(
+    "/events/{event_id}/figures",
+    response_model=EventFigures,
+    summary="Every figure of an event: live, peak, views, watch time, per region and role, "
+    "registrations and attendance",
+)
+async def event_figures(event_id: uuid.UUID, request: Request, _who: Organiser) -> EventFigures:
+    async with request.app.state.pool.acquire() as conn:
+        report = await event_report(
+            conn, event_id, request.app.state.settings.attendance_min_minutes
+        )
+    return figures_of(event_id, report)
+
+
+@router.get("/events/{event_id}/live", response_model=LiveFigures, summary="Live viewers now")
+async def live_figures(event_id: uuid.UUID, request: Request, _who: Organiser) -> LiveFigures:
+    async with request.app.state.pool.acquire() as conn:
+        return _live(await rm.live_now(conn, event_id))
+
+
+@router.get(
+    "/events/{event_id}/live/feed",
+    summary="Server-Sent Events: the live count, pushed at least once a second while it changes",
+    response_class=StreamingResponse,
+)
+async def live_feed(event_id: uuid.UUID, request: Request, _who: Organiser) -> StreamingResponse:
+    interval = request.app.state.settings.live_feed_interval_s
+    pool = request.app.state.pool
+
+    async def stream() -> AsyncIterator[str]:
+        last: str | None = None
+        last_sent = time.monotonic()
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            async with pool.acquire() as conn:
+                live = _live(await rm.live_now(conn, event_id))
+            data = json.dumps(
+                {
+                    "viewers": live.viewers,
+                    "peak": live.peak,
+                    "peak_at": live.peak_at.isoformat() if live.peak_at else None,
+                    "by_region": live.by_region,
+                    "by_role": live.by_role,
+                }
+            )
+            if data != last:
+                yield f"event: live\ndata: {data}\n\n"
+                last, last_sent = data, time.monotonic()
+            elif time.monotonic() - last_sent > 15:
+                yield ": nog verbonden\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/events/{event_id}/attendance.csv",
+    summary="Per-registrant attendance as CSV (UTF-8 with BOM, ';' for Dutch Excel)",
+    response_class=Response,
+)
+async def attendance_csv(event_id: uuid.UUID, request: Request, _who: Organiser) -> Response:
+    min_minutes = request.app.state.settings.attendance_min_minutes
+    async with request.app.state.pool.acquire() as conn:
+        registrants = await rm.registrant_watching(conn, event_id)
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(
+        ["registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
+         "ingecheckt", "aanwezig"]
+    )  # fmt: skip
+    for r in registrants:
+        was_there = r.status == "confirmed" and attended(
+            r.minutes_watched, r.checked_in, min_minutes
+        )
+        writer.writerow(
+            [r.registration_id, _cell(r.name), r.status, r.region_code or "", r.role,
+             r.minutes_watched, "ja" if r.watched_live else "nee",
+             "ja" if r.checked_in else "nee", "ja" if was_there else "nee"]
+        )  # fmt: skip
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="aanwezigheid-{event_id}.csv"'},
+    )
+
+
+def _cell(text: str) -> str:
+    """No spreadsheet formulas from names."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+class BroadcastOut(BaseModel):
+    event_id: str
+    title: str
+    series_number: int | None
+    starts_at: datetime
+    views: int
+    average_live_viewers: float
+
+
+class SeriesOut(BaseModel):
+    series_code: str
+    broadcasts: int
+    total_views: int
+    average_live_viewers: float
+    trend: str
+    trend_per_broadcast: float
+    history: list[BroadcastOut]
+
+
+@router.get("/series", response_model=list[str], summary="Series with ended broadcasts")
+async def list_series(request: Request, _who: Organiser) -> list[str]:
+    async with request.app.state.pool.acquire() as conn:
+        return await rm.series_codes(conn)
+
+
+@router.get(
+    "/series/{series_code}",
+    response_model=SeriesOut,
+    summary="A series: broadcasts, total views, average live viewers per broadcast, trend",
+)
+async def series_figures(series_code: str, request: Request, _who: Organiser) -> SeriesOut:
+    async with request.app.state.pool.acquire() as conn:
+        figures = await series_report(conn, series_code)
+    if figures.broadcasts == 0:
+        raise HTTPException(404, "Deze reeks heeft nog geen afgelopen uitzendingen")
+    return SeriesOut(
+        series_code=figures.series_code,
+        broadcasts=figures.broadcasts,
+        total_views=figures.total_views,
+        average_live_viewers=round(figures.average_live_viewers, 2),
+        trend=figures.trend,
+        trend_per_broadcast=round(figures.trend_per_broadcast, 3),
+        history=[
+            BroadcastOut(
+                event_id=b.event_id,
+                title=b.title,
+                series_number=b.series_number,
+                starts_at=b.starts_at,
+                views=b.views,
+                average_live_viewers=round(b.average_live_viewers, 2),
+            )
+            for b in figures.history
+        ],
+    )

@@ -1,0 +1,354 @@
+"""Analytics rules, pure: figures are computed from sets keyed by id, never from ``+= 1``.
+
+At-least-once delivery replays records after a crash, and two workers may both see a record
+during a rebalance; every rule here gives the same answer however often, and in whatever
+order, a record is applied.
+
+Live viewers
+------------
+A viewer is *live* while all of these hold:
+
+- their newest beacon (by ``received_at``, the events service's clock, never the client's) is
+  younger than the live timeout (75 s by default: two missed 30 s heartbeats), so a closed
+  laptop stops counting without ever sending ``leave``;
+- that newest beacon is not a ``leave``;
+- that newest beacon was sent in ``live`` mode (replay watching is not live watching).
+
+Only the newest beacon of a viewer matters ("newest timestamp wins"), so a duplicate changes
+nothing and a beacon that arrives after a newer one (reordering, a replay after a crash) is
+ignored. At equal timestamps a ``leave`` wins, so the outcome does not depend on arrival order.
+The count is the size of a set of viewer ids, never a counter. ``LiveViewers`` keeps the set
+and an index by second so that expiry costs only the viewers that actually expire.
+
+Watching history
+----------------
+What a viewer watched is kept as the set of *minutes* (whole minutes since the epoch, from
+``received_at``) in which a beacon of theirs arrived, per mode. From those sets alone:
+
+- **watch minutes**: the number of (viewer, mode, minute) entries;
+- **views**: runs of consecutive minutes per viewer and mode; a minute without any beacon
+  ends a view (with 30 s heartbeats a watching viewer never leaves a minute empty). A viewer
+  who leaves and comes back within the same or the next minute continues the same view;
+- **unique viewers**: distinct viewer ids, live and replay together.
+
+Sets of minutes are idempotent and order-free, so a recount from the topic gives exactly the
+figures the workers wrote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+STATUSES = ("confirmed", "waitlisted", "cancelled")
+UNKNOWN = "onbekend"
+_ACTION_RANK = {"heartbeat": 0, "join": 1, "leave": 2}
+
+
+# -- registrations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrationTally:
+    confirmed: int = 0
+    waitlisted: int = 0
+    cancelled: int = 0
+
+
+def tally(status_by_registration: Mapping[str, str]) -> RegistrationTally:
+    counts = Counter(status_by_registration.values())
+    return RegistrationTally(**{status: counts.get(status, 0) for status in STATUSES})
+
+
+def with_status(
+    status_by_registration: Mapping[str, str], registration_id: str, status: str
+) -> dict[str, str]:
+    """The mapping after a registration took ``status`` (idempotent)."""
+    updated = dict(status_by_registration)
+    updated[registration_id] = status
+    return updated
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What analytics keeps of a registration: enough to tie watching to region and role."""
+
+    viewer_id: str
+    region_code: str | None
+    role: str
+    name: str
+    checked_in: bool = False
+
+    def as_list(self) -> list[object]:
+        return [self.viewer_id, self.region_code, self.role, self.name, self.checked_in]
+
+    @classmethod
+    def from_list(cls, raw: Sequence[object]) -> Profile:
+        viewer_id, region_code, role, name, checked_in = raw
+        return cls(
+            viewer_id=str(viewer_id),
+            region_code=None if region_code is None else str(region_code),
+            role=str(role),
+            name=str(name),
+            checked_in=bool(checked_in),
+        )
+
+
+def with_profile(
+    profiles: Mapping[str, list[object]], registration_id: str, profile: Profile
+) -> dict[str, list[object]]:
+    """The profiles after a registration message; a check-in, once made, is kept."""
+    updated = dict(profiles)
+    known = updated.get(registration_id)
+    checked_in = profile.checked_in or (known is not None and bool(known[4]))
+    updated[registration_id] = Profile(
+        profile.viewer_id, profile.region_code, profile.role, profile.name, checked_in
+    ).as_list()
+    return updated
+
+
+# -- live viewers -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Latest:
+    at: float
+    action: str
+    mode: str
+
+
+class LiveViewers:
+    """The live viewers of one event (see the module docstring for the rules).
+
+    Times are POSIX seconds. ``now`` is passed in, never read here.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._latest: dict[str, _Latest] = {}
+        self._live: set[str] = set()
+        # second of the newest beacon -> live viewers whose newest beacon fell in it
+        self._by_second: dict[int, set[str]] = {}
+        self.newest_at = 0.0
+
+    def apply(self, viewer_id: str, action: str, mode: str, at: float, now: float) -> bool:
+        """Take one beacon; True when it was the viewer's newest (a duplicate is not)."""
+        known = self._latest.get(viewer_id)
+        if known is not None and (
+            at < known.at
+            or (at == known.at and _ACTION_RANK.get(action, 0) <= _ACTION_RANK[known.action])
+        ):
+            return False
+        if known is not None and viewer_id in self._live:
+            self._forget_second(viewer_id, known.at)
+        self._latest[viewer_id] = _Latest(at, action, mode)
+        self.newest_at = max(self.newest_at, at)
+        if action != "leave" and mode == "live" and at > now - self.timeout_s:
+            self._live.add(viewer_id)
+            self._by_second.setdefault(int(at), set()).add(viewer_id)
+        else:
+            self._live.discard(viewer_id)
+        return True
+
+    def expire(self, now: float) -> int:
+        """Drop live viewers whose newest beacon is too old; return how many stopped counting.
+
+        Beacon history older than the timeout is forgotten too: a late beacon older than that
+        could never count again, so nothing is lost by not remembering what came after it.
+        """
+        horizon = now - self.timeout_s
+        expired = 0
+        for second in [s for s in self._by_second if s + 1 <= horizon]:
+            for viewer_id in self._by_second.pop(second):
+                # A viewer sits in the bucket of their newest beacon only: all expire here.
+                self._live.discard(viewer_id)
+                expired += 1
+        if len(self._latest) > 2 * len(self._live) + 1000:
+            self._latest = {v: s for v, s in self._latest.items() if s.at > horizon}
+        return expired
+
+    def count(self) -> int:
+        return len(self._live)
+
+    def live_viewer_ids(self) -> frozenset[str]:
+        return frozenset(self._live)
+
+    def _forget_second(self, viewer_id: str, at: float) -> None:
+        bucket = self._by_second.get(int(at))
+        if bucket is not None:
+            bucket.discard(viewer_id)
+            if not bucket:
+                del self._by_second[int(at)]
+
+
+def breakdown(
+    viewer_ids: Iterable[str], profile_by_viewer: Mapping[str, Profile]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Live viewers per region and per role; viewers without a registration are 'onbekend'."""
+    regions: Counter[str] = Counter()
+    roles: Counter[str] = Counter()
+    for viewer_id in viewer_ids:
+        profile = profile_by_viewer.get(viewer_id)
+        regions[(profile.region_code if profile else None) or UNKNOWN] += 1
+        roles[profile.role if profile else UNKNOWN] += 1
+    return dict(regions), dict(roles)
+
+
+@dataclass(frozen=True)
+class Peak:
+    viewers: int = 0
+    at: float = 0.0
+
+    def higher(self, viewers: int, at: float) -> Peak:
+        """The first moment of the highest count stays the peak (max is idempotent)."""
+        if viewers > self.viewers:
+            return Peak(viewers, at)
+        return self
+
+
+# -- watching history ---------------------------------------------------------------------
+
+
+def minute_of(at: datetime | float) -> int:
+    """Whole minutes since the epoch: the bucket a beacon's ``received_at`` falls in."""
+    seconds = at.timestamp() if isinstance(at, datetime) else at
+    return math.floor(seconds / 60)
+
+
+def runs(minutes: Iterable[int]) -> int:
+    """How many runs of consecutive minutes: the number of views in these minutes."""
+    count = 0
+    previous: int | None = None
+    for minute in sorted(set(minutes)):
+        if previous is None or minute != previous + 1:
+            count += 1
+        previous = minute
+    return count
+
+
+@dataclass(frozen=True)
+class WatchFigures:
+    views_live: int = 0
+    views_replay: int = 0
+    unique_viewers: int = 0
+    watch_minutes_live: int = 0
+    watch_minutes_replay: int = 0
+
+    @property
+    def views(self) -> int:
+        return self.views_live + self.views_replay
+
+
+def watch_figures(minutes: Mapping[tuple[str, str], set[int]]) -> WatchFigures:
+    """Figures from (viewer id, mode) -> minutes watched: the recount rule."""
+    views = Counter[str]()
+    watched = Counter[str]()
+    for (_viewer, mode), seen in minutes.items():
+        views[mode] += runs(seen)
+        watched[mode] += len(seen)
+    return WatchFigures(
+        views_live=views["live"],
+        views_replay=views["replay"],
+        unique_viewers=len({viewer for (viewer, _mode), seen in minutes.items() if seen}),
+        watch_minutes_live=watched["live"],
+        watch_minutes_replay=watched["replay"],
+    )
+
+
+def average_live_viewers(live_watch_minutes: float, broadcast_minutes: float) -> float:
+    """Live watch time divided by the broadcast's duration (0 for a broadcast of no length)."""
+    if broadcast_minutes <= 0:
+        return 0.0
+    return live_watch_minutes / broadcast_minutes
+
+
+# -- attendance ---------------------------------------------------------------------------
+
+
+def attended(minutes_watched: float, checked_in: bool, min_minutes: float) -> bool:
+    """A registrant attended who watched at least ``min_minutes`` (live or replay) or was
+    checked in at the venue."""
+    return checked_in or minutes_watched >= min_minutes
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """Registrations to attendance. Attendance is counted among confirmed registrants."""
+
+    registered: int
+    confirmed: int
+    waitlisted: int
+    cancelled: int
+    watched: int
+    attended: int
+
+    @property
+    def no_shows(self) -> int:
+        """Confirmed registrants who did not attend (watched too little or not at all)."""
+        return self.confirmed - self.attended
+
+    @property
+    def attendance_rate(self) -> float:
+        return self.attended / self.confirmed if self.confirmed else 0.0
+
+
+# -- series -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BroadcastSummary:
+    event_id: str
+    title: str
+    series_number: int | None
+    starts_at: datetime
+    views: int
+    average_live_viewers: float
+
+
+@dataclass(frozen=True)
+class SeriesFigures:
+    series_code: str
+    broadcasts: int
+    total_views: int
+    average_live_viewers: float
+    trend_per_broadcast: float
+    history: tuple[BroadcastSummary, ...]
+
+    @property
+    def trend(self) -> str:
+        """'stijgend', 'dalend' or 'gelijk': the sign of the fitted line, 1 % of the mean."""
+        if abs(self.trend_per_broadcast) <= 0.01 * max(self.average_live_viewers, 1.0):
+            return "gelijk"
+        return "stijgend" if self.trend_per_broadcast > 0 else "dalend"
+
+
+def slope(values: Sequence[float]) -> float:
+    """Least-squares slope of ``values`` against their position (0 for fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean_x = (n - 1) / 2
+    mean_y = sum(values) / n
+    numerator = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
+    denominator = sum((x - mean_x) ** 2 for x in range(n))
+    return numerator / denominator
+
+
+def series_figures(series_code: str, broadcasts: Sequence[BroadcastSummary]) -> SeriesFigures:
+    """Totals of the ended broadcasts of a series, in broadcast order."""
+    ordered = sorted(
+        broadcasts,
+        key=lambda b: (b.series_number if b.series_number is not None else 1 << 30, b.starts_at),
+    )
+    averages = [b.average_live_viewers for b in ordered]
+    return SeriesFigures(
+        series_code=series_code,
+        broadcasts=len(ordered),
+        total_views=sum(b.views for b in ordered),
+        average_live_viewers=sum(averages) / len(averages) if averages else 0.0,
+        trend_per_broadcast=slope(averages),
+        history=tuple(ordered),
+    )
