@@ -1,0 +1,80 @@
+"""The whole platform as real processes, started by the launcher's own ``Stack``.
+
+A fresh database, the embedded broker on a free port (supervised, so a test may kill it),
+every service process, the gateway, and a real SMTP server (aiosmtpd) the test reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stolive.broker import free_port
+from stolive.stack import SERVICES, Stack, StackConfig
+from stolive_shared.settings import KafkaSettings
+from tests.support import SmtpSink, start_smtp_sink
+
+
+@dataclass
+class Platform:
+    stack: Stack
+    smtp: SmtpSink
+    gateway: httpx.AsyncClient
+    organiser: httpx.AsyncClient
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.stack.bootstrap_servers)
+
+
+def stack_config(data_dir: Path, database_url: str, smtp_port: int, **options: Any) -> StackConfig:
+    """The launcher's stack on free ports, sending mail to ``smtp_port``, with no demo data
+    and short Kafka sessions so a killed consumer's partitions move on quickly."""
+    options.setdefault("kafka_session_timeout_ms", 6000)
+    return StackConfig(
+        data_dir=data_dir,
+        gateway_port=free_port(),
+        service_ports={service: free_port() for service in SERVICES},
+        broker_port=free_port(),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        database_url=database_url,
+        seed=False,
+        **options,
+    )
+
+
+@pytest.fixture(scope="module")
+async def platform(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
+    """A module may set ``PLATFORM_ENV`` to give every service process extra settings."""
+    smtp_port = free_port()
+    sink, controller = start_smtp_sink(smtp_port)
+    config = stack_config(
+        tmp_path_factory.mktemp("stack"),
+        database_url,
+        smtp_port,
+        extra_env={"LOG_LEVEL": "INFO", **getattr(request.module, "PLATFORM_ENV", {})},
+    )
+    stack = Stack(config)
+    try:
+        await stack.start()
+        base = config.public_base_url
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=15) as gateway,
+            httpx.AsyncClient(
+                base_url=f"{base}/events",
+                headers={"Authorization": f"Bearer {stack.organiser_token}"},
+                timeout=15,
+            ) as organiser,
+        ):
+            yield Platform(stack, sink, gateway, organiser)
+    finally:
+        await stack.stop()
+        controller.stop()

@@ -1,0 +1,651 @@
+"""Transactional emails against real PostgreSQL, a real broker and a real SMTP server:
+calendar invitations, reminders across the end of summer time, reschedules, cancellations,
+going live, follow-ups, SMTP refusals and erasure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import icalendar
+import pytest
+from pydantic import SecretStr
+
+from sto_notifications.config import NotificationsSettings
+from sto_notifications.consumers import create_consumers, message_handlers
+from sto_notifications.definition import DEFINITION
+from sto_notifications.domain import email_sha256
+from sto_notifications.repository import email_status
+from sto_notifications.service import (
+    EmailSender,
+    Links,
+    MailingService,
+    NotificationsService,
+    Scheduler,
+)
+from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
+from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.events import (
+    EventCancelled,
+    EventEnded,
+    EventRescheduled,
+    EventSnapshot,
+    EventUpdated,
+    EventWentLive,
+)
+from stolive_shared.contracts.registrations import (
+    Attendee,
+    PersonErased,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationStatus,
+    RegistrationView,
+    RegistrationWaitlisted,
+)
+from stolive_shared.db import apply_migrations, create_pool
+from stolive_shared.messaging.consumer import Delivery
+from stolive_shared.runtime import Runtime
+from stolive_shared.settings import KafkaSettings
+from tests.support import Clock, ReceivedEmail, SmtpSink, eventually, produce_messages
+
+AMS = ZoneInfo("Europe/Amsterdam")
+SCHEMA = "notifications"
+
+
+@pytest.fixture(scope="module")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await apply_migrations(database_url, SCHEMA, [DEFINITION.migrations])
+    pool = await create_pool(database_url, SCHEMA, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def settings(database_url: str, smtp: tuple[SmtpSink, int]) -> NotificationsSettings:
+    return NotificationsSettings(
+        database_url=database_url,
+        db_schema=SCHEMA,
+        smtp_port=smtp[1],
+        smtp_connections=2,
+        public_base_url="https://stolive.test",
+        link_secret=SecretStr("integration-test-link-secret"),
+        events_api_url="http://127.0.0.1:9",
+    )
+
+
+@dataclass
+class Harness:
+    pool: asyncpg.Pool
+    settings: NotificationsSettings
+    clock: Clock
+    service: NotificationsService
+    sender: EmailSender
+    scheduler: Scheduler
+    sink: SmtpSink
+
+    async def handle(self, message: Message) -> None:
+        """Run the consumer's handler for ``message`` in a transaction, as the loop does."""
+        handler = message_handlers(self.service)[type(message)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await handler(conn, message, Delivery("test", 0, 0, 0))
+
+    async def deliver(self) -> int:
+        return await self.sender.drain()
+
+    async def at(self, moment: datetime) -> dict[str, int]:
+        self.clock.now = moment
+        return await self.scheduler.tick()
+
+    def mail_to(self, address: str) -> list[ReceivedEmail]:
+        return self.sink.to(address)
+
+
+@pytest.fixture
+def harness(
+    pool: asyncpg.Pool, settings: NotificationsSettings, smtp: tuple[SmtpSink, int]
+) -> Harness:
+    clock = Clock(datetime(2026, 10, 1, 12, 0, tzinfo=UTC))
+    service = NotificationsService(
+        schema=SCHEMA,
+        links=Links.of(settings),
+        mail_from=settings.mail_from,
+        clock=clock,
+    )
+    mailings = MailingService(pool, settings, clock=clock)
+    return Harness(
+        pool=pool,
+        settings=settings,
+        clock=clock,
+        service=service,
+        sender=EmailSender(pool, settings, clock=clock),
+        scheduler=Scheduler(pool, settings, service, mailings, clock=clock),
+        sink=smtp[0],
+    )
+
+
+def address() -> str:
+    return f"docent-{uuid.uuid4().hex[:8]}@school.nl"
+
+
+def snapshot(
+    event_id: uuid.UUID, starts_at: datetime, revision: int, **changes: Any
+) -> EventSnapshot:
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "revision": revision,
+        "kind": "webinar",
+        "status": "published",
+        "title": "STO LIVE #27: wat we leren van onderzoek",
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=1),
+        **changes,
+    }
+    return EventSnapshot(**fields)
+
+
+def view(
+    event: EventSnapshot,
+    email: str,
+    status: RegistrationStatus = "confirmed",
+    name: str = "Anna de Vries",
+) -> RegistrationView:
+    registration_id = uuid.uuid4()
+    return RegistrationView(
+        registration_id=registration_id,
+        event_id=event.event_id,
+        status=status,
+        attendee=Attendee(name=name, email=email, role="docent", region_code="NN"),
+        viewer_id=f"v_{registration_id.hex[:10]}",
+        manage_url=f"https://stolive.test/registrations/r/{registration_id.hex}",
+        event_title=event.title,
+        event_starts_at=event.starts_at,
+        event_ends_at=event.ends_at,
+        event_revision=event.revision,
+    )
+
+
+def calendar_of(email: ReceivedEmail) -> tuple[icalendar.Calendar, icalendar.Event, str]:
+    parts = [p for p in email.message.walk() if p.get_content_type() == "text/calendar"]
+    assert len(parts) == 1, "one calendar part"
+    payload = parts[0].get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    calendar = icalendar.Calendar.from_ical(payload)
+    events = [c for c in calendar.walk() if isinstance(c, icalendar.Event)]
+    assert len(events) == 1
+    return calendar, events[0], str(parts[0].get_param("method"))
+
+
+def sequence_of(vevent: icalendar.Event) -> int:
+    return int(str(vevent["SEQUENCE"]))
+
+
+def text_of(email: ReceivedEmail) -> str:
+    body = email.message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+async def test_the_confirmation_arrives_through_kafka_with_an_invitation_a_calendar_reads(
+    pool: asyncpg.Pool, settings: NotificationsSettings, kafka: KafkaSettings, harness: Harness
+) -> None:
+    starts = datetime(2026, 12, 9, 15, 30, tzinfo=AMS)  # shown as 15:30 in Amsterdam
+    event = snapshot(uuid.uuid4(), starts, revision=3)
+    email = address()
+    registration = view(event, email)
+    harness.clock.now = datetime.now(UTC) + timedelta(minutes=1)  # the consumer uses real time
+    runtime = Runtime(settings=settings.model_copy(update={"kafka": kafka}), pool=pool)
+    consumer = next(c for c in create_consumers(runtime) if "registrations" in c.name)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await produce_messages(kafka, [RegistrationConfirmed.create(registration=registration)])
+
+        async def delivered() -> list[ReceivedEmail]:
+            await harness.deliver()
+            return harness.mail_to(email)
+
+        [received] = await eventually(delivered, timeout_s=30, what="the confirmation")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    assert received.subject == f"Je bent aangemeld: {event.title}"
+    assert "woensdag 9 december 2026, 15:30" in text_of(received)
+    calendar, vevent, method = calendar_of(received)
+    assert method == "REQUEST"
+    assert str(calendar["METHOD"]) == "REQUEST"
+    assert vevent.decoded("DTSTART") == datetime(2026, 12, 9, 14, 30, tzinfo=UTC)
+    assert vevent.decoded("DTEND") == datetime(2026, 12, 9, 15, 30, tzinfo=UTC)
+    assert str(vevent["UID"]) == f"{registration.registration_id}@stolive.sterktechniekonderwijs.nl"
+    assert sequence_of(vevent) == 0
+    assert str(vevent["SUMMARY"]) == event.title
+
+
+async def test_reminders_go_once_each_at_their_utc_moment_across_the_dst_change(
+    harness: Harness,
+) -> None:
+    # 10:00 on Sunday 25 October 2026 in Amsterdam is 09:00 UTC: summer time ended at 03:00.
+    starts = datetime(2026, 10, 25, 10, 0, tzinfo=AMS)
+    assert starts.astimezone(UTC) == datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
+    await harness.handle(RegistrationConfirmed.create(registration=view(event, email)))
+    await harness.deliver()
+    assert [m.subject for m in harness.mail_to(email)] == [f"Je bent aangemeld: {event.title}"]
+
+    # 24 elapsed hours before: 09:00 UTC on Saturday, which is 11:00 summer time there.
+    day_before = datetime(2026, 10, 24, 9, 0, tzinfo=UTC)
+    assert (await harness.at(day_before - timedelta(seconds=1)))["reminders"] == 0
+    assert (await harness.at(day_before))["reminders"] == 1
+    assert (await harness.at(day_before + timedelta(minutes=5)))["reminders"] == 0
+    await harness.deliver()
+    reminders = [m for m in harness.mail_to(email) if m.subject.startswith("Herinnering")]
+    assert [m.subject for m in reminders] == [f"Herinnering: {event.title} begint over 1 dag"]
+
+    hour_before = datetime(2026, 10, 25, 8, 0, tzinfo=UTC)  # 09:00 winter time
+    assert (await harness.at(hour_before - timedelta(seconds=1)))["reminders"] == 0
+    assert (await harness.at(hour_before))["reminders"] == 1
+    # A second scheduler (another worker, or this one restarted) finds nothing left to do.
+    again = Scheduler(
+        harness.pool,
+        harness.settings,
+        harness.service,
+        MailingService(harness.pool, harness.settings, clock=harness.clock),
+        clock=harness.clock,
+    )
+    assert (await again.tick())["reminders"] == 0
+    await harness.deliver()
+    await harness.deliver()
+    reminders = [m for m in harness.mail_to(email) if m.subject.startswith("Herinnering")]
+    assert len(reminders) == 2
+    assert reminders[1].subject == f"Herinnering: {event.title} begint over 1 uur"
+    async with harness.pool.acquire() as conn:
+        queued_at = await conn.fetch(
+            "SELECT e.next_attempt_at FROM reminders r JOIN emails e ON e.id = r.email_id"
+            " JOIN registrations g ON g.registration_id = r.registration_id"
+            " WHERE g.email = $1 ORDER BY 1",
+            email,
+        )
+    assert [r["next_attempt_at"] for r in queued_at] == [day_before, hour_before]
+
+
+async def test_a_reschedule_moves_the_reminders_and_sends_a_newer_invitation(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 11, 18, 15, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=2)
+    email = address()
+    harness.clock.now = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    registration = view(event, email)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    await harness.deliver()
+    [confirmation] = harness.mail_to(email)
+    _, first, _ = calendar_of(confirmation)
+
+    later = datetime(2026, 11, 25, 15, 0, tzinfo=AMS)
+    moved = snapshot(event.event_id, later, revision=3)
+    await harness.handle(
+        EventRescheduled.create(
+            event=moved, previous_starts_at=event.starts_at, previous_ends_at=event.ends_at
+        )
+    )
+    await harness.deliver()
+    [_, notice] = harness.mail_to(email)
+    assert notice.subject == f"Nieuwe datum: {event.title}"
+    assert "woensdag 25 november 2026, 15:00" in text_of(notice)
+    _, updated, method = calendar_of(notice)
+    assert method == "REQUEST"
+    assert str(updated["UID"]) == str(first["UID"])
+    assert sequence_of(updated) > sequence_of(first)
+    assert updated.decoded("DTSTART") == later.astimezone(UTC)
+
+    # The old moments pass without a reminder; the new ones bring one each.
+    assert (await harness.at(starts.astimezone(UTC) - timedelta(hours=1)))["reminders"] == 0
+    assert (await harness.at(later.astimezone(UTC) - timedelta(hours=24)))["reminders"] == 1
+    assert (await harness.at(later.astimezone(UTC) - timedelta(hours=1)))["reminders"] == 1
+    await harness.deliver()
+    subjects = [m.subject for m in harness.mail_to(email)]
+    assert subjects.count(f"Herinnering: {event.title} begint over 1 dag") == 1
+    assert subjects.count(f"Herinnering: {event.title} begint over 1 uur") == 1
+
+
+async def test_a_cancelled_event_drops_the_reminders_and_cancels_the_invitation(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 2, 14, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    attendee, waiting = address(), address()
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    registration = view(event, attendee)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    await harness.handle(
+        RegistrationWaitlisted.create(
+            registration=view(event, waiting, status="waitlisted"), waitlist_position=1
+        )
+    )
+    cancelled = snapshot(event.event_id, starts, revision=2, status="cancelled")
+    await harness.handle(EventCancelled.create(event=cancelled, reason="De spreker is ziek."))
+    await harness.deliver()
+
+    notice = harness.mail_to(attendee)[-1]
+    assert notice.subject == f"Gaat niet door: {event.title}"
+    assert "De spreker is ziek." in text_of(notice)
+    _, vevent, method = calendar_of(notice)
+    assert method == "CANCEL"
+    assert str(vevent["STATUS"]) == "CANCELLED"
+    assert sequence_of(vevent) == 1
+    assert [m.subject for m in harness.mail_to(waiting)][-1] == f"Gaat niet door: {event.title}"
+    # Registrations then cancels the seats of the cancelled event: no second notice.
+    await harness.handle(
+        RegistrationCancelled.create(
+            registration=registration.model_copy(update={"status": "cancelled"}),
+            previous_status="confirmed",
+            reason="event cancelled",
+        )
+    )
+    await harness.deliver()
+    assert [m.subject for m in harness.mail_to(attendee)] == [
+        f"Je bent aangemeld: {event.title}",
+        f"Gaat niet door: {event.title}",
+    ]
+    for moment in (starts - timedelta(hours=24), starts - timedelta(hours=1)):
+        assert (await harness.at(moment.astimezone(UTC)))["reminders"] == 0
+    assert not [m for m in harness.mail_to(attendee) if m.subject.startswith("Herinnering")]
+
+
+async def test_a_cancelled_registration_drops_its_reminders_and_cancels_its_invitation(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 3, 16, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    registration = view(event, email)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    await harness.handle(
+        RegistrationCancelled.create(
+            registration=registration.model_copy(update={"status": "cancelled"}),
+            previous_status="confirmed",
+        )
+    )
+    await harness.deliver()
+    notice = harness.mail_to(email)[-1]
+    assert notice.subject == f"Je aanmelding is geannuleerd: {event.title}"
+    _, vevent, method = calendar_of(notice)
+    assert (method, sequence_of(vevent)) == ("CANCEL", 1)
+    assert (await harness.at(starts.astimezone(UTC) - timedelta(hours=1)))["reminders"] == 0
+
+
+async def test_a_late_sign_up_skips_past_reminders_and_downtime_is_caught_up(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 4, 10, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    late, early = address(), address()
+    harness.clock.now = starts.astimezone(UTC) - timedelta(hours=3)  # 24 h moment has passed
+    await harness.handle(RegistrationConfirmed.create(registration=view(event, late)))
+    harness.clock.now = starts.astimezone(UTC) - timedelta(days=3)
+    await harness.handle(RegistrationConfirmed.create(registration=view(event, early)))
+    # The service was down from two days before until 30 minutes before the start.
+    assert (await harness.at(starts.astimezone(UTC) - timedelta(minutes=30)))["reminders"] == 3
+    await harness.deliver()
+    assert [m.subject for m in harness.mail_to(late) if "Herinnering" in m.subject] == [
+        f"Herinnering: {event.title} begint over 1 uur"
+    ]
+    assert len([m for m in harness.mail_to(early) if "Herinnering" in m.subject]) == 2
+
+    # A reminder that falls due while down until after the start is missed, not sent.
+    other = snapshot(uuid.uuid4(), starts + timedelta(days=1), revision=1)
+    missed = address()
+    harness.clock.now = starts.astimezone(UTC) - timedelta(hours=1)
+    await harness.handle(RegistrationConfirmed.create(registration=view(other, missed)))
+    assert (await harness.at(other.starts_at.astimezone(UTC) + timedelta(minutes=5)))[
+        "reminders"
+    ] == 0
+    async with harness.pool.acquire() as conn:
+        statuses = await conn.fetch(
+            "SELECT r.status FROM reminders r JOIN registrations g USING (registration_id)"
+            " WHERE g.email = $1",
+            missed,
+        )
+    assert sorted(r["status"] for r in statuses) == ["missed", "missed"]
+
+
+async def test_going_live_then_the_follow_ups_after_attendance_is_final(harness: Harness) -> None:
+    starts = datetime(2026, 12, 5, 15, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    watched, missed = address(), address()
+    harness.clock.now = starts.astimezone(UTC) - timedelta(days=2)
+    there = view(event, watched)
+    away = view(event, missed)
+    for registration in (there, away):
+        await harness.handle(RegistrationConfirmed.create(registration=registration))
+    live = snapshot(event.event_id, starts, revision=2, status="live")
+    harness.clock.now = starts.astimezone(UTC)
+    await harness.handle(EventWentLive.create(event=live))
+    await harness.handle(EventWentLive.create(event=live))  # redelivered with a new id
+    await harness.deliver()
+    [live_mail] = [m for m in harness.mail_to(watched) if m.subject.startswith("We zijn live")]
+    join = f"https://stolive.test/events/watch/{event.event_id}?v={there.viewer_id}"
+    assert join in text_of(live_mail)
+
+    replay = "https://stolive.test/events/replay/27"
+    ended = snapshot(event.event_id, starts, revision=3, status="ended", replay_url=replay)
+    await harness.handle(EventEnded.create(event=ended))
+    await harness.handle(
+        AttendanceRecorded.create(
+            event_id=event.event_id,
+            registration_id=there.registration_id,
+            minutes_watched=41.0,
+            watched_live=True,
+            checked_in=False,
+            attended=True,
+        )
+    )
+    finalised = AttendanceFinalised.create(
+        event_id=event.event_id,
+        ended_at=starts + timedelta(hours=1),
+        registrants=2,
+        attended=1,
+        min_minutes_for_attendance=10.0,
+    )
+    await harness.handle(finalised)
+    await harness.handle(finalised.model_copy(update={"message_id": uuid.uuid4()}))
+    await harness.deliver()
+    assert harness.mail_to(watched)[-1].subject == f"Bedankt voor je deelname aan {event.title}"
+    [replay_mail] = [m for m in harness.mail_to(missed) if m.subject.startswith("Terugkijken")]
+    assert replay in text_of(replay_mail)
+    assert not [m for m in harness.mail_to(watched) if m.subject.startswith("Terugkijken")]
+
+
+async def test_a_5xx_recipient_is_not_retried_and_a_4xx_one_is(harness: Harness) -> None:
+    starts = datetime(2026, 12, 7, 15, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    gone, busy = address(), address()
+    harness.sink.refuse[gone] = "550 5.1.1 Mailbox does not exist"
+    harness.sink.refuse[busy] = "451 4.2.0 Try again later"
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    for email in (gone, busy):
+        await harness.handle(RegistrationConfirmed.create(registration=view(event, email)))
+    await harness.deliver()
+
+    async def state(email: str) -> tuple[str, int, datetime]:
+        async with harness.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT status, attempts, next_attempt_at FROM emails WHERE recipient = $1", email
+            )
+        assert row is not None
+        return row["status"], row["attempts"], row["next_attempt_at"]
+
+    assert (await state(gone))[:2] == ("failed", 1)
+    status, attempts, retry_at = await state(busy)
+    assert (status, attempts) == ("queued", 1)
+    assert retry_at == harness.clock.now + timedelta(seconds=5)
+
+    del harness.sink.refuse[busy]
+    harness.clock.now = retry_at
+    await harness.deliver()
+    assert (await state(busy))[:2] == ("sent", 2)
+    assert len(harness.mail_to(busy)) == 1
+    harness.clock.now += timedelta(hours=1)
+    await harness.deliver()
+    assert (await state(gone))[:2] == ("failed", 1), "a permanent failure is never tried again"
+
+    # A second hard bounce suppresses the address: a third email is not even attempted.
+    later = snapshot(uuid.uuid4(), starts + timedelta(days=7), revision=1)
+    await harness.handle(RegistrationConfirmed.create(registration=view(later, gone)))
+    await harness.deliver()
+    third = snapshot(uuid.uuid4(), starts + timedelta(days=14), revision=1)
+    await harness.handle(RegistrationConfirmed.create(registration=view(third, gone)))
+    async with harness.pool.acquire() as conn:
+        statuses = [
+            r["status"]
+            for r in await conn.fetch(
+                "SELECT status FROM emails WHERE recipient = $1 ORDER BY created_at", gone
+            )
+        ]
+        scope = await conn.fetchval("SELECT scope FROM suppressions WHERE email = $1", gone)
+    assert statuses == ["failed", "failed", "suppressed"]
+    assert scope == "all"
+    async with harness.pool.acquire() as conn:
+        outcomes = await conn.fetch(
+            "SELECT headers->>'type' AS type FROM outbox WHERE topic = 'sto.notifications'"
+        )
+    assert {"email.failed", "email.sent"} <= {r["type"] for r in outcomes}
+
+
+async def test_a_sender_told_to_stop_mid_send_records_the_email_so_it_goes_once(
+    harness: Harness,
+) -> None:
+    """SIGTERM cancels the sender (the launcher does so when it restarts a worker). The email
+    the server already took is still recorded as sent, so the next sender does not resend it."""
+    event = snapshot(uuid.uuid4(), datetime(2026, 12, 9, 15, 30, tzinfo=AMS), revision=1)
+    recipient = address()
+    registration = view(event, recipient)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    harness.sink.answer_delay_s = 0.5
+    try:
+        sending = asyncio.create_task(harness.sender.run())
+        await eventually(lambda: harness.mail_to(recipient), what="the server has the email")
+        sending.cancel()  # before its 250 came back
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+    finally:
+        harness.sink.answer_delay_s = 0.0
+
+    next_process = EmailSender(harness.pool, harness.settings, clock=harness.clock)
+    await next_process.drain()
+    async with harness.pool.acquire() as conn:
+        emails = await email_status(conn, registration.registration_id)
+    assert [(e["kind"], e["status"], e["attempts"]) for e in emails] == [
+        ("registration_confirmed", "sent", 1)
+    ]
+    assert len(harness.mail_to(recipient)) == 1
+    assert next_process.stats.requeued_after_crash == 0
+
+
+async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: Harness) -> None:
+    starts = datetime(2026, 12, 8, 15, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    registration = view(event, email)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    async with harness.pool.acquire() as conn, conn.transaction():
+        await harness.service.subscribe(
+            conn,
+            email=email.upper(),
+            name="Anna",
+            role="docent",
+            region_code="NN",
+            interests=["PIE"],
+            source="subscribe_form",
+        )
+    await harness.handle(
+        PersonErased.create(
+            email_sha256=email_sha256(email),
+            registration_ids=(registration.registration_id,),
+            erased_at=harness.clock.now,
+        )
+    )
+    async with harness.pool.acquire() as conn:
+        left = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM emails WHERE lower(recipient) = $1)"
+            " + (SELECT count(*) FROM subscribers WHERE email = $1)"
+            " + (SELECT count(*) FROM registrations WHERE email = $1)"
+            " + (SELECT count(*) FROM reminders WHERE registration_id = $2)",
+            email,
+            registration.registration_id,
+        )
+    assert left == 0
+    await harness.deliver()
+    assert harness.mail_to(email) == []
+
+
+async def test_a_sign_up_with_the_newsletter_opt_in_still_confirms_by_email(
+    harness: Harness,
+) -> None:
+    event = snapshot(uuid.uuid4(), datetime(2026, 12, 10, 15, 0, tzinfo=AMS), revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    registration = view(event, email).model_copy(update={"newsletter_opt_in": True})
+    async with harness.pool.acquire() as conn, conn.transaction():
+        await harness.service.on_registration(conn, "registration.confirmed", registration, "")
+    await harness.deliver()
+    subjects = sorted(m.subject for m in harness.mail_to(email))
+    assert subjects == [
+        "Bevestig je aanmelding voor de nieuwsbrief van STO",
+        f"Je bent aangemeld: {event.title}",
+    ]
+    async with harness.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT status, region_code, role, source FROM subscribers WHERE email = $1", email
+        )
+    assert row is not None
+    assert dict(row) == {
+        "status": "pending",
+        "region_code": "NN",
+        "role": "docent",
+        "source": "registration",
+    }
+
+
+async def test_the_events_own_reminder_schedule_is_followed_when_it_changes(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 11, 19, 30, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    await harness.handle(RegistrationConfirmed.create(registration=view(event, email)))
+    changed = snapshot(event.event_id, starts, revision=2, reminder_offsets_hours=(48.0, 2.5))
+    await harness.handle(EventUpdated.create(event=changed, changed_fields=("reminders",)))
+    async with harness.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT r.offset_minutes, r.status, r.due_at FROM reminders r"
+            " JOIN registrations g ON g.registration_id = r.registration_id"
+            " WHERE g.email = $1 ORDER BY r.offset_minutes",
+            email,
+        )
+    utc_start = starts.astimezone(UTC)
+    assert [(r["offset_minutes"], r["status"], r["due_at"]) for r in rows] == [
+        (60, "dropped", utc_start - timedelta(hours=1)),
+        (150, "pending", utc_start - timedelta(minutes=150)),
+        (1440, "dropped", utc_start - timedelta(hours=24)),
+        (2880, "pending", utc_start - timedelta(hours=48)),
+    ]
+    assert (await harness.at(utc_start - timedelta(hours=24)))["reminders"] == 1  # 48 h, caught up
+    assert (await harness.at(utc_start - timedelta(hours=1)))["reminders"] == 1  # 2.5 h, caught up
+    await harness.deliver()
+    assert sorted(m.subject for m in harness.mail_to(email) if "Herinnering" in m.subject) == [
+        f"Herinnering: {event.title} begint over 150 minuten",
+        f"Herinnering: {event.title} begint over 2 dagen",
+    ]

@@ -1,0 +1,290 @@
+"""A registration's life on a real PostgreSQL: colleagues, the waiting list, capacity changes
+from the events topic, check-in, privacy export and erasure; each outcome a message in the
+outbox, keyed by event id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from sto_registrations import repository
+from sto_registrations.definition import DEFINITION
+from sto_registrations.domain import Applicant, SignUpRefused
+from sto_registrations.service import CheckInRefused, RegistrationsService
+from stolive_shared.contracts.codec import decode
+from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.contracts.registrations import PersonErased
+from stolive_shared.db import apply_migrations, create_pool
+
+SCHEMA = "registrations"
+
+
+@pytest.fixture(scope="module")
+async def service(database_url: str) -> AsyncIterator[RegistrationsService]:
+    await apply_migrations(database_url, SCHEMA, [DEFINITION.migrations])
+    pool = await create_pool(database_url, SCHEMA, max_size=6)
+    made = RegistrationsService(
+        pool=pool, schema=SCHEMA, link_secret="test-secret", public_base_url="http://sto.test"
+    )
+    yield made
+    await made.close()
+    await pool.close()
+
+
+def snapshot(event_id: uuid.UUID | None = None, **changes: Any) -> EventSnapshot:
+    starts = datetime.now(UTC) + timedelta(days=7)
+    fields: dict[str, Any] = {
+        "event_id": event_id or uuid.uuid4(),
+        "revision": 1,
+        "kind": "regional_meeting",
+        "status": "published",
+        "title": "Regiobijeenkomst Twente",
+        "starts_at": starts,
+        "ends_at": starts + timedelta(hours=3),
+        "capacity": 2,
+        "waitlist_enabled": True,
+    }
+    fields.update(changes)
+    return EventSnapshot(**fields)
+
+
+async def apply(service: RegistrationsService, event: EventSnapshot) -> uuid.UUID:
+    async with service.pool.acquire() as conn, conn.transaction():
+        await service.apply_event(conn, event)
+    return event.event_id
+
+
+def person(name: str, role: str = "docent") -> Applicant:
+    first = name.split()[0].lower()
+    return Applicant(name, f"{first}@esdal.nl", "Esdal College", role, "drenthe")
+
+
+async def messages(pool: asyncpg.Pool, event_id: uuid.UUID) -> list[Any]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT payload FROM outbox WHERE key = $1 ORDER BY id", str(event_id)
+        )
+    return [decode(bytes(r["payload"])) for r in rows]
+
+
+async def test_a_teacher_signs_up_colleagues_each_with_their_own_registration_and_links(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=2, waitlist_enabled=False))
+
+    answers = await service.sign_up_group(
+        event_id, [person("Anna Smit"), person("Bas Kok", "schoolleider"), person("Cor Bos")]
+    )
+
+    anna, bas, cor = answers
+    assert not isinstance(anna, Exception)
+    assert not isinstance(bas, Exception)
+    assert isinstance(cor, SignUpRefused)
+    assert cor.status == 409
+    assert anna.registration.group_id == bas.registration.group_id is not None
+    assert anna.manage_token != bas.manage_token
+    assert bas.registration.applicant.organisation == "Esdal College"
+    assert bas.registration.applicant.role == "schoolleider"
+    sent = await messages(service.pool, event_id)
+    assert [m.registration.attendee.name for m in sent] == ["Anna Smit", "Bas Kok"]
+
+
+async def test_a_waitlisted_person_leaves_the_list_and_nobody_is_promoted_for_it(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=1))
+    await service.sign_up(event_id, person("Dirk Mol"))
+    waiting = await service.sign_up(event_id, person("Eva Wit"))
+    assert waiting.registration.status == "waitlisted"
+    assert waiting.waitlist_position == 1
+
+    await service.cancel(waiting.registration.id, "left_waitlist")
+
+    async with service.pool.acquire() as conn:
+        counts = await repository.status_counts(conn, event_id)
+        held = await conn.fetchrow(
+            "SELECT confirmed_count, waitlisted_count FROM events WHERE id = $1", event_id
+        )
+    assert (counts["confirmed"], counts["waitlisted"], counts["cancelled"]) == (1, 0, 1)
+    assert (held["confirmed_count"], held["waitlisted_count"]) == (1, 0)
+    last = (await messages(service.pool, event_id))[-1]
+    assert (last.type, last.previous_status, last.reason) == (
+        "registration.cancelled",
+        "waitlisted",
+        "left_waitlist",
+    )
+
+
+async def test_a_raised_capacity_promotes_and_a_lowered_one_takes_no_seat(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=2))
+    people = [await service.sign_up(event_id, person(f"{n} Jansen")) for n in "FGHIJ"]
+    assert [p.registration.status for p in people].count("waitlisted") == 3
+
+    await apply(service, snapshot(event_id, revision=2, capacity=4))
+    promoted = [
+        m for m in await messages(service.pool, event_id) if m.type == "registration.promoted"
+    ]
+    assert [m.registration.attendee.name for m in promoted] == ["H Jansen", "I Jansen"]
+
+    await apply(service, snapshot(event_id, revision=3, capacity=1))
+    late = await service.sign_up(event_id, person("Kim Vos"))
+    async with service.pool.acquire() as conn:
+        counts = await repository.status_counts(conn, event_id)
+    assert counts["confirmed"] == 4  # nobody confirmed lost a seat
+    assert late.registration.status == "waitlisted"
+
+    # An old revision arriving late changes nothing.
+    await apply(service, snapshot(event_id, revision=2, capacity=40))
+    async with service.pool.acquire() as conn:
+        assert (await repository.status_counts(conn, event_id))["confirmed"] == 4
+
+
+async def test_a_cancelled_event_cancels_every_registration_with_its_reason(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=1))
+    await service.sign_up(event_id, person("Lot Kaan"))
+    await service.sign_up(event_id, person("Maud Roos"))
+
+    await apply(service, snapshot(event_id, revision=2, status="cancelled"))
+
+    cancelled = [
+        m for m in await messages(service.pool, event_id) if m.type == "registration.cancelled"
+    ]
+    assert {(m.previous_status, m.reason) for m in cancelled} == {
+        ("confirmed", "event_cancelled"),
+        ("waitlisted", "event_cancelled"),
+    }
+    with pytest.raises(SignUpRefused) as refused:
+        await service.sign_up(event_id, person("Nina Berg"))
+    assert refused.value.status == 410
+
+
+async def test_checking_in_at_a_meeting_is_recorded_once_and_published(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=1))
+    seated = await service.sign_up(event_id, person("Olaf Dam"))
+    waiting = await service.sign_up(event_id, person("Pien Blok"))
+
+    checked = await service.check_in(seated.registration.id, "organisator@sto.nl")
+    again = await service.check_in(seated.registration.id, "organisator@sto.nl")
+    with pytest.raises(CheckInRefused, match="wachtlijst"):
+        await service.check_in(waiting.registration.id, "organisator@sto.nl")
+
+    assert checked.checked_in_at is not None
+    assert again.checked_in_at == checked.checked_in_at
+    check_ins = [
+        m for m in await messages(service.pool, event_id) if m.type == "registration.checked_in"
+    ]
+    assert len(check_ins) == 1
+    assert check_ins[0].registration.registration_id == seated.registration.id
+
+
+async def test_a_webinar_registration_carries_its_personal_join_link(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(kind="webinar", capacity=None))
+
+    result = await service.sign_up(event_id, person("Quinten Ros"))
+
+    viewer = result.registration.viewer_id
+    assert result.join_url == f"http://sto.test/events/watch/{event_id}?v={viewer}"
+    [confirmed] = await messages(service.pool, event_id)
+    assert confirmed.registration.join_url == result.join_url
+    with pytest.raises(CheckInRefused, match="locatie"):
+        await service.check_in(result.registration.id, "organisator@sto.nl")
+
+
+async def test_a_person_is_exported_then_erased_keeping_the_counts(
+    service: RegistrationsService,
+) -> None:
+    first = await apply(service, snapshot(capacity=5))
+    second = await apply(service, snapshot(capacity=5))
+    await service.sign_up(first, person("Roos Vink"))
+    await service.sign_up(second, Applicant("Roos Vink", "ROOS@esdal.nl", "Esdal", "docent", None))
+    await service.sign_up(second, person("Sem Ruis"))
+
+    export = await service.person_export("Roos@Esdal.nl")
+    assert {r["event_id"] for r in export["registrations"]} == {first, second}
+    assert {r["name"] for r in export["registrations"]} == {"Roos Vink"}
+
+    async with service.pool.acquire() as conn:  # as the relay would have by now
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+
+    erased = await service.erase_person("roos@esdal.nl")
+
+    assert len(erased) == 2
+    assert (await service.person_export("roos@esdal.nl"))["registrations"] == []
+    async with service.pool.acquire() as conn:
+        assert (await repository.status_counts(conn, second))["confirmed"] == 2
+        rows = await conn.fetch(
+            "SELECT name, email, organisation FROM registrations WHERE id = ANY($1)", erased
+        )
+        kept_mentions = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE encode(payload, 'escape') LIKE '%roos@esdal.nl%'"
+        )
+        sem_kept = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE encode(payload, 'escape') LIKE '%sem@esdal.nl%'"
+        )
+        erasure = await conn.fetchrow(
+            "SELECT key, payload FROM outbox WHERE headers->>'type' = 'person.erased'"
+        )
+    assert all(tuple(r.values()) == (None, None, None) for r in rows)
+    assert kept_mentions == 0  # a broker loss cannot bring the details back
+    assert sem_kept == 1
+    message = json.loads(bytes(erasure["payload"]))
+    assert sorted(message["registration_ids"]) == sorted(str(i) for i in erased)
+    assert "roos" not in bytes(erasure["payload"]).decode()
+    # The same address may sign up again later: a new registration, not the erased one.
+    again = await service.sign_up(first, person("Roos Vink"))
+    assert again.created
+
+
+async def test_messages_carry_the_newsletter_wish_and_profiles_for_notifications(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=1))
+    fien = Applicant(
+        "Fien Dijk", "fien@esdal.nl", "Esdal College", "docent", "drenthe", ("BWI", "MVI"), True
+    )
+
+    await service.sign_up(event_id, fien)
+    await service.sign_up(event_id, person("Gert Ros"))
+
+    confirmed, waitlisted = await messages(service.pool, event_id)
+    assert (confirmed.type, confirmed.version) == ("registration.confirmed", 2)
+    assert confirmed.registration.newsletter_opt_in is True
+    assert confirmed.registration.attendee.profiles == ("BWI", "MVI")
+    assert (waitlisted.type, waitlisted.version) == ("registration.waitlisted", 2)
+    assert waitlisted.registration.newsletter_opt_in is False
+    assert waitlisted.registration.attendee.profiles == ()
+
+
+async def test_an_erasure_names_the_address_only_by_its_sha256(
+    service: RegistrationsService,
+) -> None:
+    digest = hashlib.sha256(b"hugo@esdal.nl").hexdigest()
+
+    await service.erase_person("  Hugo@Esdal.NL ")
+
+    async with service.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT key, payload FROM outbox WHERE headers->>'type' = 'person.erased'"
+            " AND encode(payload, 'escape') LIKE $1",
+            f"%{digest}%",
+        )
+    assert row is not None
+    message = decode(bytes(row["payload"]))
+    assert isinstance(message, PersonErased)
+    assert (message.email_sha256, row["key"]) == (digest, digest)
+    assert "hugo" not in bytes(row["payload"]).decode().lower()
