@@ -6,8 +6,9 @@ every service process, the gateway, and a real SMTP server (aiosmtpd) the test r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from stolive.stack import SERVICES, Stack, StackConfig
 from stolive_shared.settings import KafkaSettings
 from tests.support import SmtpSink, start_smtp_sink
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Platform:
@@ -26,6 +29,7 @@ class Platform:
     smtp: SmtpSink
     gateway: httpx.AsyncClient
     organiser: httpx.AsyncClient
+    reports: list[str] = field(default_factory=list)
 
     @property
     def kafka(self) -> KafkaSettings:
@@ -62,7 +66,13 @@ async def platform(
         smtp_port,
         extra_env={"LOG_LEVEL": "INFO", **getattr(request.module, "PLATFORM_ENV", {})},
     )
-    stack = Stack(config)
+    reports: list[str] = []
+
+    def report(line: str) -> None:
+        reports.append(line)
+        log.info(line)
+
+    stack = Stack(config, report=report)
     try:
         await stack.start()
         base = config.public_base_url
@@ -74,7 +84,7 @@ async def platform(
                 timeout=15,
             ) as organiser,
         ):
-            yield Platform(stack, sink, gateway, organiser)
+            yield Platform(stack, sink, gateway, organiser, reports)
     finally:
         await stack.stop()
         controller.stop()

@@ -13,6 +13,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable
 
+import asyncpg
 import httpx
 
 from tests.e2e.conftest import Platform
@@ -64,11 +65,15 @@ async def test_a_broker_restart_loses_and_doubles_nothing(
         with contextlib.suppress(asyncio.CancelledError):
             await signing_up
 
-    await eventually(
-        lambda: all(platform.smtp.to(email) for email in accepted),
-        timeout_s=90,
-        what=f"a confirmation for each of {len(accepted)} accepted sign-ups",
-    )
+    try:
+        await eventually(
+            lambda: all(platform.smtp.to(email) for email in accepted),
+            timeout_s=90,
+            what=f"a confirmation for each of {len(accepted)} accepted sign-ups",
+        )
+    except AssertionError as exc:
+        missing = [email for email in accepted if not platform.smtp.to(email)]
+        raise AssertionError(f"{exc}\n{await where_they_are(platform, missing)}") from None
     await eventually(
         lambda: _equals(analytics_confirmed(platform, event_id), len(accepted)),
         timeout_s=60,
@@ -83,6 +88,43 @@ async def test_a_broker_restart_loses_and_doubles_nothing(
     )
     assert doubled == []
     assert not refused
+
+
+async def where_they_are(platform: Platform, missing: list[str]) -> str:
+    """Where each sign-up without an email got stuck: the registrations outbox, the
+    notifications queue, the launcher's reports and the services' warnings."""
+    lines = [f"{len(missing)} without an email:"]
+    conn = await asyncpg.connect(platform.stack.database_url)
+    try:
+        for email in missing[:20]:
+            outbox = await conn.fetch(
+                "SELECT topic, published_at IS NOT NULL AS published, publish_count"
+                " FROM registrations.outbox WHERE position($1::bytea IN payload) > 0",
+                f'"{email}"'.encode(),
+            )
+            queued = await conn.fetch(
+                "SELECT kind, status, attempts, next_attempt_at, last_error"
+                " FROM notifications.emails WHERE lower(recipient) = $1",
+                email,
+            )
+            lines.append(f"  {email}: outbox {[dict(r) for r in outbox]}; "
+                         f"emails {[dict(r) for r in queued]}")  # fmt: skip
+        offsets = await conn.fetch("SELECT * FROM registrations.outbox_relay_offsets")
+        lines.append(f"  registrations relay offsets: {sorted(tuple(r) for r in offsets)}")
+    finally:
+        await conn.close()
+    lines += ["launcher:", *(f"  {line}" for line in platform.reports)]
+    for log_file in sorted((platform.stack.config.data_dir / "logs").glob("*.log")):
+        notable = [
+            line[:300]
+            for line in log_file.read_text(errors="replace").splitlines()
+            if ('"level": "warning"' in line or '"level": "error"' in line or "Traceback" in line)
+            and '"logger": "aiokafka' not in line  # its reconnect noise during the outage
+        ]
+        if notable:
+            lines += [f"{log_file.name} ({len(notable)} warnings/errors, last 15):"]
+            lines += [f"  {line}" for line in notable[-15:]]
+    return "\n".join(lines)
 
 
 async def _equals(value: object, expected: int) -> bool:
