@@ -42,6 +42,8 @@ class SmtpSink:
     # Seconds between keeping a message and answering 250: the window in which a sender has
     # been heard but does not know it yet.
     answer_delay_s: float = 0.0
+    # The same, for one recipient: recipient -> seconds.
+    answer_delays: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -57,8 +59,11 @@ class SmtpSink:
         assert isinstance(parsed, EmailMessage)
         with self._lock:
             self.received.append(ReceivedEmail(list(envelope.rcpt_tos), parsed))
-        if self.answer_delay_s:
-            await asyncio.sleep(self.answer_delay_s)
+        delay = max(
+            [self.answer_delay_s, *(self.answer_delays.get(r, 0.0) for r in envelope.rcpt_tos)]
+        )
+        if delay:
+            await asyncio.sleep(delay)
         return "250 Message accepted"
 
     def to(self, address: str) -> list[ReceivedEmail]:

@@ -552,6 +552,35 @@ async def test_a_sender_told_to_stop_mid_send_records_the_email_so_it_goes_once(
     assert next_process.stats.requeued_after_crash == 0
 
 
+async def test_a_sender_told_to_stop_waits_for_the_slowest_send_under_way(
+    harness: Harness,
+) -> None:
+    """The other connection's send ends first and that part of the sender stops; the
+    sender must still wait for the slow one. Before, the first part to stop made the rest
+    be told to stop again, the slow send was abandoned, the process went on to close its
+    database pool, and the email the server had taken was sent once more by the next one."""
+    event = snapshot(uuid.uuid4(), datetime(2026, 12, 9, 15, 30, tzinfo=AMS), revision=1)
+    slow = address()
+    others = [address() for _ in range(8)]  # some share no SMTP connection with ``slow``
+    registrations = [view(event, recipient) for recipient in [slow, *others]]
+    for registration in registrations:
+        await harness.handle(RegistrationConfirmed.create(registration=registration))
+    harness.sink.answer_delays = {slow: 1.0, **dict.fromkeys(others, 0.05)}
+    try:
+        sending = asyncio.create_task(harness.sender.run())
+        await eventually(lambda: harness.mail_to(slow), what="the server has the slow email")
+        sending.cancel()  # while its 250 is a second away
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+    finally:
+        harness.sink.answer_delays = {}
+
+    # The sender has stopped: a process would now close its pool and exit.
+    async with harness.pool.acquire() as conn:
+        [email] = await email_status(conn, registrations[0].registration_id)
+    assert (email["status"], len(harness.mail_to(slow))) == ("sent", 1)
+
+
 async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: Harness) -> None:
     starts = datetime(2026, 12, 8, 15, 0, tzinfo=AMS)
     event = snapshot(uuid.uuid4(), starts, revision=1)

@@ -560,13 +560,19 @@ async def _listening(
 
 async def _finish_despite_cancellation(work: Coroutine[Any, Any, None], grace_s: float) -> None:
     """Run ``work`` (one send and the record of its outcome) to its end even when our task is
-    cancelled meanwhile, waiting at most ``grace_s``; the cancellation is re-raised after."""
+    cancelled meanwhile, waiting at most ``grace_s``; the cancellation is re-raised after.
+
+    Told to stop again while waiting (``_all_of`` cancels every part once one has stopped),
+    it still waits: giving up there let the process close its pool under the send."""
     task = asyncio.ensure_future(work)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        if not task.done():
-            await asyncio.wait({task}, timeout=grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while not task.done() and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task}, timeout=left)
         raise
 
 
