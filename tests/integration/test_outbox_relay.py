@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from stolive.broker import EmbeddedBroker, free_port
 from stolive_shared.contracts.codec import decode, header
@@ -191,5 +192,65 @@ async def test_other_relays_probing_after_a_loss_do_not_hide_it_from_an_idle_rel
                 timeout_s=15,
                 what="the idle relay to notice the loss from its own probe",
             )
+    finally:
+        await broker.stop()
+
+
+def partition_of(event_id: uuid.UUID) -> int:
+    partitions = list(range(EVENTS.partitions))
+    return int(DefaultPartitioner()(str(event_id).encode(), partitions, partitions))
+
+
+async def test_a_second_loss_right_after_the_first_is_noticed_too(
+    database_url: str, pool: asyncpg.Pool
+) -> None:
+    """Noticing a loss, the relay forgets the offsets it knew: they belong to the lost log.
+    If the broker loses its data again before the next regular probe, only an offset seen on
+    the new log can reveal it, so the relay probes at once after a loss. Here the message
+    that follows the second loss goes to a partition the relay has not written to since."""
+    async with pool.acquire() as conn:  # rows of the tests before would be republished too
+        await conn.execute("TRUNCATE outbox, outbox_relay_offsets")
+    broker = EmbeddedBroker(free_port())
+    await broker.start()
+    kafka = embedded_kafka(broker.bootstrap_servers)
+    await ensure_topics(kafka, ALL_TOPICS)
+    first = messages_for_one_event(3)
+    while True:
+        later = messages_for_one_event(1)
+        if partition_of(later[0].event.event_id) != partition_of(first[0].event.event_id):
+            break
+    relay = OutboxRelay(
+        database_url=database_url, pool=pool, schema=SCHEMA, kafka=kafka, probe_interval_s=4.0
+    )
+
+    async def lose_everything() -> None:
+        broker.kill()
+        await broker.start()
+        await ensure_topics(kafka, ALL_TOPICS)
+
+    try:
+        async with running(relay):
+            await write(pool, first[:2])
+            await eventually(lambda: relay.stats.published >= 2, what="2 published")
+            await lose_everything()
+            published = relay.stats.published
+            await write(pool, first[2:])  # reveals the first loss
+            await eventually(lambda: relay.stats.republish_rounds == 1, what="the first loss")
+            await eventually(
+                lambda: relay.stats.published >= published + 4, what="the lost rows sent again"
+            )
+            await lose_everything()  # well before the next regular probe
+            await write(pool, later)
+            await eventually(
+                lambda: relay.stats.republish_rounds == 2,
+                timeout_s=15,
+                what="the relay to notice the second loss",
+            )
+            await eventually(
+                lambda: revisions_on_kafka(kafka, first[0].event.event_id),
+                timeout_s=20,
+                what="the event's messages back on the broker",
+            )
+        assert await revisions_on_kafka(kafka, first[0].event.event_id) == [2, 3, 4]
     finally:
         await broker.stop()

@@ -13,7 +13,8 @@ one outbox would reorder messages of one key, so the others wait. The leader:
    the log was wiped (the embedded broker forgets everything on restart; on Apache Kafka, a
    deleted and re-created topic). It then marks every retained row unpublished and publishes
    them again in order. A small probe record every few seconds, on a partition of its own,
-   makes this work while no business message flows.
+   makes this work while no business message flows. After a loss the relay probes at once:
+   only offsets acknowledged by the new log can reveal that it, too, was wiped.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class OutboxRelay:
         self._purge_interval_s = purge_interval_s
         self._wakeup = asyncio.Event()
         self._max_offsets: dict[tuple[str, int], int] = {}
+        self._probe_now = False
         self.stats = RelayStats()
 
     async def run(self) -> None:
@@ -149,8 +151,9 @@ class OutboxRelay:
         try:
             while True:
                 try:
-                    if loop.time() >= next_probe:
+                    if self._probe_now or loop.time() >= next_probe:
                         await self._probe(producer)
+                        self._probe_now = False
                         next_probe = loop.time() + self._probe_interval_s
                     sent = await self._publish_batch(producer)
                     backoff = 0.2
@@ -247,6 +250,8 @@ class OutboxRelay:
             self._retention,
         )
         await conn.execute("DELETE FROM outbox_relay_offsets")
+        # The probe partition's offset on the new log is not known yet (see _record_acks).
+        self._probe_now = True
         self.stats.republish_rounds += 1
         OUTBOX_REPUBLISH_ROUNDS.labels(self._schema).inc()
         log.warning(
