@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 SERVICES = ("events", "registrations", "notifications", "analytics")
 DEFAULT_PORTS = {"events": 8101, "registrations": 8102, "notifications": 8103, "analytics": 8104}
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/stolive"
+# How long a consumer process may take to stop before it is killed. A stop is usually over
+# in well under a second, but an email sender finishes the sends under way first (up to the
+# SMTP timeout, 15 s): killed before, an email the server took may go out a second time.
+CONSUMER_STOP_GRACE_S = 20.0
 
 
 @dataclass
@@ -365,7 +369,7 @@ class Stack:
         assert self.broker is not None
         self.report("! the embedded broker stopped: restarting it, its topics, then the consumers")
         consumers = [p for p in self.processes if p.consumes_kafka]
-        await asyncio.gather(*(p.stop(timeout_s=5.0) for p in consumers))
+        await asyncio.gather(*(p.stop(CONSUMER_STOP_GRACE_S) for p in consumers))
         while True:
             try:
                 await self.broker.start()
@@ -400,7 +404,7 @@ class Stack:
         apis = [p for p in self.processes if not p.consumes_kafka]
         consumers = [p for p in self.processes if p.consumes_kafka]
         await asyncio.gather(*(p.stop() for p in apis))
-        await asyncio.gather(*(p.stop() for p in consumers))
+        await asyncio.gather(*(p.stop(CONSUMER_STOP_GRACE_S) for p in consumers))
         if self.broker is not None:
             await self.broker.stop()
         if self.mailbox is not None:
