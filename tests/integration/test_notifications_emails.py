@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,7 @@ from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, message_handlers
 from sto_notifications.definition import DEFINITION
 from sto_notifications.domain import email_sha256
+from sto_notifications.mime import build_message
 from sto_notifications.repository import email_status
 from sto_notifications.service import (
     EmailSender,
@@ -30,6 +32,7 @@ from sto_notifications.service import (
     NotificationsService,
     Scheduler,
 )
+from sto_notifications.smtp import SmtpPool
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import (
@@ -579,6 +582,35 @@ async def test_a_sender_told_to_stop_waits_for_the_slowest_send_under_way(
     async with harness.pool.acquire() as conn:
         [email] = await email_status(conn, registrations[0].registration_id)
     assert (email["status"], len(harness.mail_to(slow))) == ("sent", 1)
+
+
+async def test_a_connection_whose_send_was_cancelled_is_not_used_again(
+    settings: NotificationsSettings, smtp: tuple[SmtpSink, int]
+) -> None:
+    """A send cancelled halfway leaves its SMTP conversation halfway: the server's late
+    answer would be read as the answer to the next command on that connection."""
+    sink, _port = smtp
+    pool = SmtpPool(settings.model_copy(update={"smtp_connections": 1}))
+    interrupted, following = address(), address()
+
+    def message_to(recipient: str) -> EmailMessage:
+        return build_message(
+            email_id=uuid.uuid4(), sender=settings.mail_from, recipient=recipient,
+            subject="Test", text="Hallo", html_body="<p>Hallo</p>",
+        )  # fmt: skip
+
+    sink.answer_delays = {interrupted: 0.5}
+    try:
+        sending = asyncio.create_task(pool.send(message_to(interrupted)))
+        await eventually(lambda: sink.to(interrupted), what="the server has the first email")
+        sending.cancel()  # before its 250 came back
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        await pool.send(message_to(following))
+    finally:
+        sink.answer_delays = {}
+        await pool.close()
+    assert len(sink.to(following)) == 1
 
 
 async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: Harness) -> None:

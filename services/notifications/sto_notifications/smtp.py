@@ -133,6 +133,12 @@ class SmtpPool:
             await self._discard(client)
             client = None
             raise SendFailure(f"no answer from SMTP server: {exc}", None) from exc
+        except asyncio.CancelledError:
+            # Cancelled halfway through a conversation: the server's late answer would be
+            # taken for the answer to the next command sent on this connection.
+            await self._discard(client)
+            client = None
+            raise
         finally:
             self._idle.put_nowait(client)
 
