@@ -191,3 +191,11 @@ async def serious_accessibility_violations(page: Any) -> list[dict[str, Any]]:
     results = await Axe().run(page)
     violations: list[dict[str, Any]] = results.response["violations"]
     return [v for v in violations if v.get("impact") in ("serious", "critical")]
+
+
+async def organiser_session(app: Any, organiser: str = "programmabureau") -> dict[str, str]:
+    """A real session in the app's own organiser store (a token made, then logged in with it),
+    as the cookie a browser would hold after the login page."""
+    access = app.state.organisers
+    owner = await access.store.token_owner(await access.store.create_token(organiser))
+    return {access.cookie: await access.store.start_session(owner)}

@@ -4,6 +4,13 @@
 (``ROOT_PATH``) and writes its links with it. Bodies are streamed both ways, so Server-Sent
 Events pass through. In docker-compose and Kubernetes a real reverse proxy or Ingress does
 this job.
+
+The gateway serves everyone through one HTTP client, so it must remember nothing of anyone:
+each request goes on with exactly its caller's headers, and each answer comes back with
+exactly the service's (``stolive_shared.http.stateless_client`` keeps no cookie jar). It is
+the edge: ``X-Forwarded-For`` is the address it saw, never what the caller claims, unless the
+caller is one of ``trusted_proxies``. The services' ``/metrics`` are not served here, as in
+nginx and the Ingress.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from starlette.background import BackgroundTask
 
 from stolive.devmail import DevMailbox
+from stolive_shared.http import stateless_client
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -26,11 +34,18 @@ _HOP_BY_HOP = {
 }  # fmt: skip
 # The gateway's own server sets these on every answer.
 _SET_BY_GATEWAY = {"date", "server"}
+# What the edge states about the caller; a caller's own claims are dropped.
+_SET_AT_THE_EDGE = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-prefix", "forwarded"}
 
 
-def create_gateway(upstreams: Mapping[str, str], mailbox: DevMailbox | None = None) -> FastAPI:
-    """``upstreams`` maps a prefix ('events') to a base URL ('http://127.0.0.1:8101')."""
-    client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0), follow_redirects=False)
+def create_gateway(
+    upstreams: Mapping[str, str],
+    mailbox: DevMailbox | None = None,
+    trusted_proxies: frozenset[str] = frozenset(),
+) -> FastAPI:
+    """``upstreams`` maps a prefix ('events') to a base URL ('http://127.0.0.1:8101');
+    ``trusted_proxies`` are the addresses whose ``X-Forwarded-For`` is believed."""
+    client = stateless_client(timeout=httpx.Timeout(30.0, connect=2.0))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -88,14 +103,21 @@ def create_gateway(upstreams: Mapping[str, str], mailbox: DevMailbox | None = No
     )
     async def forward(prefix: str, path: str, request: Request) -> Response:
         base = upstreams.get(prefix)
-        if base is None:
+        if base is None or path == "metrics":
             return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = [
+            (k, v)
+            for k, v in request.headers.items()
+            if k.lower() not in _HOP_BY_HOP and k.lower() not in _SET_AT_THE_EDGE
+        ]
         client_host = request.client.host if request.client else ""
         prior = request.headers.get("x-forwarded-for")
-        headers["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
-        headers["x-forwarded-proto"] = request.url.scheme
-        headers["x-forwarded-prefix"] = f"/{prefix}"
+        trusted = bool(prior) and client_host in trusted_proxies
+        headers += [
+            ("x-forwarded-for", f"{prior}, {client_host}" if trusted else client_host),
+            ("x-forwarded-proto", request.url.scheme),
+            ("x-forwarded-prefix", f"/{prefix}"),
+        ]
         upstream_request = client.build_request(
             request.method,
             f"{base}/{path}",
@@ -111,14 +133,18 @@ def create_gateway(upstreams: Mapping[str, str], mailbox: DevMailbox | None = No
                 status_code=503,
                 headers={"Retry-After": "2"},
             )
-        return StreamingResponse(
+        response = StreamingResponse(
             upstream.aiter_raw(),
             status_code=upstream.status_code,
-            headers={
-                k: v for k, v in upstream.headers.multi_items() if k.lower() not in _HOP_BY_HOP
-            },
             background=BackgroundTask(upstream.aclose),
         )
+        # Every header as the service sent it, repeated ones too (two Set-Cookie stay two).
+        response.raw_headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in upstream.headers.multi_items()
+            if k.lower() not in _HOP_BY_HOP and k.lower() not in _SET_BY_GATEWAY
+        ]
+        return response
 
     @app.get("/{prefix}", include_in_schema=False)
     async def prefix_root(prefix: str) -> Response:

@@ -13,9 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from sto_events.regions import DEMO_REGIONS_CSV
+from stolive_shared.http import stateless_client
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -108,7 +107,7 @@ def demo_events(today: date) -> list[dict[str, Any]]:
 async def seed_demo(events_url: str, token: str, today: date) -> list[str]:
     """Create the demo once; returns the titles created (empty when events already exist)."""
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=events_url, headers=headers, timeout=10) as client:
+    async with stateless_client(base_url=events_url, headers=headers, timeout=10) as client:
         existing = (await client.get("/api/organiser/events")).raise_for_status().json()
         if existing:
             return []

@@ -19,10 +19,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -44,9 +43,13 @@ from stolive_shared.db import (
     with_database,
 )
 from stolive_shared.errors import ConfigurationError
+from stolive_shared.http import stateless_client
 from stolive_shared.messaging.topics_admin import ensure_topics
+from stolive_shared.organisers.store import OrganiserStore
 from stolive_shared.runtime import SignalFreeServer
+from stolive_shared.secrets import folder_secret
 from stolive_shared.settings import KafkaSettings
+from stolive_shared.web import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +220,13 @@ class Stack:
         created = sum(1 for what in outcome.values() if what != "exists")
         self.report(f"✓ {where} ({len(outcome)} topics, {created} created)")
 
-    def _link_secret(self) -> str:
-        path = self.config.data_dir / "link-secret"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+    def _secret(self, name: str) -> str:
+        """The data folder's own secret, the one a service started by hand there uses too."""
+        older = self.config.data_dir / name  # where earlier versions kept the link secret
+        if older.exists() and not (self.config.data_dir / "secrets" / name).exists():
+            (self.config.data_dir / "secrets").mkdir(exist_ok=True)
+            older.rename(self.config.data_dir / "secrets" / name)
+        return folder_secret(self.config.data_dir, name)
 
     def _build_processes(self) -> list[ManagedProcess]:
         config = self.config
@@ -234,7 +238,8 @@ class Stack:
             "KAFKA_SESSION_TIMEOUT_MS": str(config.kafka_session_timeout_ms),
             "KAFKA_REPAIR_PARTITION_MISMATCH": "true" if self.broker else "false",
             "KAFKA_ALTER_TOPIC_CONFIGS": "false" if self.broker else "true",
-            "LINK_SECRET": self._link_secret(),
+            "LINK_SECRET": self._secret("link-secret"),
+            "SESSION_SECRET": self._secret("session-secret"),
             "PUBLIC_BASE_URL": config.public_base_url,
             "EVENTS_API_URL": self.service_url("events"),
             "SMTP_HOST": config.smtp_host or "127.0.0.1",
@@ -281,7 +286,7 @@ class Stack:
     async def _wait_ready(self, timeout_s: float = 90.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with stateless_client(timeout=2.0) as client:
             for process in self.processes:
                 if process.health_url is None:
                     await asyncio.sleep(0)
@@ -311,12 +316,14 @@ class Stack:
         upstreams = {service: self.service_url(service) for service in SERVICES}
         app = create_gateway(upstreams, self.mailbox)
         config = uvicorn.Config(
-            app,
+            SecurityHeaders(app, https=self.config.public_base_url.startswith("https:")),
             host="127.0.0.1",
             port=self.config.gateway_port,
             access_log=False,
             log_config=None,
             lifespan="on",
+            # The gateway is the edge: it states the caller's address itself (see gateway).
+            proxy_headers=False,
         )
         server = SignalFreeServer(config)
         self._gateway = server
@@ -330,18 +337,18 @@ class Stack:
         self.report(f"✓ gateway at {self.config.public_base_url}/")
 
     async def _organiser_token(self) -> str:
-        from sto_events.service import EventsService, NotAuthenticated
-
+        """The demo organiser's token, kept in the data folder (made on the first start)."""
         path = self.config.data_dir / "organiser-token"
         pool = await create_pool(self.database_url, "events", max_size=1)
         try:
-            service = EventsService(pool, "events")
+            store = OrganiserStore(
+                pool, self._secret("session-secret"), idle=timedelta(0), lifetime=timedelta(0)
+            )
             if path.exists():
                 token = path.read_text().strip()
-                with contextlib.suppress(NotAuthenticated):
-                    await service.authenticate(token)
+                if await store.token_owner(token) is not None:
                     return token
-            token = await service.create_token("demo-organiser")
+            token = await store.create_token("demo-organiser")
             path.write_text(token)
             path.chmod(0o600)
             return token

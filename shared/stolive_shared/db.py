@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from stolive_shared.errors import ConfigurationError, DependencyUnavailable
+from stolive_shared.organisers import MIGRATIONS as ORGANISERS_MIGRATIONS
+from stolive_shared.organisers import SCHEMA as ORGANISERS_SCHEMA
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -99,11 +101,24 @@ def migration_files(directories: Sequence[Path]) -> list[tuple[str, Path]]:
 
 
 async def apply_migrations(url: str, schema: str, directories: Sequence[Path]) -> list[str]:
-    """Create ``schema`` and apply the shared then the given migrations; return what ran."""
+    """Create ``schema`` and apply the shared then the given migrations; return what ran.
+
+    The organisers' schema (tokens and sessions every service checks) comes first: a
+    service cannot serve an organiser page without it.
+    """
     conn = await asyncpg.connect(url, timeout=10)
-    applied: list[str] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
+        applied = await _apply(conn, ORGANISERS_SCHEMA, migration_files([ORGANISERS_MIGRATIONS]))
+        files = migration_files([SHARED_MIGRATIONS, *directories])
+        return applied + await _apply(conn, schema, files)
+    finally:
+        await conn.close()
+
+
+async def _apply(conn: asyncpg.Connection, schema: str, files: list[tuple[str, Path]]) -> list[str]:
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"migrate:{schema}")
+    try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute(f'SET search_path TO "{schema}", public')
         await conn.execute(
@@ -111,16 +126,15 @@ async def apply_migrations(url: str, schema: str, directories: Sequence[Path]) -
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
-        for name, path in migration_files([SHARED_MIGRATIONS, *directories]):
+        for name, path in files:
             if name in done:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text())
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
             applied.append(name)
-        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrate:{schema}")
     finally:
-        await conn.close()
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"migrate:{schema}")
     return applied
 
 

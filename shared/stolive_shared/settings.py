@@ -7,12 +7,18 @@ broker lacks features Apache Kafka has (see ``../shared/BROKER.md`` in the progr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stolive_shared.secrets import folder_secret
+
 _PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", ""}
+# Secrets shorter than this (in bytes) are refused in production: HMAC keys of SHA-256.
+MIN_SECRET_BYTES = 32
 
 
 class KafkaSettings(BaseSettings):
@@ -77,8 +83,24 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     consumer_max_attempts: int = 3
 
-    link_secret: SecretStr = SecretStr("dev-only-link-secret-change-me-in-production")
+    # Signs personal links (manage, watch, unsubscribe, certificate, check-in).
+    link_secret: SecretStr | None = None
+    # Keys organiser session ids and the sign-up API's form tokens; never the link secret.
+    session_secret: SecretStr | None = None
     environment: Literal["development", "test", "production"] = "development"
+    # Where a process outside production keeps the secrets it was not given (``secrets``).
+    data_dir: Path = Field(
+        default=Path(".stolive"), validation_alias=AliasChoices("stolive_data_dir", "data_dir")
+    )
+
+    # Organiser sessions end after this long without a request, and this long after login.
+    organiser_session_idle_minutes: float = 120.0
+    organiser_session_max_hours: float = 12.0
+    # Sites allowed to show this platform's pages in a frame (CSP frame-ancestors), space
+    # separated, e.g. "https://www.sterktechniekonderwijs.nl"; empty: no site may.
+    frame_ancestors: str = ""
+    # /docs and /openapi.json: on by default, except in production.
+    api_docs: bool | None = None
 
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
@@ -91,13 +113,53 @@ class ServiceSettings(BaseSettings):
             raise ValueError("db_schema must be a plain SQL identifier")
         return value
 
+    _keys: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def link_key(self) -> str:
+        """The key of personal links: ``LINK_SECRET``, else (outside production) the data
+        folder's own."""
+        return self._key("link_secret", self.link_secret)
+
+    def session_key(self) -> str:
+        """The key of organiser sessions and form tokens: ``SESSION_SECRET``, else (outside
+        production) the data folder's own."""
+        return self._key("session_secret", self.session_secret)
+
+    def _key(self, name: str, given: SecretStr | None) -> str:
+        if given is not None and given.get_secret_value():
+            return given.get_secret_value()
+        if self.environment == "production":
+            raise ValueError(f"{name.upper()} must be set in production")
+        if name not in self._keys:
+            self._keys[name] = folder_secret(self.data_dir, name.replace("_", "-"))
+        return self._keys[name]
+
+    @property
+    def https(self) -> bool:
+        """People reach the platform over https (cookies are then Secure, HSTS is sent)."""
+        return urlsplit(self.public_base_url).scheme == "https"
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "production"
+
     def check_production_ready(self) -> None:
-        """Refuse placeholder secrets when running as production."""
+        """Refuse missing, placeholder, short or shared secrets when running as production."""
         if self.environment != "production":
             return
-        secret = self.link_secret.get_secret_value()
-        if secret.lower() in _PLACEHOLDER_SECRETS or "change-me" in secret:
-            raise ValueError("LINK_SECRET must be set to a real secret in production")
+        keys: list[str] = []
+        for name, given in (
+            ("LINK_SECRET", self.link_secret),
+            ("SESSION_SECRET", self.session_secret),
+        ):
+            secret = given.get_secret_value() if given is not None else ""
+            if _is_placeholder(secret) or secret.lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} must be set to a real secret in production")
+            if len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"{name} must be at least {MIN_SECRET_BYTES} bytes in production")
+            keys.append(secret)
+        if keys[0] == keys[1]:
+            raise ValueError("LINK_SECRET and SESSION_SECRET must differ")
         sasl = self.kafka.sasl_password.get_secret_value() if self.kafka.sasl_password else ""
         for name, value in (("DATABASE_URL", self.database_url), ("KAFKA_SASL_PASSWORD", sasl)):
             if _is_placeholder(value):

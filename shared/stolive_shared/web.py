@@ -1,6 +1,6 @@
 """What every service's HTTP face shares: health, readiness, 503 on outages, trace context,
-422 in one shape for refused input, the 403 page for a form without its CSRF token, and 413
-for a body too large to be honest input.
+422 in one shape for refused input, the 403 page for a form without its CSRF token, 413
+for a body too large to be honest input, the organiser check and the security headers.
 
 ``/healthz`` says the process serves; ``/readyz`` says it can do its work (PostgreSQL answers).
 A request that finds PostgreSQL away gets 503 with a Dutch message and ``Retry-After``, never
@@ -9,17 +9,20 @@ a 500: the client (or the player, or the gateway) may retry.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,7 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.errors import DependencyUnavailable
 from stolive_shared.metrics import REQUEST_SECONDS, Refresh, metrics_router
+from stolive_shared.organisers.store import OrganiserStore
+from stolive_shared.organisers.web import PUBLIC, LoginRequired, OrganiserAccess
 from stolive_shared.pages import ExpiredForm
+from stolive_shared.settings import ServiceSettings
 from stolive_shared.telemetry import context_from_headers
 
 log = logging.getLogger(__name__)
@@ -67,7 +73,7 @@ def health_router(
     refresh_metrics: Refresh | None = None,
 ) -> APIRouter:
     """``/healthz``, ``/readyz`` and ``/metrics``."""
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["health"], dependencies=[PUBLIC])
     router.include_router(metrics_router(refresh_metrics))
 
     @router.get("/healthz", summary="The process is up")
@@ -125,17 +131,38 @@ def install_common_handlers(app: FastAPI, service_name: str) -> None:
 
     app.add_exception_handler(ExpiredForm, expired)
 
+    async def to_login(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(exc.login_url, status_code=303)
+
+    app.add_exception_handler(LoginRequired, to_login)
+
     app.add_middleware(RequestTelemetry, service_name=service_name)
 
 
 @overload
 def service_app(
-    *, title: str, description: str, service_name: str, app_class: type[AppT], **options: Any
+    *,
+    title: str,
+    description: str,
+    service_name: str,
+    settings: ServiceSettings,
+    pool: asyncpg.Pool,
+    app_class: type[AppT],
+    **options: Any,
 ) -> AppT: ...
 
 
 @overload
-def service_app(*, title: str, description: str, service_name: str, **options: Any) -> FastAPI: ...
+def service_app(
+    *,
+    title: str,
+    description: str,
+    service_name: str,
+    settings: ServiceSettings,
+    pool: asyncpg.Pool,
+    **options: Any,
+) -> FastAPI: ...
 
 
 def service_app(
@@ -143,24 +170,118 @@ def service_app(
     title: str,
     description: str,
     service_name: str,
+    settings: ServiceSettings,
+    pool: asyncpg.Pool,
     app_class: type[FastAPI] = FastAPI,
     **options: Any,
 ) -> FastAPI:
     """A service's FastAPI app (of ``app_class``, a ``FastAPI`` subclass if it needs one) with
-    the shared error answers and request telemetry.
+    the shared error answers, request telemetry, security headers and organiser check
+    (``app.state.organisers``, over ``pool``). ``/docs`` and ``/openapi.json`` only where
+    ``settings.docs_enabled``.
 
     FastAPI's own per-request telemetry is off: ``RequestTelemetry`` already makes one span
     and one latency observation per request, and doing it twice costs more than most routes.
     """
+    docs = settings.docs_enabled
     app = app_class(
         title=title,
         version="1.0",
         description=description,
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
         **options,
     )
     install_common_handlers(app, service_name)
+    app.add_middleware(
+        SecurityHeaders, https=settings.https, frame_ancestors=settings.frame_ancestors
+    )
+    app.state.organisers = OrganiserAccess(
+        OrganiserStore(
+            pool,
+            settings.session_key(),
+            idle=timedelta(minutes=settings.organiser_session_idle_minutes),
+            lifetime=timedelta(hours=settings.organiser_session_max_hours),
+        ),
+        https=settings.https,
+    )
     return app
+
+
+def allow_framing(request: Request) -> None:
+    """This page may be shown in a frame by the sites of ``FRAME_ANCESTORS`` (the sign-up
+    form, embedded on a regional site); every other page may not be framed at all."""
+    request.state.embeddable = True
+
+
+def csp_nonce(request: Request) -> str:
+    """This answer's nonce: a ``<script>`` or ``<style>`` runs only with it (``nonce=``)."""
+    nonce: str = request.state.csp_nonce
+    return nonce
+
+
+class SecurityHeaders:
+    """Plain ASGI middleware: the security headers on every answer.
+
+    HTML gets a Content-Security-Policy without inline script: a ``<script>`` or ``<style>``
+    element runs only with this answer's nonce (``csp_nonce``, in ``request.state``), and
+    nothing loads from elsewhere. Style attributes stay allowed (``style-src-attr``): e-mail
+    newsletters shown online are styled that way. No page may be framed, except one that
+    calls ``allow_framing``, by the sites listed. The Referrer-Policy keeps personal links
+    (their tokens are in the path) from leaking to other sites; HSTS is sent behind https.
+    """
+
+    def __init__(self, app: ASGIApp, *, https: bool, frame_ancestors: str = "") -> None:
+        self.app = app
+        self.frame_ancestors = " ".join(frame_ancestors.split()) or "'none'"
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+            (
+                b"permissions-policy",
+                b"camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+                b"interest-cohort=(), fullscreen=(self)",
+            ),
+        ]
+        if https:
+            common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        self.common = common
+
+    def policy(self, nonce: str, embeddable: bool) -> bytes:
+        ancestors = self.frame_ancestors if embeddable else "'none'"
+        return (
+            "default-src 'self'; "
+            f"script-src 'self' 'nonce-{nonce}'; "
+            f"style-src 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline'; "
+            "img-src 'self' data:; media-src 'self' blob: https:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; "
+            f"frame-ancestors {ancestors}"
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        state = scope.setdefault("state", {})
+        state["csp_nonce"] = nonce
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self.common if k not in present]
+                if b"content-security-policy" not in present:
+                    embeddable = bool(state.get("embeddable"))
+                    headers.append((b"content-security-policy", self.policy(nonce, embeddable)))
+                if b"x-frame-options" not in present and not state.get("embeddable"):
+                    headers.append((b"x-frame-options", b"DENY"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})

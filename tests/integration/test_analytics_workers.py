@@ -45,11 +45,11 @@ from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.links import sign
 from stolive_shared.messaging.kafka import create_producer
-from stolive_shared.organisers import SESSION_COOKIE, session_cookie_value
 from stolive_shared.runtime import Runtime, SignalFreeServer
 from stolive_shared.settings import KafkaSettings
 from tests.support import (
     eventually,
+    organiser_session,
     produce_messages,
     read_topic,
     serious_accessibility_violations,
@@ -187,8 +187,9 @@ async def analytics(
     )
     pool = await create_pool(database_url, "analytics", max_size=5)
     port = free_port()
+    app = DEFINITION.create_app(Runtime(settings=settings, pool=pool))
     config = uvicorn.Config(
-        DEFINITION.create_app(Runtime(settings=settings, pool=pool)),
+        app,
         host="127.0.0.1",
         port=port,
         log_config=None,
@@ -199,11 +200,9 @@ async def analytics(
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, what="the analytics API to serve", interval_s=0.05)
     base_url = f"http://127.0.0.1:{port}"
-    cookie = session_cookie_value(SECRET, "test-organiser")
+    cookies = await organiser_session(app, "test-organiser")
     data_dir = tmp_path_factory.mktemp("analytics")
-    async with httpx.AsyncClient(
-        base_url=base_url, cookies={SESSION_COOKIE: cookie}, timeout=10
-    ) as api:
+    async with httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=10) as api:
         here = Analytics(kafka, database_url, api, base_url, [], data_dir)
         here.add_worker()
         try:
@@ -534,11 +533,8 @@ async def test_the_dashboard_counter_moves_while_beacons_flow(
     context = await browser.new_context()
     await context.add_cookies(
         [
-            {
-                "name": SESSION_COOKIE,
-                "value": session_cookie_value(SECRET, "test-organiser"),
-                "url": analytics.base_url,
-            }
+            {"name": name, "value": value, "url": analytics.base_url}
+            for name, value in analytics.api.cookies.items()
         ]
     )
     page = await context.new_page()

@@ -46,7 +46,7 @@ async def running_events_app(
     try:
         app = create_app(Runtime(settings=settings, pool=pool))
         service: EventsService = app.state.events
-        token = await service.create_token("integratietest")
+        token = await app.state.organisers.store.create_token("integratietest")
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(

@@ -6,13 +6,15 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 
 from sto_events.service import EventsService, utc_now
-from stolive_shared.organisers import SESSION_COOKIE, organiser_from_cookie
 from stolive_shared.settings import KafkaSettings
-from tests.integration.test_events_api import LINK_SECRET, running_events_app
+from tests.integration.test_events_api import running_events_app
+
+SESSION_COOKIE = "sto_session"
 
 Running = tuple[httpx.AsyncClient, EventsService, str]
 
@@ -52,8 +54,8 @@ def local(days: int, hour: int) -> str:
 
 
 class TestSession:
-    async def test_logging_in_sets_the_site_wide_organiser_session(
-        self, events_app: Running
+    async def test_logging_in_starts_a_server_side_session_for_the_whole_site(
+        self, events_app: Running, database_url: str
     ) -> None:
         api, _service, token = events_app
         api.cookies.clear()
@@ -69,10 +71,44 @@ class TestSession:
         assert "Path=/;" in cookie
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie
+        # Over plain http (this test's public URL) neither Secure nor the __Host- prefix.
+        assert "Secure" not in cookie
         value = cookie.split(";")[0].split("=", 1)[1]
-        assert organiser_from_cookie(LINK_SECRET, value) == "integratietest"
+        # The cookie holds a random id; the database holds only its HMAC, never the id.
+        conn = await asyncpg.connect(database_url)
+        try:
+            stored = await conn.fetch("SELECT id_hmac, organiser FROM organisers.sessions")
+        finally:
+            await conn.close()
+        assert "integratietest" in [row["organiser"] for row in stored]
+        assert all(value.encode() not in row["id_hmac"] for row in stored)
         # The session works for the API too, as it does in every other service.
         assert (await api.get("/api/organiser/me")).json() == {"organiser": "integratietest"}
+
+    async def test_after_login_the_organiser_returns_where_they_were_sent_from(
+        self, events_app: Running
+    ) -> None:
+        api, _service, token = events_app
+        api.cookies.clear()
+        sent = await api.get("/organiser/regios")
+        assert sent.status_code == 303
+        assert sent.headers["location"] == "/events/organiser/inloggen?volgende=/organiser/regios"
+        form = await api.get("/organiser/inloggen?volgende=/organiser/regios")
+        assert 'name="volgende" value="/organiser/regios"' in form.text
+        answer = await api.post(
+            "/organiser/inloggen",
+            data={"token": token, "csrf_token": csrf_of(form), "volgende": "/organiser/regios"},
+        )
+        assert answer.headers["location"] == "/organiser/regios"
+        # Never to another site: a way back that leaves this one is ignored.
+        for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            api.cookies.clear()
+            form = await api.get("/organiser/inloggen")
+            answer = await api.post(
+                "/organiser/inloggen",
+                data={"token": token, "csrf_token": csrf_of(form), "volgende": elsewhere},
+            )
+            assert answer.headers["location"] == "/organiser/", elsewhere
 
     async def test_a_wrong_token_is_refused_on_the_page(self, events_app: Running) -> None:
         api, _service, _token = events_app
@@ -103,16 +139,22 @@ class TestSession:
         api.cookies.clear()
         answer = await api.get("/organiser/")
         assert answer.status_code == 303
-        assert answer.headers["location"] == "/organiser/inloggen"
+        assert answer.headers["location"] == "/events/organiser/inloggen?volgende=/organiser/"
 
-    async def test_logging_out_clears_the_session(self, events_app: Running) -> None:
+    async def test_logging_out_ends_the_session_on_the_server(self, events_app: Running) -> None:
         api = await logged_in(events_app)
         overview = await api.get("/organiser/")
         assert overview.status_code == 200
+        replayed = api.cookies[SESSION_COOKIE]
         answer = await api.post("/organiser/uitloggen", data={"csrf_token": csrf_of(overview)})
         assert answer.status_code == 303
         assert SESSION_COOKIE not in api.cookies
         assert (await api.get("/organiser/")).status_code == 303
+        # The old cookie, sent again, opens nothing: the session itself is over.
+        api.cookies.set(SESSION_COOKIE, replayed)
+        assert (await api.get("/organiser/")).status_code == 303
+        assert (await api.get("/api/organiser/me")).status_code == 401
+        api.cookies.clear()
 
 
 class TestPlanningOnPages:

@@ -23,9 +23,8 @@ from sto_notifications.consumers import notifications_service
 from sto_notifications.definition import DEFINITION
 from sto_notifications.service import EmailSender, MailingSender, MailingService, Scheduler
 from stolive_shared.db import apply_migrations, create_pool
-from stolive_shared.organisers import SESSION_COOKIE, session_cookie_value
 from stolive_shared.runtime import Runtime
-from tests.support import Clock, ReceivedEmail, SmtpSink
+from tests.support import Clock, ReceivedEmail, SmtpSink, organiser_session
 
 SCHEMA = "notifications"
 SECRET = "integration-test-link-secret"
@@ -86,7 +85,7 @@ async def office(
         httpx.AsyncClient(
             transport=transport,
             base_url="https://stolive.test",
-            cookies={SESSION_COOKIE: session_cookie_value(SECRET, "Bureau STO")},
+            cookies=await organiser_session(app, "Bureau STO"),
         ) as organiser,
     ):
         yield Office(

@@ -26,8 +26,8 @@ from sto_registrations.domain import Applicant
 from sto_registrations.service import RegistrationsService
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.db import apply_migrations, create_pool
-from stolive_shared.organisers import SESSION_COOKIE, session_cookie_value
 from stolive_shared.runtime import Runtime
+from tests.support import organiser_session
 
 SECRET = "integration-test-link-secret"
 
@@ -81,16 +81,14 @@ async def site(database_url: str) -> AsyncIterator[Site]:
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://sto.test") as client,
         httpx.AsyncClient(
-            transport=transport, base_url="http://sto.test", cookies=organiser_cookie()
+            transport=transport,
+            base_url="http://sto.test",
+            cookies=await organiser_session(app),
         ) as organiser,
     ):
         yield Site(client, organiser, app.state.registrations)
     await app.state.registrations.close()
     await pool.close()
-
-
-def organiser_cookie() -> dict[str, str]:
-    return {SESSION_COOKIE: session_cookie_value(SECRET, "programmabureau")}
 
 
 def form(token: str, **fields: str) -> dict[str, str]:
@@ -369,8 +367,8 @@ async def test_the_confirmation_qr_code_opens_check_in_for_organisers_only(site:
 
     path = check_in_url.removeprefix("http://sto.test/registrations")
     anonymous = await site.client.get(path)
-    assert anonymous.status_code == 401
-    assert "Inloggen nodig" in anonymous.text
+    assert anonymous.status_code == 303  # to the login page, and back here after it
+    assert anonymous.headers["location"] == f"/events/organiser/inloggen?volgende={path}"
     shown = await site.organiser.get(path)
     assert "Noor" in shown.text
     assert (await site.service.counts(event_id))["checked_in"] == 0  # opening is not checking in

@@ -1,34 +1,43 @@
 """The shared web plumbing at its edges: personal links that are not ours, an organiser check
-while the events service is away, refused input answered in the documented 422 shape, and
-request bodies too large to hold.
-
-No ``from __future__ import annotations``: FastAPI must see the ``Organiser`` dependency type,
-built inside a test, as an object rather than a name.
+while PostgreSQL is away, refused input answered in the documented 422 shape, and request
+bodies too large to hold.
 """
 
-import socket
+from __future__ import annotations
+
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from pathlib import Path
+from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
-from fastapi import Depends, Request
+from fastapi import FastAPI, Request
 
-from stolive_shared.errors import DependencyUnavailable
 from stolive_shared.links import sign, verify
-from stolive_shared.organisers import OrganiserVerifier, organiser_dependency
+from stolive_shared.organisers.web import OrganiserDep
+from stolive_shared.settings import ServiceSettings
 from stolive_shared.web import BodyLimit, service_app, unprocessable
 
 SECRET = "unit-test-secret"
 
 
-def closed_port() -> int:
-    """A local port nothing listens on: connecting to it is refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+class UnreachableDatabase:
+    """A pool whose server does not answer: every query is refused, as a dead server's is."""
+
+    async def fetchrow(self, *_args: Any) -> None:
+        raise ConnectionRefusedError("PostgreSQL does not answer")
+
+
+def app_on(tmp_path: Path, pool: object = None) -> FastAPI:
+    return service_app(
+        title="test",
+        description="test",
+        service_name="test",
+        settings=ServiceSettings(data_dir=tmp_path),
+        pool=cast(asyncpg.Pool, pool),
+    )
 
 
 class TestPersonalLinks:
@@ -63,32 +72,29 @@ class TestPersonalLinks:
         assert verify(SECRET, "manage", token + "é") is None
 
 
-class TestOrganiserCheckWhileTheEventsServiceIsAway:
-    async def test_the_verifier_says_unavailable_not_an_http_error(self) -> None:
-        verifier = OrganiserVerifier(f"http://127.0.0.1:{closed_port()}")
-        with pytest.raises(DependencyUnavailable):
-            await verifier.organiser_for("sto_some_token")
+async def test_an_organiser_check_while_postgresql_is_away_is_503_with_retry_after(
+    tmp_path: Path,
+) -> None:
+    app = app_on(tmp_path, UnreachableDatabase())
 
-    async def test_a_request_with_a_bearer_token_gets_503_with_retry_after(self) -> None:
-        verifier = OrganiserVerifier(f"http://127.0.0.1:{closed_port()}")
-        app = service_app(title="test", description="test", service_name="test")
-        Organiser = Annotated[str, Depends(organiser_dependency(SECRET, verifier))]
+    @app.get("/private")
+    async def private(organiser: OrganiserDep) -> dict[str, str]:
+        return {"organiser": organiser}
 
-        @app.get("/private")
-        async def private(organiser: Organiser) -> dict[str, str]:
-            return {"organiser": organiser}
-
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.get("/private", headers={"Authorization": "Bearer sto_x"})
-            without = await client.get("/private")
-        assert answer.status_code == 503
-        assert answer.headers["Retry-After"] == "2"
-        assert without.status_code == 401, "no credential is still 401, events away or not"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/private", headers={"Authorization": "Bearer sto_x"})
+        without = await client.get("/private")
+        client.cookies.set("sto_session", "x" * 43)
+        session = await client.get("/private")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "2"
+    assert session.status_code == 503
+    assert without.status_code == 401, "no credential is still 401, database away or not"
 
 
-async def test_refused_input_is_a_422_in_fastapis_own_shape() -> None:
-    app = service_app(title="test", description="test", service_name="test")
+async def test_refused_input_is_a_422_in_fastapis_own_shape(tmp_path: Path) -> None:
+    app = app_on(tmp_path)
 
     @app.post("/mailings")
     async def create() -> None:
@@ -116,8 +122,8 @@ class TestRequestBodies:
         return []
 
     @pytest.fixture
-    def client(self, reached: list[bytes]) -> httpx.AsyncClient:
-        app = service_app(title="test", description="test", service_name="test")
+    def client(self, reached: list[bytes], tmp_path: Path) -> httpx.AsyncClient:
+        app = app_on(tmp_path)
 
         @app.post("/upload")
         async def upload(request: Request) -> dict[str, int]:

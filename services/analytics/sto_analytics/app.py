@@ -6,7 +6,6 @@ from fastapi import FastAPI
 
 from sto_analytics.api import figures, pages
 from sto_analytics.config import AnalyticsSettings
-from stolive_shared.organisers import OrganiserVerifier, organiser_dependency
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app
 
@@ -16,6 +15,8 @@ def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
     app = service_app(
         title="STO Live analytics",
         service_name="analytics",
+        settings=settings,
+        pool=runtime.pool,
         description=(
             "Live viewers, views, peaks, watch time and attendance per event and per series, "
             "computed from the topics by the Faust workers. Organisers only (bearer token or "
@@ -24,9 +25,6 @@ def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
     )
     app.state.pool = runtime.pool
     app.state.settings = settings
-    app.state.organiser_check = organiser_dependency(
-        settings.link_secret.get_secret_value(), OrganiserVerifier(settings.events_api_url)
-    )
     app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
     app.include_router(figures.router)
     app.include_router(pages.router)

@@ -86,11 +86,13 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
         description="STO LIVE broadcasts, regional and supra-regional meetings, the national "
         "day, the public agenda and feeds, and the viewer beacons.",
         service_name="events",
+        settings=settings,
+        pool=runtime.pool,
         app_class=EventsApp,
         lifespan=lifespan,
     )
     app.state.events = service
-    app.state.link_secret = settings.link_secret.get_secret_value()
+    app.state.link_secret = settings.link_key()
     app.state.public_base_url = settings.public_base_url.rstrip("/")
     app.state.viewer_throttle = throttle
     app.beacon_endpoint = app.state.beacon_endpoint = BeaconEndpoint(

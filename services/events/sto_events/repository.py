@@ -1,4 +1,4 @@
-"""SQL for events, regions and organiser tokens. Returns domain objects; opens no transactions."""
+"""SQL for events and regions. Returns domain objects; opens no transactions."""
 
 from __future__ import annotations
 
@@ -240,28 +240,3 @@ async def get_region(conn: asyncpg.Connection, code: str) -> Region | None:
         "SELECT code, name, province, supra_region FROM regions WHERE code = $1", code
     )
     return Region(row["code"], row["name"], row["province"], row["supra_region"]) if row else None
-
-
-async def insert_token(conn: asyncpg.Connection, name: str, token_sha256: str) -> int:
-    token_id: int = await conn.fetchval(
-        "INSERT INTO organiser_tokens (name, token_sha256) VALUES ($1, $2) RETURNING id",
-        name,
-        token_sha256,
-    )
-    return token_id
-
-
-async def organiser_for_token(conn: asyncpg.Connection, token_sha256: str) -> str | None:
-    name: str | None = await conn.fetchval(
-        "SELECT name FROM organiser_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",
-        token_sha256,
-    )
-    return name
-
-
-async def revoke_tokens(conn: asyncpg.Connection, name: str) -> int:
-    result: str = await conn.execute(
-        "UPDATE organiser_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
-        name,
-    )
-    return int(result.split()[-1])

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import asyncpg
 
 from sto_events import domain, repository
-from sto_events.credentials import new_token, token_hash
 from sto_events.domain import DuplicateSeriesNumber, Event, EventRuleViolation, Region
 from sto_events.repository import EventFilter, Series
 from stolive_shared.contracts.events import EventStatus
@@ -22,10 +21,6 @@ from stolive_shared.messaging import outbox
 
 
 class EventNotFound(Exception):
-    pass
-
-
-class NotAuthenticated(Exception):
     pass
 
 
@@ -145,16 +140,3 @@ class EventsService:
     async def public_statuses(self) -> dict[uuid.UUID, EventStatus]:
         async with self.pool.acquire() as conn:
             return await repository.public_statuses(conn)
-
-    async def create_token(self, organiser: str) -> str:
-        token = new_token()
-        async with self.pool.acquire() as conn:
-            await repository.insert_token(conn, organiser, token_hash(token))
-        return token
-
-    async def authenticate(self, token: str) -> str:
-        async with self.pool.acquire() as conn:
-            organiser = await repository.organiser_for_token(conn, token_hash(token))
-        if organiser is None:
-            raise NotAuthenticated
-        return organiser

@@ -1,6 +1,7 @@
 """``python -m sto_events.tokens create NAME | revoke NAME``: manage organiser credentials.
 
-The token is printed once; only its SHA-256 is stored.
+The token is printed once; only its SHA-256 is stored. Revoking ends the token's sessions in
+every service at once.
 """
 
 from __future__ import annotations
@@ -8,21 +9,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 
 from sto_events.config import EventsSettings
-from sto_events.repository import revoke_tokens
-from sto_events.service import EventsService
 from stolive_shared.db import create_pool
+from stolive_shared.organisers.store import OrganiserStore
 
 
 async def _run(command: str, name: str) -> str:
     settings = EventsSettings()
     pool = await create_pool(settings.database_url, settings.db_schema, max_size=1)
     try:
+        store = OrganiserStore(
+            pool,
+            settings.session_key(),
+            idle=timedelta(minutes=settings.organiser_session_idle_minutes),
+            lifetime=timedelta(hours=settings.organiser_session_max_hours),
+        )
         if command == "create":
-            return await EventsService(pool, settings.db_schema).create_token(name)
-        async with pool.acquire() as conn:
-            return f"{await revoke_tokens(conn, name)} token(s) revoked for {name}"
+            return await store.create_token(name)
+        return f"{await store.revoke_tokens(name)} token(s) revoked for {name}, sessions ended"
     finally:
         await pool.close()
 

@@ -14,7 +14,7 @@ from sto_notifications.api.public import public_router
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import notifications_service
 from sto_notifications.service import MailingService
-from stolive_shared.organisers import OrganiserVerifier, organiser_dependency
+from stolive_shared.organisers.web import OrganiserDep
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app
 
@@ -25,22 +25,25 @@ def create_app(runtime: Runtime[NotificationsSettings]) -> FastAPI:
         title="STO Live notifications",
         description="Confirmation, reminder and change emails; newsletters with unsubscribe.",
         service_name="notifications",
+        settings=settings,
+        pool=runtime.pool,
     )
     app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
     router = APIRouter(prefix="/api", tags=["emails"])
 
     @router.get("/registrations/{registration_id}/emails", summary="Emails about one registration")
-    async def emails_for_registration(registration_id: uuid.UUID) -> list[dict[str, Any]]:
+    async def emails_for_registration(
+        registration_id: uuid.UUID, _organiser: OrganiserDep
+    ) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
             return await repository.email_status(conn, registration_id)
 
     app.include_router(router)
-    secret = settings.link_secret.get_secret_value()
-    require_organiser = organiser_dependency(secret, OrganiserVerifier(settings.events_api_url))
+    secret = settings.link_key()
     # The pool exists before the app serves: the services are built on first use of each
     # request through the runtime, never at import.
     mailings = MailingService(runtime.pool, settings)
-    app.include_router(organiser_router(mailings, require_organiser))
+    app.include_router(organiser_router(mailings))
     app.include_router(
         public_router(
             mailings, notifications_service(settings), secret, settings.subscribe_min_fill_s

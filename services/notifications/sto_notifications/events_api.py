@@ -12,6 +12,7 @@ from datetime import datetime
 import httpx
 
 from sto_notifications.rendering import UpcomingEvent
+from stolive_shared.http import stateless_client
 
 
 class EventsUnavailable(Exception):
@@ -26,7 +27,7 @@ class EventsDirectory:
 
     async def upcoming(self, now: datetime, limit: int = 3) -> list[UpcomingEvent]:
         try:
-            async with httpx.AsyncClient(timeout=self._timeout_s) as client:
+            async with stateless_client(timeout=self._timeout_s) as client:
                 response = await client.get(
                     self._url, params={"status": "published", "starts_from": now.isoformat()}
                 )

@@ -117,7 +117,7 @@ class Links:
     def of(cls, settings: NotificationsSettings) -> Links:
         return cls(
             settings.public_base_url,
-            settings.link_secret.get_secret_value(),
+            settings.link_key(),
             settings.root_path or "/notifications",
         )
 
@@ -1216,7 +1216,7 @@ class MailingService:
 
     def _subject_of(self, purpose: str, token: str) -> uuid.UUID | None:
         """Whom a personal link in our email is for, or None if we did not sign it."""
-        return links.verify(self._settings.link_secret.get_secret_value(), purpose, token)
+        return links.verify(self._settings.link_key(), purpose, token)
 
     async def unsubscribe(self, token: str) -> bool:
         """One-click or by button; a second time changes nothing and is no error."""

@@ -23,7 +23,6 @@ from sto_registrations.service import (
     RegistrationsService,
     RegistrationUnknown,
 )
-from stolive_shared.organisers import OrganiserVerifier, organiser_dependency
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app
 
@@ -33,7 +32,7 @@ def build_service(runtime: Runtime[RegistrationsSettings]) -> RegistrationsServi
     return RegistrationsService(
         pool=runtime.pool,
         schema=settings.db_schema,
-        link_secret=settings.link_secret.get_secret_value(),
+        link_secret=settings.link_key(),
         public_base_url=settings.public_base_url.rstrip("/"),
         max_in_flight=settings.signup_batches_in_flight,
     )
@@ -60,15 +59,14 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
         description="Sign-up forms and API, capacity and waiting list, cancellation, check-in,"
         " attendee lists and privacy requests. Texts meant for people are in Dutch.",
         service_name="registrations",
+        settings=settings,
+        pool=runtime.pool,
         lifespan=lifespan,
     )
     app.state.registrations = service
     app.state.regions = RegionDirectory(settings.events_api_url)
     app.state.rate_limiter = RateLimiter(
         settings.signup_rate_per_minute, settings.signup_rate_burst
-    )
-    app.state.require_organiser = organiser_dependency(
-        settings.link_secret.get_secret_value(), OrganiserVerifier(settings.events_api_url)
     )
     app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
     app.include_router(registrations.router)

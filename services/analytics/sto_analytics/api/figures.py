@@ -15,20 +15,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from sto_analytics import read_model as rm
-from sto_analytics.api.deps import require_organiser
 from sto_analytics.domain import attended
 from sto_analytics.read_model import registration_tally
 from sto_analytics.service import EventReport, event_report, series_report
+from stolive_shared.organisers.web import PUBLIC, OrganiserDep
 
 router = APIRouter(prefix="/api", tags=["figures"])
-Organiser = Annotated[str, Depends(require_organiser)]
 
 
 class RegistrationFigures(BaseModel):
@@ -42,6 +40,7 @@ class RegistrationFigures(BaseModel):
     "/events/{event_id}/registrations",
     response_model=RegistrationFigures,
     summary="Registrations counted from the registrations topic (counts only, no login)",
+    dependencies=[PUBLIC],
 )
 async def registration_figures(event_id: uuid.UUID, request: Request) -> RegistrationFigures:
     async with request.app.state.pool.acquire() as conn:
@@ -190,7 +189,7 @@ def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
     summary="Every figure of an event: live, peak, views, watch time, per region and role, "
     "registrations and attendance",
 )
-async def event_figures(event_id: uuid.UUID, request: Request, _who: Organiser) -> EventFigures:
+async def event_figures(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> EventFigures:
     async with request.app.state.pool.acquire() as conn:
         report = await event_report(
             conn, event_id, request.app.state.settings.attendance_min_minutes
@@ -199,7 +198,7 @@ async def event_figures(event_id: uuid.UUID, request: Request, _who: Organiser) 
 
 
 @router.get("/events/{event_id}/live", response_model=LiveFigures, summary="Live viewers now")
-async def live_figures(event_id: uuid.UUID, request: Request, _who: Organiser) -> LiveFigures:
+async def live_figures(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> LiveFigures:
     async with request.app.state.pool.acquire() as conn:
         return _live(await rm.live_now(conn, event_id))
 
@@ -209,7 +208,7 @@ async def live_figures(event_id: uuid.UUID, request: Request, _who: Organiser) -
     summary="Server-Sent Events: the live count, pushed at least once a second while it changes",
     response_class=StreamingResponse,
 )
-async def live_feed(event_id: uuid.UUID, request: Request, _who: Organiser) -> StreamingResponse:
+async def live_feed(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> StreamingResponse:
     interval = request.app.state.settings.live_feed_interval_s
     pool = request.app.state.pool
 
@@ -249,7 +248,7 @@ async def live_feed(event_id: uuid.UUID, request: Request, _who: Organiser) -> S
     summary="Per-registrant attendance as CSV (UTF-8 with BOM, ';' for Dutch Excel)",
     response_class=Response,
 )
-async def attendance_csv(event_id: uuid.UUID, request: Request, _who: Organiser) -> Response:
+async def attendance_csv(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> Response:
     min_minutes = request.app.state.settings.attendance_min_minutes
     async with request.app.state.pool.acquire() as conn:
         registrants = await rm.registrant_watching(conn, event_id)
@@ -300,7 +299,7 @@ class SeriesOut(BaseModel):
 
 
 @router.get("/series", response_model=list[str], summary="Series with ended broadcasts")
-async def list_series(request: Request, _who: Organiser) -> list[str]:
+async def list_series(request: Request, _who: OrganiserDep) -> list[str]:
     async with request.app.state.pool.acquire() as conn:
         return await rm.series_codes(conn)
 
@@ -310,7 +309,7 @@ async def list_series(request: Request, _who: Organiser) -> list[str]:
     response_model=SeriesOut,
     summary="A series: broadcasts, total views, average live viewers per broadcast, trend",
 )
-async def series_figures(series_code: str, request: Request, _who: Organiser) -> SeriesOut:
+async def series_figures(series_code: str, request: Request, _who: OrganiserDep) -> SeriesOut:
     async with request.app.state.pool.acquire() as conn:
         figures = await series_report(conn, series_code)
     if figures.broadcasts == 0:

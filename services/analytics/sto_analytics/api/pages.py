@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 
 from sto_analytics import read_model as rm
 from sto_analytics.api.figures import figures_of
 from sto_analytics.service import event_report, series_report
 from stolive_shared.links import verify
+from stolive_shared.organisers.web import PUBLIC, OrganiserPageDep
 from stolive_shared.pages import render_page
 from stolive_shared.templating import make_templates
 
@@ -27,19 +28,8 @@ templates = make_templates(Path(__file__).parent.parent / "templates")
 CERTIFICATE = "certificate"
 
 
-async def _organiser_or_login(request: Request) -> str | Response:
-    try:
-        organiser: str = await request.app.state.organiser_check(request)
-    except HTTPException:
-        return RedirectResponse("/events/organiser/inloggen", status_code=303)
-    return organiser
-
-
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard_index(request: Request) -> Response:
-    who = await _organiser_or_login(request)
-    if isinstance(who, Response):
-        return who
+async def dashboard_index(request: Request, who: OrganiserPageDep) -> Response:
     async with request.app.state.pool.acquire() as conn:
         events = await rm.recent_events(conn)
         series = await rm.series_codes(conn)
@@ -49,10 +39,7 @@ async def dashboard_index(request: Request) -> Response:
 
 
 @router.get("/dashboard/{event_id}", response_class=HTMLResponse)
-async def dashboard(event_id: uuid.UUID, request: Request) -> Response:
-    who = await _organiser_or_login(request)
-    if isinstance(who, Response):
-        return who
+async def dashboard(event_id: uuid.UUID, request: Request, who: OrganiserPageDep) -> Response:
     settings = request.app.state.settings
     async with request.app.state.pool.acquire() as conn:
         report = await event_report(conn, event_id, settings.attendance_min_minutes)
@@ -74,9 +61,9 @@ async def dashboard(event_id: uuid.UUID, request: Request) -> Response:
     )
 
 
-@router.get("/certificaat/{token}", response_class=HTMLResponse)
+@router.get("/certificaat/{token}", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def certificate(token: str, request: Request) -> Response:
-    secret = request.app.state.settings.link_secret.get_secret_value()
+    secret = request.app.state.settings.link_key()
     registration_id = verify(secret, CERTIFICATE, token)
     found = None
     if registration_id is not None:

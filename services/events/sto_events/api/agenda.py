@@ -18,9 +18,10 @@ from sto_events.calendar_feed import build_feed
 from sto_events.domain import PROGRAMME_TZ, Event, year_bounds
 from sto_events.repository import EventFilter
 from sto_events.service import RegionNotFound
+from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path
 
-router = APIRouter(tags=["agenda"])
+router = APIRouter(tags=["agenda"], dependencies=[PUBLIC])
 
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
 MONTHS_NL = (

@@ -30,6 +30,7 @@ from sto_events.beacons import BeaconPublisher, BrokerUnavailable, EventStatusCa
 from sto_events.domain import BeaconRefused, ViewerThrottle, beacon_clock_skew_ok, check_beacon
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.metrics import REQUEST_SECONDS
+from stolive_shared.organisers.web import PUBLIC
 
 BEACONS_PATH = "/api/beacons"
 # A beacon is ~200 bytes of JSON; this leaves room for long ids and whitespace.
@@ -179,7 +180,7 @@ class BeaconEndpoint:
         )
 
 
-router = APIRouter(prefix="/api", tags=["viewers"])
+router = APIRouter(prefix="/api", tags=["viewers"], dependencies=[PUBLIC])
 
 _ONE_BEACON = BeaconIn.model_json_schema()
 _BODY_DOC = {

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from sto_events.api.deps import OrganiserDep, ServiceDep
+from sto_events.api.deps import ServiceDep
 from sto_events.api.schemas import (
     Cancellation,
     Ending,
@@ -24,6 +24,7 @@ from sto_events.api.schemas import (
 from sto_events.domain import Region, parse_regions_csv, to_utc
 from sto_events.repository import EventFilter, Series
 from stolive_shared.contracts.events import EventKind, EventStatus
+from stolive_shared.organisers.web import PUBLIC, OrganiserDep
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -67,7 +68,12 @@ class EventQuery:
         )
 
 
-@router.get("/events", response_model=list[EventPublic], summary="List published events")
+@router.get(
+    "/events",
+    response_model=list[EventPublic],
+    summary="List published events",
+    dependencies=[PUBLIC],
+)
 async def list_events(
     service: ServiceDep, query: Annotated[EventQuery, Depends()]
 ) -> list[EventPublic]:
@@ -97,11 +103,16 @@ async def get_any_event(
     "/organiser/me", summary="Who this organiser credential belongs to", tags=["organisers"]
 )
 async def whoami(organiser: OrganiserDep) -> dict[str, str]:
-    """Other services check bearer tokens here (``stolive_shared.organisers``)."""
+    """Scripts can check which organiser a token belongs to."""
     return {"organiser": organiser}
 
 
-@router.get("/events/{event_id}", response_model=EventPublic, summary="One published event")
+@router.get(
+    "/events/{event_id}",
+    response_model=EventPublic,
+    summary="One published event",
+    dependencies=[PUBLIC],
+)
 async def get_event(event_id: uuid.UUID, service: ServiceDep) -> EventPublic:
     return EventPublic.of(await service.get_event(event_id, public_only=True))
 
@@ -155,7 +166,11 @@ async def reschedule(
 
 
 @router.get(
-    "/regions", response_model=list[RegionPublic], tags=["regions"], summary="The STO regions"
+    "/regions",
+    response_model=list[RegionPublic],
+    tags=["regions"],
+    summary="The STO regions",
+    dependencies=[PUBLIC],
 )
 async def list_regions(service: ServiceDep) -> list[RegionPublic]:
     return [RegionPublic(**r.__dict__) for r in await service.regions()]
@@ -189,7 +204,13 @@ async def import_regions_csv(
     return {"imported": await service.import_regions(parse_regions_csv(text))}
 
 
-@router.get("/series", response_model=list[SeriesPublic], tags=["series"], summary="Webinar series")
+@router.get(
+    "/series",
+    response_model=list[SeriesPublic],
+    tags=["series"],
+    summary="Webinar series",
+    dependencies=[PUBLIC],
+)
 async def list_series(service: ServiceDep) -> list[SeriesPublic]:
     return [SeriesPublic(**s.__dict__) for s in await service.series()]
 

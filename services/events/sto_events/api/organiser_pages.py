@@ -1,7 +1,7 @@
 """Organiser pages (Dutch, no JavaScript needed): log in, plan, publish, move and cancel events.
 
-Logging in checks an organiser token and sets the site-wide signed session cookie
-(``stolive_shared.organisers``: path ``/``, HttpOnly, SameSite=Lax) that every service accepts.
+Logging in checks an organiser token and starts a server-side session whose cookie (path
+``/``) every service accepts (``stolive_shared.organisers``); logging out ends it everywhere.
 Every form carries the double-submit CSRF token. Forms go through the same request schemas and
 use cases as the JSON API, so a page can do nothing the API would refuse, and vice versa.
 """
@@ -29,13 +29,14 @@ from sto_events.domain import (
     to_utc,
 )
 from sto_events.repository import EventFilter
-from sto_events.service import EventNotFound, EventsService, NotAuthenticated
+from sto_events.service import EventNotFound, EventsService
 from stolive_shared.contracts.events import EventKind, EventStatus
-from stolive_shared.organisers import (
-    SESSION_COOKIE,
-    SESSION_MAX_AGE_S,
-    organiser_from_cookie,
-    session_cookie_value,
+from stolive_shared.organisers.web import (
+    NEXT_PARAM,
+    PUBLIC,
+    OrganiserAccess,
+    OrganiserPageDep,
+    safe_next,
 )
 from stolive_shared.pages import base_path
 from stolive_shared.templating import local_time
@@ -68,14 +69,6 @@ _PYDANTIC_NL = {
     "literal_error": "Kies een van de mogelijkheden.",
     "too_long": "Dit zijn er te veel.",
 }
-
-
-def _organiser(request: Request) -> str | None:
-    return organiser_from_cookie(request.app.state.link_secret, request.cookies.get(SESSION_COOKIE))
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"{base_path(request)}/organiser/inloggen", status_code=303)
 
 
 def _service(request: Request) -> EventsService:
@@ -146,45 +139,47 @@ def _event_form_values(event: Event) -> dict[str, Any]:
 # -- session -------------------------------------------------------------------------------
 
 
-@router.get("/inloggen", response_class=HTMLResponse)
+def _access(request: Request) -> OrganiserAccess:
+    access: OrganiserAccess = request.app.state.organisers
+    return access
+
+
+@router.get("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def login_form(request: Request) -> HTMLResponse:
-    return pages.render(request, "organiser/login.html", error=None, organiser=_organiser(request))
+    return pages.render(
+        request,
+        "organiser/login.html",
+        error=None,
+        organiser=await _access(request).session_organiser(request),
+        next_path=safe_next(request.query_params.get(NEXT_PARAM), ""),
+    )
 
 
-@router.post("/inloggen", response_class=HTMLResponse)
-async def login(request: Request, service: ServiceDep) -> Response:
+@router.post("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
+async def login(request: Request) -> Response:
     form = await pages.form(request)
     token = str(form.get("token", "")).strip()
-    try:
-        organiser = await service.authenticate(token) if token else None
-    except NotAuthenticated:
-        organiser = None
-    if organiser is None:
+    next_path = safe_next(str(form.get(NEXT_PARAM, "")), "")
+    owner = await _access(request).store.token_owner(token) if token else None
+    if owner is None:
         return pages.render(
             request,
             "organiser/login.html",
             401 if not token else 403,
             error="Vul je organisatorsleutel in." if not token else "Deze sleutel klopt niet.",
             organiser=None,
+            next_path=next_path,
         )
-    response = RedirectResponse(f"{base_path(request)}/organiser/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie_value(request.app.state.link_secret, organiser),
-        max_age=int(SESSION_MAX_AGE_S),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    response = RedirectResponse(next_path or f"{base_path(request)}/organiser/", status_code=303)
+    await _access(request).log_in(response, owner)
     return response
 
 
-@router.post("/uitloggen")
+@router.post("/uitloggen", dependencies=[PUBLIC])
 async def logout(request: Request) -> Response:
     await pages.form(request)  # the CSRF check: no one can log another out cross-site
     response = RedirectResponse(f"{base_path(request)}/organiser/inloggen", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    await _access(request).log_out(request, response)
     return response
 
 
@@ -192,10 +187,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def overview(request: Request, service: ServiceDep) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
+async def overview(request: Request, service: ServiceDep, organiser: OrganiserPageDep) -> Response:
     params = request.query_params
     kind = params.get("kind") if params.get("kind") in KINDS else None
     status = params.get("status") if params.get("status") in STATUSES else None
@@ -221,10 +213,9 @@ async def overview(request: Request, service: ServiceDep) -> Response:
 
 
 @router.get("/nieuw", response_class=HTMLResponse)
-async def new_event_form(request: Request, service: ServiceDep) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
+async def new_event_form(
+    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
     return await _render_new(request, service, organiser, {"waitlist_enabled": "ja"}, {}, set())
 
 
@@ -255,10 +246,9 @@ async def _render_new(
 
 
 @router.post("/nieuw", response_class=HTMLResponse)
-async def create_event(request: Request, service: ServiceDep) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
+async def create_event(
+    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
     form = await pages.form(request)
     data: dict[str, Any] = {
         "kind": form.get("kind") or None,
@@ -303,10 +293,9 @@ async def create_event(request: Request, service: ServiceDep) -> Response:
 
 
 @router.get("/regios", response_class=HTMLResponse)
-async def regions_page(request: Request, service: ServiceDep) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
+async def regions_page(
+    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
     notice = None
     if "ingelezen" in request.query_params:
         notice = f"{request.query_params['ingelezen']} regio's ingelezen."
@@ -321,11 +310,10 @@ async def regions_page(request: Request, service: ServiceDep) -> Response:
 
 
 @router.post("/regios", response_class=HTMLResponse)
-async def import_regions(request: Request, service: ServiceDep) -> Response:
+async def import_regions(
+    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
     """The same CSV import as ``POST /api/regions/import``, from a file picked on the page."""
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
     async with request.form(max_files=1, max_fields=5, max_part_size=1_000_000) as form:
         token_ok = pages.csrf_ok(request, form.get("csrf_token"))
         upload = form.get("bestand")
@@ -396,10 +384,9 @@ NOTICES = {
 
 
 @router.get("/evenementen/{event_id}", response_class=HTMLResponse)
-async def event_page(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
+async def event_page(
+    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
     try:
         event = await service.get_event(event_id, public_only=False)
     except EventNotFound:
@@ -409,25 +396,28 @@ async def event_page(event_id: uuid.UUID, request: Request, service: ServiceDep)
 
 
 @router.post("/evenementen/{event_id}", response_class=HTMLResponse)
-async def save_event(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
-    return await _step(event_id, request, service, "opslaan")
+async def save_event(
+    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> Response:
+    return await _step(event_id, request, service, organiser, "opslaan")
 
 
 @router.post("/evenementen/{event_id}/{step}", response_class=HTMLResponse)
 async def lifecycle_step(
-    event_id: uuid.UUID, step: str, request: Request, service: ServiceDep
+    event_id: uuid.UUID,
+    step: str,
+    request: Request,
+    service: ServiceDep,
+    organiser: OrganiserPageDep,
 ) -> Response:
     if step not in ("publiceren", "live", "beeindigen", "verplaatsen", "annuleren"):
         return pages.message(request, "Niet gevonden", "Deze stap bestaat niet.", 404)
-    return await _step(event_id, request, service, step)
+    return await _step(event_id, request, service, organiser, step)
 
 
 async def _step(
-    event_id: uuid.UUID, request: Request, service: EventsService, step: str
+    event_id: uuid.UUID, request: Request, service: EventsService, organiser: str, step: str
 ) -> Response:
-    organiser = _organiser(request)
-    if organiser is None:
-        return _to_login(request)
     form = await pages.form(request)
     try:
         event = await service.get_event(event_id, public_only=False)

@@ -17,9 +17,10 @@ from fastapi.responses import HTMLResponse
 from sto_events.api.deps import ServiceDep
 from sto_events.api.rendering import pages
 from sto_events.service import EventNotFound
+from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 VIEWER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 

@@ -1,17 +1,15 @@
 """The organisers' side of mailings: pages to draft, preview, test-send, schedule and follow a
-mailing, and the same as a JSON API. Every route needs an organiser (session cookie from the
-events service's login, or a bearer token); page forms carry a double-submit CSRF token.
-
-No ``from __future__ import annotations`` here: FastAPI must see the ``Organiser`` dependency
-type, which is built inside ``organiser_router``, as an object rather than a name.
+mailing, and the same as a JSON API. Every route needs an organiser (the API: session cookie
+or bearer token; the pages: a session, else the login page); page forms carry a
+double-submit CSRF token.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -22,6 +20,8 @@ from sto_notifications.events_api import EventsUnavailable
 from sto_notifications.mime import MESSAGE_ID_DOMAIN
 from sto_notifications.service import DraftInvalid, MailingDraft, MailingService, MailingUnknown
 from sto_notifications.smtp import SendFailure
+from stolive_shared.organisers.web import OrganiserDep as Organiser
+from stolive_shared.organisers.web import OrganiserPageDep as Page
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.programme import PROFILES, ROLES
 from stolive_shared.templating import PROGRAMME_TZ
@@ -65,10 +65,7 @@ class ScheduleIn(BaseModel):
     send_at: AwareDatetime | None = None
 
 
-def organiser_router(
-    mailings: MailingService, require_organiser: Callable[[Request], Awaitable[str]]
-) -> APIRouter:
-    Organiser = Annotated[str, Depends(require_organiser)]
+def organiser_router(mailings: MailingService) -> APIRouter:
     router = APIRouter()
 
     async def found(mailing_id: uuid.UUID) -> repository.MailingRow:
@@ -175,7 +172,7 @@ def organiser_router(
         )
 
     @router.get("/organisator/mailings", response_class=HTMLResponse, include_in_schema=False)
-    async def mailings_page(request: Request, _organiser: Organiser) -> HTMLResponse:
+    async def mailings_page(request: Request, _organiser: Page) -> HTMLResponse:
         return page(
             request,
             "mailings.html",
@@ -184,7 +181,7 @@ def organiser_router(
         )
 
     @router.get("/organisator/mailings/nieuw", response_class=HTMLResponse, include_in_schema=False)
-    async def new_page(request: Request, _organiser: Organiser) -> HTMLResponse:
+    async def new_page(request: Request, _organiser: Page) -> HTMLResponse:
         return page(request, "mailing_form.html", form=_form_values(None), errors={})
 
     @router.get(
@@ -192,7 +189,7 @@ def organiser_router(
         response_class=HTMLResponse,
         include_in_schema=False,
     )
-    async def edit_page(mailing_id: uuid.UUID, request: Request, _o: Organiser) -> HTMLResponse:
+    async def edit_page(mailing_id: uuid.UUID, request: Request, _o: Page) -> HTMLResponse:
         mailing = await found(mailing_id)
         return page(
             request,
@@ -203,11 +200,11 @@ def organiser_router(
         )
 
     @router.post("/organisator/mailings", include_in_schema=False)
-    async def create_from_form(request: Request, organiser: Organiser) -> Response:
+    async def create_from_form(request: Request, organiser: Page) -> Response:
         return await _save(request, organiser, None)
 
     @router.post("/organisator/mailings/{mailing_id}", include_in_schema=False)
-    async def update_from_form(mailing_id: uuid.UUID, request: Request, o: Organiser) -> Response:
+    async def update_from_form(mailing_id: uuid.UUID, request: Request, o: Page) -> Response:
         await found(mailing_id)
         return await _save(request, o, mailing_id)
 
@@ -272,7 +269,7 @@ def organiser_router(
     @router.get(
         "/organisator/mailings/{mailing_id}", response_class=HTMLResponse, include_in_schema=False
     )
-    async def detail_page(mailing_id: uuid.UUID, request: Request, _o: Organiser) -> HTMLResponse:
+    async def detail_page(mailing_id: uuid.UUID, request: Request, _o: Page) -> HTMLResponse:
         return await _detail(request, mailing_id)
 
     @router.get(
@@ -280,11 +277,11 @@ def organiser_router(
         response_class=HTMLResponse,
         include_in_schema=False,
     )
-    async def preview_page(mailing_id: uuid.UUID, _organiser: Organiser) -> HTMLResponse:
+    async def preview_page(mailing_id: uuid.UUID, _organiser: Page) -> HTMLResponse:
         return await preview(mailing_id, _organiser)
 
     @router.post("/organisator/mailings/{mailing_id}/proef", include_in_schema=False)
-    async def send_proof(mailing_id: uuid.UUID, request: Request, _o: Organiser) -> Response:
+    async def send_proof(mailing_id: uuid.UUID, request: Request, _o: Page) -> Response:
         form = await pages.form(request)
         await found(mailing_id)
         address = str(form.get("address") or "").strip()
@@ -297,9 +294,7 @@ def organiser_router(
         return await _detail(request, mailing_id, notice=f"De proef is verstuurd naar {address}.")
 
     @router.post("/organisator/mailings/{mailing_id}/inplannen", include_in_schema=False)
-    async def schedule_from_form(
-        mailing_id: uuid.UUID, request: Request, _o: Organiser
-    ) -> Response:
+    async def schedule_from_form(mailing_id: uuid.UUID, request: Request, _o: Page) -> Response:
         form = await pages.form(request)
         await found(mailing_id)
         text = str(form.get("send_at") or "").strip()
@@ -313,9 +308,7 @@ def organiser_router(
         return await _change_then_show(request, mailing_id, mailings.schedule(mailing_id, at))
 
     @router.post("/organisator/mailings/{mailing_id}/terugzetten", include_in_schema=False)
-    async def unschedule_from_form(
-        mailing_id: uuid.UUID, request: Request, _o: Organiser
-    ) -> Response:
+    async def unschedule_from_form(mailing_id: uuid.UUID, request: Request, _o: Page) -> Response:
         await pages.form(request)  # the CSRF check
         await found(mailing_id)
         return await _change_then_show(request, mailing_id, mailings.unschedule(mailing_id))

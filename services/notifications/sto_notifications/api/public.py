@@ -23,6 +23,7 @@ from itsdangerous import BadSignature, Signer
 
 from sto_notifications import domain
 from sto_notifications.service import MailingService, MailingUnknown, NotificationsService
+from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.programme import PROFILES, ROLES
 from stolive_shared.templating import make_templates
@@ -38,7 +39,7 @@ pages = FormPages(
 def public_router(
     mailings: MailingService, service: NotificationsService, secret: str, min_fill_s: float
 ) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
     signer = Signer(secret, salt="subscribe-form")
 
     def form_page(

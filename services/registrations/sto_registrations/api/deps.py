@@ -1,13 +1,16 @@
-"""Dependencies of the registrations routes: the service, and the organiser's identity."""
+"""Dependencies of the registrations routes: the service (the organiser check is the shared
+one, ``stolive_shared.organisers.web``)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from sto_registrations.service import RegistrationsService
+from stolive_shared.organisers.web import OrganiserDep
+
+__all__ = ["OrganiserDep", "ServiceDep", "get_service"]
 
 
 async def get_service(request: Request) -> RegistrationsService:
@@ -15,11 +18,4 @@ async def get_service(request: Request) -> RegistrationsService:
     return service
 
 
-async def require_organiser(request: Request) -> str:
-    """The organiser's name (site-wide session cookie or bearer token), else 401/403."""
-    check: Callable[[Request], Awaitable[str]] = request.app.state.require_organiser
-    return await check(request)
-
-
 ServiceDep = Annotated[RegistrationsService, Depends(get_service)]
-OrganiserDep = Annotated[str, Depends(require_organiser)]

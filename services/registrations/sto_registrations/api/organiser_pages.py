@@ -12,12 +12,12 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sto_registrations.api.attendees import STATUS_FILTERS, AttendeeFilter
-from sto_registrations.api.deps import ServiceDep, require_organiser
+from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.pages import (
     STATUS_LABELS,
     RegionDirectory,
@@ -28,30 +28,16 @@ from sto_registrations.api.pages import (
 )
 from sto_registrations.domain import ROLES, WEBINAR, email_digest
 from sto_registrations.service import CheckInRefused, EventUnknown, RegistrationUnknown
+from stolive_shared.organisers.web import OrganiserPageDep
 from stolive_shared.pages import base_path
 
 router = APIRouter(prefix="/organisator", include_in_schema=False)
 
 
-async def _organiser(request: Request) -> str | HTMLResponse:
-    """The organiser, or the page that says to log in."""
-    try:
-        return await require_organiser(request)
-    except HTTPException as refused:
-        return message_page(
-            request,
-            "Inloggen nodig",
-            "Deze pagina is voor organisatoren. Log in via het beheer van STO Live en open"
-            " deze pagina opnieuw.",
-            refused.status_code,
-        )
-
-
 @router.get("/", response_class=HTMLResponse)
-async def events(request: Request, service: ServiceDep) -> HTMLResponse:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
+async def events(
+    request: Request, service: ServiceDep, _organiser: OrganiserPageDep
+) -> HTMLResponse:
     listed = await service.all_events()
     counts = {event.id: await service.counts(event.id) for event in listed}
     return render(request, "organiser_events.html", events=listed, counts=counts, wide=True)
@@ -62,13 +48,11 @@ async def attendees(
     event_id: uuid.UUID,
     request: Request,
     service: ServiceDep,
+    _organiser: OrganiserPageDep,
     status: str | None = None,
     regio: str | None = None,
     rol: str | None = None,
 ) -> HTMLResponse:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
     try:
         event = await service.event_terms(event_id)
     except EventUnknown:
@@ -108,11 +92,12 @@ async def attendees(
 
 @router.post("/evenementen/{event_id}/inchecken/{registration_id}")
 async def check_in_from_list(
-    event_id: uuid.UUID, registration_id: uuid.UUID, request: Request, service: ServiceDep
+    event_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    request: Request,
+    service: ServiceDep,
+    organiser: OrganiserPageDep,
 ) -> Response:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
     form = await request.form()
     if not csrf_ok(request, form.get("csrf_token")):
         return expired_form(request)
@@ -164,18 +149,16 @@ async def _check_in_page(
 
 
 @router.get("/inchecken/{token}", response_class=HTMLResponse)
-async def check_in_by_qr(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
+async def check_in_by_qr(
+    token: str, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> HTMLResponse:
     return await _check_in_page(request, token, service, organiser=organiser, confirm=False)
 
 
 @router.post("/inchecken/{token}", response_class=HTMLResponse)
-async def confirm_check_in_by_qr(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
+async def confirm_check_in_by_qr(
+    token: str, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+) -> HTMLResponse:
     form = await request.form()
     if not csrf_ok(request, form.get("csrf_token")):
         return expired_form(request)
@@ -183,18 +166,14 @@ async def confirm_check_in_by_qr(token: str, request: Request, service: ServiceD
 
 
 @router.get("/privacy", response_class=HTMLResponse)
-async def privacy(request: Request) -> HTMLResponse:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
+async def privacy(request: Request, _organiser: OrganiserPageDep) -> HTMLResponse:
     return render(request, "organiser_privacy.html", erased=None, email="")
 
 
 @router.post("/privacy")
-async def privacy_request(request: Request, service: ServiceDep) -> Response:
-    organiser = await _organiser(request)
-    if isinstance(organiser, HTMLResponse):
-        return organiser
+async def privacy_request(
+    request: Request, service: ServiceDep, _organiser: OrganiserPageDep
+) -> Response:
     form = await request.form()
     if not csrf_ok(request, form.get("csrf_token")):
         return expired_form(request)

@@ -35,10 +35,12 @@ from sto_registrations.domain import (
 )
 from sto_registrations.service import EventUnknown, RegistrationUnknown, SignUpResult
 from stolive_shared import pages as shared_pages
+from stolive_shared.http import stateless_client
+from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path, render_form_page
 from stolive_shared.templating import make_templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 templates = make_templates(Path(__file__).parent.parent / "templates")
 
 CSRF_COOKIE = "sto_csrf"
@@ -60,7 +62,7 @@ class RegionDirectory:
     async def regions(self) -> list[dict[str, Any]]:
         if time.monotonic() - self._fetched_at > 300 or not self._regions:
             try:
-                async with httpx.AsyncClient(timeout=2.0) as client:
+                async with stateless_client(timeout=2.0) as client:
                     response = await client.get(self._url)
                     response.raise_for_status()
                     self._regions = response.json()

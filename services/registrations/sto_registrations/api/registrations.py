@@ -20,8 +20,9 @@ from sto_registrations.api.schemas import (
 from sto_registrations.domain import Applicant
 from sto_registrations.repository import Registration
 from sto_registrations.service import RegistrationsService, SignUpResult
+from stolive_shared.organisers.web import PUBLIC
 
-router = APIRouter(prefix="/api", tags=["registrations"])
+router = APIRouter(prefix="/api", tags=["registrations"], dependencies=[PUBLIC])
 
 _PROBLEMS: dict[int | str, dict[str, object]] = {
     404: {"model": Problem, "description": "Evenement of aanmelding niet gevonden"},
