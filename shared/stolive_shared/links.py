@@ -1,7 +1,11 @@
-"""Signed, unguessable tokens for personal links (manage, join, certificate, unsubscribe).
+"""Signed, unguessable tokens for personal links (manage, watch, certificate, unsubscribe).
 
 A token is ``<purpose-free id>.<HMAC>``: the HMAC covers the purpose and the id, so a manage
 token cannot be replayed as an unsubscribe token. Tokens carry no personal data.
+
+A personal watch link names the registration's viewer id, signed for one event
+(``watch_token``): beacons with that viewer id count toward the person's attendance only when
+they carry the token, so nobody can watch (or pretend to) in someone else's name.
 """
 
 from __future__ import annotations
@@ -9,7 +13,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import uuid
+
+# A registration's viewer id: the one beacons name a person by (``v_`` and 24 hex digits).
+PERSONAL_VIEWER = re.compile(r"v_[0-9a-f]{24}")
 
 
 def _mac(secret: str, purpose: str, subject: str) -> str:
@@ -37,3 +45,25 @@ def verify(secret: str, purpose: str, token: str) -> uuid.UUID | None:
     if not hmac.compare_digest(mac, _mac(secret, purpose, subject)):
         return None
     return parsed
+
+
+def watch_token(secret: str, event_id: uuid.UUID, viewer_id: str) -> str:
+    """The token of a personal watch link: the viewer id, signed for this event only."""
+    return f"{viewer_id}.{_mac(secret, f'watch:{event_id}', viewer_id)}"
+
+
+def watch_viewer(secret: str, event_id: uuid.UUID, token: str) -> str | None:
+    """The viewer id a watch token proves for this event, or None (forged, for another event,
+    altered, malformed)."""
+    viewer_id, _, mac = token.partition(".")
+    if not token.isascii() or not PERSONAL_VIEWER.fullmatch(viewer_id) or not mac:
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, f"watch:{event_id}", viewer_id)):
+        return None
+    return viewer_id
+
+
+def watch_url(public_base_url: str, secret: str, event_id: uuid.UUID, viewer_id: str) -> str:
+    """A person's own link to a broadcast's watch page."""
+    token = watch_token(secret, event_id, viewer_id)
+    return f"{public_base_url.rstrip('/')}/events/watch/{event_id}?v={token}"

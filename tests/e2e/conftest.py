@@ -35,6 +35,11 @@ class Platform:
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.stack.bootstrap_servers)
 
+    @property
+    def link_secret(self) -> str:
+        """The key the platform signs personal links with (its data folder's own)."""
+        return (self.stack.config.data_dir / "secrets" / "link-secret").read_text().strip()
+
 
 def stack_config(data_dir: Path, database_url: str, smtp_port: int, **options: Any) -> StackConfig:
     """The launcher's stack on free ports, sending mail to ``smtp_port``, with no demo data

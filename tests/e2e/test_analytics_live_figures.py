@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from stolive_shared import links
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event
 from tests.support import eventually
@@ -84,6 +85,10 @@ async def test_beacons_through_the_events_endpoint_become_live_figures_per_regio
             json={
                 "event_id": event_id,
                 "viewer_id": viewer,
+                # The registrant's own watch link proves the viewer id (links.watch_token).
+                "viewer_token": links.watch_token(
+                    platform.link_secret, uuid.UUID(event_id), viewer
+                ),
                 "action": "join",
                 "mode": "live",
                 "client_ts": datetime.now(UTC).isoformat(),

@@ -5,11 +5,13 @@ watch it, and the watch page's beacons arrive on Kafka. The pages pass axe-core.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from stolive_shared import links
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
@@ -78,7 +80,9 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     # A viewer opens the watch page before the broadcast starts: it waits, sending nothing.
     viewer = await browser.new_context()
     watch = await viewer.new_page()
-    await watch.goto(f"{base}/events/watch/{event_id}?v=join-link-e2e&hartslag=5")
+    personal = "v_" + "e2e0" * 6  # a registration's viewer id, in its signed watch link
+    link = links.watch_url(base, platform.link_secret, uuid.UUID(event_id), personal)
+    await watch.goto(f"{link}&hartslag=5")
     status = watch.get_by_role("status")
     assert "nog niet begonnen" in await status.inner_text()
     assert await serious_accessibility_violations(watch) == []
@@ -92,7 +96,7 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
 
     # The waiting page notices by itself and starts reporting.
     joined = await eventually(
-        lambda: _having(platform, event_id, "join-link-e2e", ["join"]), what="the join on Kafka"
+        lambda: _having(platform, event_id, personal, ["join"]), what="the join on Kafka"
     )
     figures(
         "organiser clicks 'Live zetten' -> the waiting watch page's join read back from Kafka: "
@@ -102,12 +106,12 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     assert await serious_accessibility_violations(watch) == []
     assert joined[0].mode == "live"
     await eventually(
-        lambda: _having(platform, event_id, "join-link-e2e", ["join", "heartbeat"]),
+        lambda: _having(platform, event_id, personal, ["join", "heartbeat"]),
         what="a heartbeat after 5 s",
     )
     await watch.goto("about:blank")  # pagehide: the player says goodbye with sendBeacon
     await eventually(
-        lambda: _having(platform, event_id, "join-link-e2e", ["join", "heartbeat", "leave"]),
+        lambda: _having(platform, event_id, personal, ["join", "heartbeat", "leave"]),
         what="the leave sent by navigator.sendBeacon",
     )
 
@@ -123,6 +127,13 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
         what="the anonymous viewer's join, leave on reload, and join again",
     )
     await viewer.close()
+
+    # A link whose signature does not check out makes its browser an anonymous viewer.
+    stranger = await browser.new_context()
+    forged = await stranger.new_page()
+    await forged.goto(link.replace(f"{personal}.", f"{personal}.x", 1))
+    assert (await forged.evaluate("window.stoPlayer.viewer")).startswith("anon-")
+    await stranger.close()
 
 
 async def _having(

@@ -17,13 +17,14 @@ import pytest
 
 from sto_events.service import EventsService
 from stolive.broker import EmbeddedBroker, free_port
+from stolive_shared import links
 from stolive_shared.contracts.codec import decode, header
 from stolive_shared.contracts.topics import ALL_TOPICS, VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.db import create_pool
 from stolive_shared.messaging.topics_admin import ensure_topics
 from stolive_shared.settings import KafkaSettings
-from tests.integration.test_events_api import running_events_app, webinar
+from tests.integration.test_events_api import LINK_SECRET, running_events_app, webinar
 from tests.support import embedded_kafka, eventually, read_topic
 
 Running = tuple[httpx.AsyncClient, EventsService, str]
@@ -88,6 +89,39 @@ async def test_a_beacon_is_answered_204_and_lands_on_kafka_keyed_by_the_event(
     assert (arrived.viewer_id, arrived.action, arrived.mode) == ("join-link-42", "join", "live")
     assert arrived.client_ts == datetime.fromisoformat(sent["client_ts"])
     assert arrived.received_at >= arrived.client_ts - timedelta(seconds=5)
+
+
+async def test_a_registrations_viewer_id_counts_only_with_its_watch_link_token(
+    events_app: Running, api: httpx.AsyncClient, kafka: KafkaSettings
+) -> None:
+    event_id = await event_in(events_app, "publish", "go-live")
+    other_event = await event_in(events_app, "publish", "go-live")
+    person = "v_" + uuid.uuid4().hex[:24]
+    token = links.watch_token(LINK_SECRET, uuid.UUID(event_id), person)
+    someone = "v_" + uuid.uuid4().hex[:24]
+    refused = [
+        beacon(event_id, person),  # no token: anyone could claim to be this person
+        beacon(event_id, person, viewer_token=person + ".forged"),
+        beacon(event_id, someone, viewer_token=token),  # another person's token
+        beacon(other_event, person, viewer_token=token),  # signed for another broadcast
+        beacon(event_id, person, viewer_token=token.replace(".", ".x", 1)),
+    ]
+    for item in refused:
+        answer = await api.post("/api/beacons", json=item)
+        assert answer.status_code == 403, item
+        assert answer.json()["detail"] == "deze kijklink is niet geldig"
+    # One forged beacon in a batch refuses the batch: nothing of it is counted.
+    mixed = [beacon(event_id, "anoniem-1"), beacon(event_id, someone)]
+    assert (await api.post("/api/beacons", json=mixed)).status_code == 403
+
+    assert (
+        await api.post("/api/beacons", json=beacon(event_id, person, viewer_token=token))
+    ).status_code == 204
+    arrived = await eventually(
+        lambda: beacons_on_kafka(kafka, event_id), what="the proven beacon on the topic"
+    )
+    assert [b.viewer_id for b in arrived] == [person]
+    assert await beacons_on_kafka(kafka, other_event) == []
 
 
 async def test_the_text_plain_body_of_send_beacon_and_batches_are_accepted(

@@ -33,6 +33,7 @@ from sto_notifications.service import (
     Scheduler,
 )
 from sto_notifications.smtp import SmtpPool
+from stolive_shared import links
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import (
@@ -437,7 +438,9 @@ async def test_going_live_then_the_follow_ups_after_attendance_is_final(harness:
     await harness.handle(EventWentLive.create(event=live))  # redelivered with a new id
     await harness.deliver()
     [live_mail] = [m for m in harness.mail_to(watched) if m.subject.startswith("We zijn live")]
-    join = f"https://stolive.test/events/watch/{event.event_id}?v={there.viewer_id}"
+    join = links.watch_url(
+        "https://stolive.test", "integration-test-link-secret", event.event_id, there.viewer_id
+    )
     assert join in text_of(live_mail)
 
     replay = "https://stolive.test/events/replay/27"

@@ -18,6 +18,7 @@ from sto_registrations import repository
 from sto_registrations.definition import DEFINITION
 from sto_registrations.domain import Applicant, SignUpRefused
 from sto_registrations.service import CheckInRefused, RegistrationsService
+from stolive_shared import links
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import PersonErased
@@ -198,7 +199,7 @@ async def test_a_webinar_registration_carries_its_personal_join_link(
     result = await service.sign_up(event_id, person("Quinten Ros"))
 
     viewer = result.registration.viewer_id
-    assert result.join_url == f"http://sto.test/events/watch/{event_id}?v={viewer}"
+    assert result.join_url == links.watch_url("http://sto.test", "test-secret", event_id, viewer)
     [confirmed] = await messages(service.pool, event_id)
     assert confirmed.registration.join_url == result.join_url
     with pytest.raises(CheckInRefused, match="locatie"):

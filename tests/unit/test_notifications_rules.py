@@ -86,13 +86,6 @@ def test_reminder_labels_say_the_duration() -> None:
 # --- people and links ------------------------------------------------------------------------
 
 
-def test_the_join_link_carries_the_viewer_id() -> None:
-    event = uuid.UUID("5b0e6a2e-1111-4c0e-9c57-2f1a3b4c5d6e")
-    assert domain.join_link("https://stolive.nl/", event, "v_abc") == (
-        f"https://stolive.nl/events/watch/{event}?v=v_abc"
-    )
-
-
 def test_erasure_names_an_address_by_its_trimmed_lower_case_hash() -> None:
     assert domain.email_sha256(" Anna@School.NL ") == domain.email_sha256("anna@school.nl")
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from stolive_shared import links
 from stolive_shared.links import sign, verify
 from stolive_shared.organisers.web import OrganiserDep
 from stolive_shared.settings import ServiceSettings
@@ -70,6 +71,19 @@ class TestPersonalLinks:
     def test_a_valid_token_with_non_ascii_appended_is_invalid(self) -> None:
         token = sign(SECRET, "manage", uuid.uuid4())
         assert verify(SECRET, "manage", token + "é") is None
+
+    def test_a_watch_link_carries_the_viewer_id_signed_for_one_event(self) -> None:
+        event, other = uuid.uuid4(), uuid.uuid4()
+        viewer = "v_" + "ab" * 12
+        link = links.watch_url("https://stolive.nl/", "geheim", event, viewer)
+        assert link.startswith(f"https://stolive.nl/events/watch/{event}?v={viewer}.")
+        token = link.split("?v=")[1]
+        assert links.watch_viewer("geheim", event, token) == viewer
+        assert links.watch_viewer("geheim", other, token) is None  # another broadcast
+        assert links.watch_viewer("ander-geheim", event, token) is None  # not signed by us
+        assert links.watch_viewer("geheim", event, viewer) is None  # no signature at all
+        someone_else = "v_" + "cd" * 12
+        assert links.watch_viewer("geheim", event, someone_else + token[len(viewer) :]) is None
 
 
 async def test_an_organiser_check_while_postgresql_is_away_is_503_with_retry_after(

@@ -96,7 +96,7 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
     app.state.public_base_url = settings.public_base_url.rstrip("/")
     app.state.viewer_throttle = throttle
     app.beacon_endpoint = app.state.beacon_endpoint = BeaconEndpoint(
-        statuses, throttle, publisher, settings.beacon_max_batch
+        statuses, throttle, publisher, settings.beacon_max_batch, settings.link_key()
     )
     app.state.heartbeat_s = settings.heartbeat_s
 

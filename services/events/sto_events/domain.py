@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from stolive_shared import links
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import (
     DEFAULT_REMINDER_OFFSETS_HOURS,
@@ -363,6 +364,7 @@ class Beacon:
     action: BeaconAction
     mode: ViewingMode
     client_ts: datetime
+    viewer_token: str | None = None
 
 
 class BeaconRefused(Exception):
@@ -371,6 +373,21 @@ class BeaconRefused(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+def check_viewer(beacon: Beacon, link_secret: str) -> None:
+    """A registration's viewer id (``v_…``) counts toward that person's attendance, so only the
+    token of their signed watch link may name it; any other id is anonymous and counts in the
+    live and view figures only."""
+    if not beacon.viewer_id.startswith("v_"):
+        return
+    proven = (
+        links.watch_viewer(link_secret, beacon.event_id, beacon.viewer_token)
+        if beacon.viewer_token
+        else None
+    )
+    if proven != beacon.viewer_id:
+        raise BeaconRefused("deze kijklink is niet geldig", 403)
 
 
 def check_beacon(beacon: Beacon, status: EventStatus | None) -> None:

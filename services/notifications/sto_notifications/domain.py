@@ -142,10 +142,6 @@ def reminder_label(minutes: int) -> str:
 # --- links and people ------------------------------------------------------------------------
 
 
-def join_link(public_base_url: str, event_id: uuid.UUID, viewer_id: str) -> str:
-    return f"{public_base_url.rstrip('/')}/events/watch/{event_id}?v={viewer_id}"
-
-
 def email_sha256(email: str) -> str:
     """How ``person.erased`` names an address: SHA-256 of the trimmed, lower-cased address."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()

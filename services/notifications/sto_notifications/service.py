@@ -137,7 +137,7 @@ class Links:
         return f"{self.base}/nieuwsbrief/bevestigen/{token}"
 
     def join(self, event_id: uuid.UUID, viewer_id: str) -> str:
-        return domain.join_link(self.public_base_url, event_id, viewer_id)
+        return links.watch_url(self.public_base_url, self.secret, event_id, viewer_id)
 
 
 # --- what messages cause ---------------------------------------------------------------------

@@ -437,12 +437,12 @@ class RegistrationsService:
         return registration_id
 
     def join_url(self, registration: Registration, terms: EventTerms) -> str | None:
-        """The personal watch link of a webinar: its viewer id ties watching to the sign-up."""
+        """The personal watch link of a webinar: its signed viewer id ties watching to the
+        sign-up."""
         if terms.kind != domain.WEBINAR:
             return None
-        return (
-            f"{self.public_base_url}/events/watch/{registration.event_id}"
-            f"?v={registration.viewer_id}"
+        return links.watch_url(
+            self.public_base_url, self.link_secret, registration.event_id, registration.viewer_id
         )
 
     # -- signing up ------------------------------------------------------------------------

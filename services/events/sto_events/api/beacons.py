@@ -27,7 +27,13 @@ from pydantic import ValidationError
 
 from sto_events.api.schemas import BEACONS, BeaconIn
 from sto_events.beacons import BeaconPublisher, BrokerUnavailable, EventStatusCache
-from sto_events.domain import BeaconRefused, ViewerThrottle, beacon_clock_skew_ok, check_beacon
+from sto_events.domain import (
+    BeaconRefused,
+    ViewerThrottle,
+    beacon_clock_skew_ok,
+    check_beacon,
+    check_viewer,
+)
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.metrics import REQUEST_SECONDS
 from stolive_shared.organisers.web import PUBLIC
@@ -73,7 +79,9 @@ class BeaconEndpoint:
         throttle: ViewerThrottle,
         publisher: BeaconPublisher,
         max_batch: int,
+        link_secret: str,
     ) -> None:
+        self.link_secret = link_secret
         self.statuses = statuses
         self.throttle = throttle
         self.publisher = publisher
@@ -102,6 +110,7 @@ class BeaconEndpoint:
         try:
             for beacon in beacons:
                 check_beacon(beacon, self.statuses.status(beacon.event_id))
+                check_viewer(beacon, self.link_secret)
         except BeaconRefused as refused:
             return Answer(refused.status, str(refused))
         if not all(beacon_clock_skew_ok(beacon, received_at) for beacon in beacons):
@@ -208,6 +217,7 @@ _BODY_DOC = {
     openapi_extra=_BODY_DOC,
     responses={
         404: {"description": "Unknown event"},
+        403: {"description": "A registration's viewer id without its watch-link token"},
         409: {"description": "A live beacon for an event that is not live"},
         413: {"description": "Too many beacons in one request"},
         415: {"description": "Neither JSON nor text/plain"},

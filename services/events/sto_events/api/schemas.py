@@ -199,18 +199,28 @@ class CalendarPublic(BaseModel):
 
 
 class BeaconIn(BaseModel):
-    """One report from a player. ``viewer_id`` is opaque: a join-link id or an anonymous id."""
+    """One report from a player. ``viewer_id`` is opaque: an anonymous id the browser made,
+    or a registration's (``v_…``), which needs ``viewer_token``, the token of that person's
+    signed watch link."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: uuid.UUID
     viewer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    viewer_token: str | None = Field(default=None, max_length=128)
     action: Literal["join", "heartbeat", "leave"]
     mode: Literal["live", "replay"] = "live"
     client_ts: AwareDatetime
 
     def to_domain(self) -> Beacon:
-        return Beacon(self.event_id, self.viewer_id, self.action, self.mode, self.client_ts)
+        return Beacon(
+            self.event_id,
+            self.viewer_id,
+            self.action,
+            self.mode,
+            self.client_ts,
+            self.viewer_token,
+        )
 
 
 BEACONS: TypeAdapter[BeaconIn | list[BeaconIn]] = TypeAdapter(BeaconIn | list[BeaconIn])

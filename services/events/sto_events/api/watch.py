@@ -1,14 +1,15 @@
 """``/watch/{event_id}``: the player page, the real client of the beacon API.
 
 The page plays the stream (a local placeholder animation in the demo: nothing is downloaded)
-and reports join, heartbeat and leave from the browser. The viewer id comes from a personal
-join link (``?v=``), else the browser keeps an anonymous one. ``?hartslag=N`` sets the
-heartbeat interval in seconds (tests use it); it is never below the throttle interval.
+and reports join, heartbeat and leave from the browser. A personal watch link (``?v=``, a
+viewer id signed for this event: ``stolive_shared.links.watch_token``) makes the beacons count
+for that person; without one, or with one that does not verify, the browser keeps an
+anonymous id. ``?hartslag=N`` sets the heartbeat interval in seconds (tests use it); it is
+never below the throttle interval.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from fastapi import APIRouter, Request
@@ -17,12 +18,11 @@ from fastapi.responses import HTMLResponse
 from sto_events.api.deps import ServiceDep
 from sto_events.api.rendering import pages
 from sto_events.service import EventNotFound
+from stolive_shared import links
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
-
-VIEWER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def heartbeat_seconds(requested: str | None, default: int, floor: float) -> int:
@@ -42,14 +42,16 @@ async def watch(event_id: uuid.UUID, request: Request, service: ServiceDep) -> H
         return pages.message(
             request, "Uitzending niet gevonden", "Deze uitzending bestaat niet.", 404
         )
-    viewer = request.query_params.get("v", "")
+    token = request.query_params.get("v", "")
+    viewer = links.watch_viewer(request.app.state.link_secret, event.id, token) if token else None
     settings_heartbeat: int = request.app.state.heartbeat_s
     floor: float = request.app.state.viewer_throttle.min_interval_s
     return pages.render(
         request,
         "watch.html",
         event=event,
-        viewer_id=viewer if VIEWER_ID.match(viewer) else "",
+        viewer_id=viewer or "",
+        viewer_token=token if viewer else "",
         heartbeat_s=heartbeat_seconds(
             request.query_params.get("hartslag"), settings_heartbeat, floor
         ),
