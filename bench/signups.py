@@ -2,7 +2,7 @@
 
 The registrations API runs as its own process (``python -m sto_registrations api``) on a fresh
 database; the load generator (``bench.loadgen``) is another process on loopback. A sign-up
-counts when its 201 came back: the registration, its seat and its outbox message are
+counts when its 202 came back: the registration, its seat and its outbox message are
 committed by then. Two loads: every sign-up on one hot event (capacity 1,000 and a waiting
 list, so it fills and queues), and sign-ups spread over 100 events. Afterwards the database
 is checked: no event overbooked, no person twice on an event, one outbox message per

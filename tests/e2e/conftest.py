@@ -7,6 +7,7 @@ every service process, the gateway, and a real SMTP server (aiosmtpd) the test r
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from stolive.broker import free_port
 from stolive.stack import SERVICES, Stack, StackConfig
 from stolive_shared.settings import KafkaSettings
-from tests.support import SmtpSink, start_smtp_sink
+from tests.support import SmtpSink, eventually, start_smtp_sink
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,21 @@ class Platform:
     @property
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.stack.bootstrap_servers)
+
+    async def manage_link(self, address: str) -> str:
+        """The personal manage link in the e-mail ``address`` received (waits for one)."""
+
+        def found() -> str | None:
+            for email in reversed(self.smtp.to(address)):
+                body = email.message.get_body(preferencelist=("plain",))
+                text = str(body.get_content()) if body is not None else ""
+                link = re.search(r"https?://\S+/registrations/r/[A-Za-z0-9._-]+", text)
+                if link:
+                    return link.group(0)
+            return None
+
+        link: str = await eventually(found, what=f"an e-mail with a manage link to {address}")
+        return link
 
     @property
     def link_secret(self) -> str:

@@ -46,7 +46,7 @@ async def test_a_broker_restart_loses_and_doubles_nothing(
             except httpx.HTTPError as exc:
                 refused[type(exc).__name__] += 1
                 continue
-            if answer.status_code == 201:
+            if answer.status_code == 202:
                 accepted.append(email)
             else:
                 refused[str(answer.status_code)] += 1

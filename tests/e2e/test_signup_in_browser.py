@@ -1,4 +1,5 @@
-"""A person signs up in a real browser (Debian's Chromium), and the pages are accessible."""
+"""A person signs up in a real browser (Debian's Chromium), finds their link in their e-mail,
+and cancels; the pages are accessible."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ async def test_signing_up_and_cancelling_in_a_browser(platform: Platform, browse
         await page.get_by_label("Rol").select_option("schoolleider")
         await page.get_by_label("Ik ga akkoord met de privacyverklaring van STO").check()
         await page.get_by_role("button", name="Aanmelden").click()
-        await page.wait_for_url("**/registrations/r/**")
+        await page.wait_for_url(f"**/registrations/events/{event_id}/ontvangen")
         assert await page.get_by_role("status").inner_text() == (
-            "Je bent aangemeld. Je krijgt een bevestiging per e-mail."
+            "We hebben je aanmelding voor STO LIVE in de browser ontvangen."
         )
+        assert await serious_accessibility_violations(page) == []
+
+        # The personal link comes by e-mail, to the address given, and only there.
+        await page.goto(await platform.manage_link("eva@school.nl"))
+        assert "Aangemeld" in await page.content()
         assert await serious_accessibility_violations(page) == []
 
         await page.get_by_role("button", name="Aanmelding annuleren").click()

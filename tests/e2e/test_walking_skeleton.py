@@ -67,7 +67,7 @@ async def sign_up(platform: Platform, event_id: str, email: str) -> dict[str, An
             "privacy_consent": True,
         },
     )
-    assert answer.status_code == 201, answer.text
+    assert answer.status_code == 202, answer.text
     body: dict[str, Any] = answer.json()
     return body
 
@@ -81,8 +81,8 @@ async def analytics_confirmed(platform: Platform, event_id: str) -> int:
 async def test_a_sign_up_travels_through_every_service(platform: Platform) -> None:
     event_id = await published_event(platform, title="STO LIVE #27: Techniek in de regio")
 
-    registration = await sign_up(platform, event_id, "anna@dollard.nl")
-    assert registration["status"] == "confirmed"
+    received = await sign_up(platform, event_id, "anna@dollard.nl")
+    assert "Kijk in je mail" in received["message"]
 
     [email] = await eventually(
         lambda: platform.smtp.to("anna@dollard.nl"), what="the confirmation email"
@@ -90,7 +90,10 @@ async def test_a_sign_up_travels_through_every_service(platform: Platform) -> No
     assert email.subject == "Je bent aangemeld: STO LIVE #27: Techniek in de regio"
     text = email.message.get_body(preferencelist=("plain",))
     assert text is not None
-    assert registration["manage_token"] in text.get_content()
+    manage = re.search(r"http://\S+/registrations/r/(\S+)", text.get_content())
+    assert manage is not None, "the confirmation carries the personal manage link"
+    mine = await platform.gateway.get(f"/registrations/api/registrations/{manage.group(1)}")
+    assert (mine.json()["status"], mine.json()["name"]) == ("confirmed", "Anna de Vries")
 
     await eventually(
         lambda: _equals(analytics_confirmed(platform, event_id), 1),
@@ -98,12 +101,31 @@ async def test_a_sign_up_travels_through_every_service(platform: Platform) -> No
     )
 
 
-async def test_signing_up_twice_returns_the_first_registration(platform: Platform) -> None:
+async def test_signing_up_twice_answers_alike_and_mails_the_address_its_own_link(
+    platform: Platform,
+) -> None:
     event_id = await published_event(platform)
     first = await sign_up(platform, event_id, "bert@school.nl")
     again = await sign_up(platform, event_id, "Bert@School.nl")
-    assert again["id"] == first["id"]
-    assert again["created"] is False
+    assert again == first
+    mails = await eventually(
+        lambda: _when_value(platform.smtp.to("bert@school.nl"), lambda mails: len(mails) == 2),
+        what="the confirmation and the 'already signed up' notice",
+    )
+    [confirmed] = [m for m in mails if m.subject.startswith("Je bent aangemeld")]
+    [repeated] = [m for m in mails if m.subject.startswith("Je was al aangemeld")]
+    link = re.compile(r"/registrations/r/\S+")
+    assert link.findall(_text(repeated)) == link.findall(_text(confirmed))
+
+
+def _when_value(value: Any, condition: Callable[[Any], bool]) -> Any:
+    return value if condition(value) else None
+
+
+def _text(email: Any) -> str:
+    body = email.message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
 
 
 async def test_the_sign_up_form_works_through_the_gateway(platform: Platform) -> None:
@@ -123,8 +145,8 @@ async def test_the_sign_up_form_works_through_the_gateway(platform: Platform) ->
     }
     answer = await platform.gateway.post(f"/registrations/events/{event_id}/aanmelden", data=fields)
     assert answer.status_code == 303
-    manage = await platform.gateway.get(answer.headers["location"])
-    assert "Je bent aangemeld" in manage.text
+    received = await platform.gateway.get(answer.headers["location"])
+    assert "Kijk in je mail" in received.text
 
     forged = await platform.gateway.post(
         f"/registrations/events/{event_id}/aanmelden", data={**fields, "csrf_token": "forged"}

@@ -49,6 +49,7 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationSignUpRepeated,
     RegistrationStatus,
     RegistrationView,
     RegistrationWaitlisted,
@@ -386,6 +387,33 @@ async def test_a_cancelled_registration_drops_its_reminders_and_cancels_its_invi
     _, vevent, method = calendar_of(notice)
     assert (method, sequence_of(vevent)) == ("CANCEL", 1)
     assert (await harness.at(starts.astimezone(UTC) - timedelta(hours=1)))["reminders"] == 0
+
+
+async def test_a_repeated_sign_up_tells_the_address_itself_once_with_its_own_links(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 3, 16, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    email = address()
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    registration = view(event, email, status="waitlisted").model_copy(
+        update={"join_url": "https://stolive.test/events/watch/x?v=v_1.sig"}
+    )
+    repeated = RegistrationSignUpRepeated.create(registration=registration)
+    await harness.handle(repeated)
+    await harness.handle(repeated)  # redelivered: still one e-mail
+    await harness.deliver()
+    [told] = harness.mail_to(email)
+    assert told.subject == f"Je was al aangemeld: {event.title}"
+    text = text_of(told)
+    assert "je staat op de wachtlijst" in text
+    assert registration.manage_url in text
+    assert "https://stolive.test/events/watch/x?v=v_1.sig" in text
+    assert "iemand anders je e-mailadres ingevuld" in text
+    # Another repeat later is another notice (registrations decides how often one is sent).
+    await harness.handle(RegistrationSignUpRepeated.create(registration=registration))
+    await harness.deliver()
+    assert len(harness.mail_to(email)) == 2
 
 
 async def test_a_late_sign_up_skips_past_reminders_and_downtime_is_caught_up(

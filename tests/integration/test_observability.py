@@ -79,7 +79,7 @@ class Platform:
                 "privacy_consent": True,
             },
         )
-        assert answer.status_code == 201, answer.text
+        assert answer.status_code == 202, answer.text
 
     async def event(self) -> uuid.UUID:
         starts = datetime.now(UTC) + timedelta(days=12)
@@ -262,7 +262,7 @@ SIGN_UP = {
     "service": "registrations",
     "method": "POST",
     "route": "/api/events/{event_id}/registrations",
-    "status": "201",
+    "status": "202",
 }
 
 

@@ -75,6 +75,38 @@ async def messages(pool: asyncpg.Pool, event_id: uuid.UUID) -> list[Any]:
     return [decode(bytes(r["payload"])) for r in rows]
 
 
+async def test_an_address_signed_up_again_is_told_so_by_e_mail_at_most_once_an_interval(
+    service: RegistrationsService,
+) -> None:
+    event_id = await apply(service, snapshot(capacity=None))
+    first = await service.sign_up(event_id, person("Tess Bakker"))
+    someone = Applicant("Iemand Anders", "TESS@esdal.nl", "Elders", "anders", None)
+    again = await service.sign_up(event_id, someone)  # the same address, under any name
+
+    assert again.registration.id == first.registration.id
+    assert again.repeated
+    assert not first.repeated
+    assert again.registration.applicant.name == "Tess Bakker"  # nothing of it changed
+    await service.sign_up(event_id, person("Tess Bakker"))  # a third time, at once
+    await service.drain_follow_ups()
+    types = [m.type for m in await messages(service.pool, event_id)]
+    assert types == ["registration.confirmed", "registration.sign_up_repeated"]
+    [_, told] = await messages(service.pool, event_id)
+    assert told.registration.registration_id == first.registration.id
+    assert told.registration.manage_url == service.manage_url(first.registration.id)
+
+    # After the interval the address is told again.
+    later = service.clock
+    service.clock = lambda: later() + service.repeat_notice_interval + timedelta(seconds=1)
+    try:
+        await service.sign_up(event_id, person("Tess Bakker"))
+        await service.drain_follow_ups()
+    finally:
+        service.clock = later
+    types = [m.type for m in await messages(service.pool, event_id)]
+    assert types.count("registration.sign_up_repeated") == 2
+
+
 async def test_a_teacher_signs_up_colleagues_each_with_their_own_registration_and_links(
     service: RegistrationsService,
 ) -> None:

@@ -20,6 +20,10 @@ from stolive_shared.settings import KafkaSettings
 from tests.reliability.conftest import ProcessFactory, base_url, published_event, wait_ready
 from tests.support import eventually, read_topic
 
+# A client retrying a sign-up whose answer the kill swallowed is a repeat: that address is
+# told so by e-mail (one more message), and its registration still has one seat message.
+REPEATED = "registration.sign_up_repeated"
+
 SIGN_UPS = 1000
 KILLS = 3
 
@@ -54,7 +58,7 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
                         json={"name": f"Leraar {number}", "email": email, "role": "docent",
                               "privacy_consent": True},
                     )  # fmt: skip
-                    if answer.status_code == 201:
+                    if answer.status_code == 202:
                         accepted.add(email)
                         break
                 except httpx.HTTPError:
@@ -82,8 +86,10 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
                FROM registrations r LEFT JOIN outbox o
                  ON convert_from(o.payload, 'UTF8')::jsonb #>> '{registration,registration_id}'
                     = r.id::text
+                AND convert_from(o.payload, 'UTF8')::jsonb ->> 'type' <> $2
                WHERE r.event_id = $1 GROUP BY r.email""",
             event_id,
+            REPEATED,
         )
         await eventually(
             lambda: _none_unpublished(conn),
@@ -94,8 +100,10 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
             str(r["message_id"])
             for r in await conn.fetch(
                 "SELECT message_id FROM outbox WHERE convert_from(payload, 'UTF8')::jsonb"
-                " #>> '{registration,event_id}' = $1",
+                " #>> '{registration,event_id}' = $1"
+                " AND convert_from(payload, 'UTF8')::jsonb ->> 'type' <> $2",
                 str(event_id),
+                REPEATED,
             )
         }
     finally:

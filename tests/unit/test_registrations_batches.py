@@ -75,6 +75,29 @@ def test_someone_already_registered_takes_no_second_seat() -> None:
     assert terms.id not in changes
 
 
+def test_someone_already_registered_hears_what_a_new_sign_up_would_hear() -> None:
+    """A full event without a waiting list refuses both: the answer never tells whether the
+    address was registered; with a waiting list both are accepted (and told by e-mail)."""
+    full = event(capacity=1, waitlist_enabled=False)
+    registered, new = (full.id, "a@school.nl"), (full.id, "b@school.nl")
+
+    plan, changes = domain.plan_sign_ups(
+        [registered, new], seats(full, confirmed=1), {registered}, NOW
+    )
+
+    assert [p.refused and (p.refused.status, str(p.refused)) for p in plan] == [
+        (409, "Dit evenement is vol."),
+        (409, "Dit evenement is vol."),
+    ]
+    assert full.id not in changes or changes[full.id].confirmed == 0
+
+    waiting = event(capacity=1)
+    again, first = (waiting.id, "a@school.nl"), (waiting.id, "b@school.nl")
+    plan, _ = domain.plan_sign_ups([again, first], seats(waiting, confirmed=1), {again}, NOW)
+    assert plan[0].existing
+    assert plan[1].status == "waitlisted"
+
+
 def test_a_closed_event_and_an_unknown_one_are_answered_per_sign_up() -> None:
     closed = event(status="cancelled")
     open_ = event()

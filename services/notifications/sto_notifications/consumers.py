@@ -38,6 +38,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationCancelled,
     RegistrationConfirmed,
     RegistrationPromoted,
+    RegistrationSignUpRepeated,
     RegistrationWaitlisted,
 )
 from stolive_shared.contracts.topics import ANALYTICS, EVENTS, REGISTRATIONS
@@ -59,6 +60,9 @@ def message_handlers(service: NotificationsService) -> dict[Any, Handler]:
     async def on_registration(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
         previous = getattr(message, "previous_status", "")
         await service.on_registration(conn, message.type, message.registration, previous)
+
+    async def on_repeated(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
+        await service.on_sign_up_repeated(conn, message.registration, message.message_id)
 
     async def on_event(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
         extra = ""
@@ -99,6 +103,7 @@ def message_handlers(service: NotificationsService) -> dict[Any, Handler]:
     )
     handlers: dict[Any, Handler] = dict.fromkeys(registration_types, on_registration)
     handlers.update(dict.fromkeys(event_types, on_event))
+    handlers[RegistrationSignUpRepeated] = on_repeated
     handlers[PersonErased] = on_erased
     handlers[AttendanceRecorded] = on_attendance
     handlers[AttendanceFinalised] = on_finalised

@@ -64,6 +64,25 @@ class EmailRequest:
     context: dict[str, object]
 
 
+def repeated_sign_up_email(registration: RegistrationView, notice_id: uuid.UUID) -> EmailRequest:
+    """ "Je was al aangemeld": to the address itself, with its own links, once per notice."""
+    return EmailRequest(
+        kind="registration_repeated",
+        dedup_key=f"registration_repeated:{registration.registration_id}:{notice_id}",
+        recipient=registration.attendee.email,
+        event_id=registration.event_id,
+        registration_id=registration.registration_id,
+        context={
+            "name": registration.attendee.name,
+            "event_title": registration.event_title,
+            "starts_at": registration.event_starts_at,
+            "status": registration.status,
+            "manage_url": registration.manage_url,
+            "join_url": registration.join_url,
+        },
+    )
+
+
 def registration_email(message_type: str, registration: RegistrationView) -> EmailRequest | None:
     kind = REGISTRATION_EMAILS.get(message_type)
     if kind is None:

@@ -24,6 +24,7 @@ SUBJECTS: dict[str, str] = {
     "registration_waitlisted": "Je staat op de wachtlijst: {event_title}",
     "registration_promoted": "Er is een plek vrij: je bent aangemeld voor {event_title}",
     "registration_cancelled": "Je aanmelding is geannuleerd: {event_title}",
+    "registration_repeated": "Je was al aangemeld: {event_title}",
     "event_rescheduled": "Nieuwe datum: {event_title}",
     "event_cancelled": "Gaat niet door: {event_title}",
     "event_live": "We zijn live: {event_title}",

@@ -261,6 +261,12 @@ class NotificationsService:
                 calendar = (registration, event, "CANCEL")
         await self._queue(conn, request, calendar=calendar)
 
+    async def on_sign_up_repeated(
+        self, conn: asyncpg.Connection, view: RegistrationView, notice_id: uuid.UUID
+    ) -> None:
+        """Someone signed this address up again: tell the address, not whoever typed it."""
+        await self._queue(conn, domain.repeated_sign_up_email(view, notice_id))
+
     async def _plan(
         self, conn: asyncpg.Connection, registration: RegistrationRow, event: EventRow
     ) -> None:

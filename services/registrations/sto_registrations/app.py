@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -35,6 +36,7 @@ def build_service(runtime: Runtime[RegistrationsSettings]) -> RegistrationsServi
         link_secret=settings.link_key(),
         public_base_url=settings.public_base_url.rstrip("/"),
         max_in_flight=settings.signup_batches_in_flight,
+        repeat_notice_interval=timedelta(minutes=settings.repeat_notice_interval_minutes),
     )
 
 

@@ -16,5 +16,7 @@ class RegistrationsSettings(ServiceSettings):
     # hundreds a second from one address is what it stops.
     signup_rate_per_minute: int = 300
     signup_rate_burst: int = 60
+    # An address signed up again is told so ("Je was al aangemeld") at most once in this time.
+    repeat_notice_interval_minutes: float = 10.0
     # Sign-up batches committing at once (group commit, see service.SignUpBatcher).
     signup_batches_in_flight: int = 4

@@ -209,7 +209,7 @@ class Planned:
     waitlist_position: int = 0
     refused: SignUpRefused | None = None
     unknown_event: bool = False
-    existing: bool = False  # the person already holds a registration: it is returned
+    existing: bool = False  # the person already holds a registration: it is told again
     same_as: int | None = None  # the same person twice in one batch: the earlier one's answer
 
 
@@ -245,6 +245,15 @@ def plan_sign_ups(
             plan.append(Planned(refused=refused))
             continue
         if key in existing:
+            # Answered as a new sign-up would be now (a full event without a waiting list
+            # refuses it), so the answer never tells whether the address was registered.
+            change = changes.get(event_id, SeatChange())
+            granted = seats_to_grant(state.terms.capacity, state.confirmed + change.confirmed, 1)
+            try:
+                outcome(state.terms, granted > 0)
+            except SignUpRefused as refused:
+                plan.append(Planned(refused=refused))
+                continue
             plan.append(Planned(existing=True))
             continue
         if key in first_of:

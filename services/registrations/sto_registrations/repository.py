@@ -515,10 +515,38 @@ async def erase_person(conn: asyncpg.Connection, email: str) -> list[uuid.UUID]:
     return ids
 
 
-async def group_members(conn: asyncpg.Connection, group_id: uuid.UUID) -> list[Registration]:
+async def booked_colleagues(conn: asyncpg.Connection, booker_id: uuid.UUID) -> list[Registration]:
+    """The colleagues ``booker_id`` signed up, in every form they sent, in sign-up order."""
     rows = await conn.fetch(
-        f"SELECT {_REGISTRATION_COLUMNS} FROM registrations WHERE group_id = $1"
-        " ORDER BY queue_number",
+        f"""SELECT {_REGISTRATION_COLUMNS} FROM registrations
+            WHERE group_id IN (SELECT group_id FROM bookings WHERE booker_id = $1) AND id <> $1
+            ORDER BY queue_number""",
+        booker_id,
+    )
+    return [_registration(r) for r in rows]
+
+
+async def record_booking(
+    conn: asyncpg.Connection, group_id: uuid.UUID, booker_id: uuid.UUID
+) -> None:
+    await conn.execute(
+        "INSERT INTO bookings (group_id, booker_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         group_id,
+        booker_id,
+    )
+
+
+async def claim_repeat_notices(
+    conn: asyncpg.Connection, registration_ids: list[uuid.UUID], last_before: datetime
+) -> list[Registration]:
+    """The active registrations among ``registration_ids`` not told again since
+    ``last_before``, marked as told now."""
+    rows = await conn.fetch(
+        f"""UPDATE registrations SET repeat_notice_at = now()
+            WHERE id = ANY($1::uuid[]) AND status <> 'cancelled' AND erased_at IS NULL
+              AND (repeat_notice_at IS NULL OR repeat_notice_at < $2)
+            RETURNING {_REGISTRATION_COLUMNS}""",
+        registration_ids,
+        last_before,
     )
     return [_registration(r) for r in rows]

@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -39,6 +39,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationCheckedIn,
     RegistrationConfirmed,
     RegistrationPromoted,
+    RegistrationSignUpRepeated,
     RegistrationStatus,
     RegistrationView,
     RegistrationWaitlisted,
@@ -80,6 +81,8 @@ class SignUpResult:
     manage_token: str
     waitlist_position: int | None = None
     join_url: str | None = None
+    # The address already held this registration before the sign-up: it is told again.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,7 +372,11 @@ class RegistrationsService:
     public_base_url: str
     clock: Callable[[], datetime] = utc_now
     max_in_flight: int = 4
+    # A registration is told "you were already signed up" at most once per this interval.
+    repeat_notice_interval: timedelta = timedelta(minutes=10)
     batcher: SignUpBatcher = field(init=False)
+    # Work after a sign-up's answer (bookings, repeat notices); awaited on close.
+    _follow_ups: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     # Connections kept between sign-up batches while more keep coming: a pool release resets
     # the session, one more round trip (and four statements) per batch.
     _kept: list[asyncpg.Connection] = field(default_factory=list, init=False)
@@ -379,7 +386,13 @@ class RegistrationsService:
 
     async def close(self) -> None:
         await self.batcher.close()
+        await self.drain_follow_ups()
         await self._release_kept()
+
+    async def drain_follow_ups(self) -> None:
+        """Wait for the work after the sign-ups answered so far (see ``_follow_up``)."""
+        while self._follow_ups:
+            await asyncio.gather(*self._follow_ups, return_exceptions=True)
 
     @contextlib.asynccontextmanager
     async def _batch_connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -454,6 +467,7 @@ class RegistrationsService:
         )
         if isinstance(answer, Exception):
             raise answer
+        self._follow_up([answer], None)
         return answer
 
     async def sign_up_group(
@@ -472,7 +486,53 @@ class RegistrationsService:
         answers = await self.batcher.submit(requests)
         if isinstance(answers[0], Exception):
             raise answers[0]
+        self._follow_up(answers, group_id)
         return answers
+
+    def _follow_up(self, answers: list[SignUpAnswer], group_id: uuid.UUID | None) -> None:
+        """After the answer, not before it: who booked the colleagues, and a notice to each
+        address that was already registered. Its timing must not tell a repeat from a new
+        sign-up, so it runs on its own (``close`` waits for it)."""
+        results = [answer for answer in answers if isinstance(answer, SignUpResult)]
+        repeated = [result.registration for result in results if result.repeated]
+        booker = results[0].registration.id if group_id is not None and results else None
+        if not repeated and booker is None:
+            return
+        task = asyncio.create_task(self._after_sign_up(repeated, group_id, booker))
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
+
+    async def _after_sign_up(
+        self,
+        repeated: list[Registration],
+        group_id: uuid.UUID | None,
+        booker: uuid.UUID | None,
+    ) -> None:
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if group_id is not None and booker is not None:
+                    await repository.record_booking(conn, group_id, booker)
+                if not repeated:
+                    return
+                due = await repository.claim_repeat_notices(
+                    conn,
+                    [registration.id for registration in repeated],
+                    self.clock() - self.repeat_notice_interval,
+                )
+                messages: list[Message] = []
+                for registration in due:
+                    terms = await repository.get_terms(conn, registration.event_id)
+                    assert terms is not None
+                    messages.append(
+                        RegistrationSignUpRepeated.create(
+                            registration=self._view(registration, terms)
+                        )
+                    )
+                await outbox.enqueue_many(conn, messages, schema=self.schema)
+        except Exception:
+            # The sign-ups themselves stand; only the booker's list or a courtesy e-mail is
+            # missing, and the person can sign up again for it.
+            log.exception("after-sign-up work failed (booking %s)", group_id)
 
     async def _commit_sign_ups(
         self, requests: list[SignUpRequest], flight: Flight | None = None, locked: bool = True
@@ -578,6 +638,7 @@ class RegistrationsService:
                     False,
                     self.manage_token(found.id),
                     join_url=self.join_url(found, seats[found.event_id].terms),
+                    repeated=True,
                 )
             elif planned.same_as is not None:
                 first = answers[planned.same_as]
@@ -735,9 +796,17 @@ class RegistrationsService:
         assert terms is not None
         return registration, terms
 
-    async def group_members(self, group_id: uuid.UUID) -> list[Registration]:
+    async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
         async with self.pool.acquire() as conn:
-            return await repository.group_members(conn, group_id)
+            return await repository.booked_colleagues(conn, booker_id)
+
+    async def cancel_colleague(self, booker_id: uuid.UUID, colleague_id: uuid.UUID) -> Registration:
+        """A booker cancels a colleague they signed up (and only those)."""
+        if colleague_id not in {c.id for c in await self.booked_colleagues(booker_id)}:
+            raise RegistrationUnknown(str(colleague_id))
+        before, _ = await self.get(colleague_id)
+        reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_booker"
+        return await self.cancel(colleague_id, reason)
 
     async def waitlist_position(self, registration: Registration) -> int:
         async with self.pool.acquire() as conn:

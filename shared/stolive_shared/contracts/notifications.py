@@ -19,6 +19,7 @@ EmailKind = Literal[
     "registration_waitlisted",
     "registration_promoted",
     "registration_cancelled",
+    "registration_repeated",
     "event_rescheduled",
     "event_cancelled",
     "event_live",

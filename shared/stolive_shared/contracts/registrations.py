@@ -100,6 +100,14 @@ class RegistrationCheckedIn(_RegistrationMessage):
     checked_in_at: AwareDatetime
 
 
+class RegistrationSignUpRepeated(_RegistrationMessage):
+    """Someone signed up again with an address already registered for the event. The answer
+    they saw told nothing; the address itself is told, with its own links. Changes nothing."""
+
+    type: Literal["registration.sign_up_repeated"] = "registration.sign_up_repeated"
+    version: Literal[1] = 1
+
+
 class PersonErased(Message):
     """Everything held about this email address must go; counts may stay."""
 
@@ -142,5 +150,6 @@ REGISTRATION_MESSAGES: tuple[type[Message], ...] = (
     RegistrationPromoted,
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationSignUpRepeated,
     PersonErased,
 )

@@ -38,6 +38,7 @@ from stolive_shared.errors import PoisonMessage
 log = logging.getLogger(__name__)
 
 CHECKED_IN = "registration.checked_in"
+REPEATED = "registration.sign_up_repeated"
 
 
 def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> None:
@@ -87,8 +88,8 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Non
                 await erase(list(message.registration_ids))
                 continue
             registration = getattr(message, "registration", None)
-            if not isinstance(registration, RegistrationView):
-                continue
+            if not isinstance(registration, RegistrationView) or message.type == REPEATED:
+                continue  # a repeated sign-up changes nothing
             key = str(registration.event_id)
             partition_of[key] = event.message.partition
             registration_id = str(registration.registration_id)

@@ -88,7 +88,7 @@ class SignUpFastPath:
         await send(
             {
                 "type": "http.response.start",
-                "status": 201,
+                "status": 202,
                 "headers": [
                     (b"content-length", str(len(answer)).encode("latin-1")),
                     (b"content-type", _JSON),

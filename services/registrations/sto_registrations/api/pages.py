@@ -39,6 +39,7 @@ from stolive_shared.http import stateless_client
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path, render_form_page
 from stolive_shared.templating import make_templates
+from stolive_shared.web import allow_framing
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 templates = make_templates(Path(__file__).parent.parent / "templates")
@@ -105,6 +106,7 @@ async def _form_page(
     status_code: int = 200,
     colleague_rows: int = 0,
 ) -> HTMLResponse:
+    allow_framing(request)  # regional sites may embed the form (FRAME_ANCESTORS)
     directory: RegionDirectory = request.app.state.regions
     return render(
         request,
@@ -185,6 +187,7 @@ def _form_values(form: FormData, applicants: list[Applicant]) -> dict[str, Any]:
 
 @router.post("/events/{event_id}/aanmelden", response_class=HTMLResponse)
 async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceDep) -> Response:
+    allow_framing(request)
     form = await request.form()
     try:
         event = await service.event_terms(event_id)
@@ -228,11 +231,29 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
             answers = await service.sign_up_group(event_id, applicants)
     except SignUpRefused as refused:
         return message_page(request, "Aanmelden niet mogelijk", str(refused), refused.status)
-    first = answers[0]
-    assert isinstance(first, SignUpResult)
+    # The same answer whether or not an address was registered already: what happened is in
+    # each person's own mailbox, with their own links (a new sign-up's confirmation, or
+    # "Je was al aangemeld"). Only a colleague refused for want of seats is counted here.
     refused_count = sum(isinstance(answer, Exception) for answer in answers[1:])
-    query = "nieuw=1" + (f"&geweigerd={refused_count}" if refused_count else "")
-    return RedirectResponse(f"{base_path(request)}/r/{first.manage_token}?{query}", 303)
+    query = f"?geweigerd={refused_count}" if refused_count else ""
+    return RedirectResponse(f"{base_path(request)}/events/{event_id}/ontvangen{query}", 303)
+
+
+@router.get("/events/{event_id}/ontvangen", response_class=HTMLResponse)
+async def received(event_id: uuid.UUID, request: Request, service: ServiceDep) -> HTMLResponse:
+    """What everyone sees after sending the form: look in your mailbox."""
+    allow_framing(request)
+    try:
+        event = await service.event_terms(event_id)
+    except EventUnknown:
+        return message_page(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
+    refused = request.query_params.get("geweigerd", "")
+    return render(
+        request,
+        "received.html",
+        event=event,
+        refused_colleagues=min(int(refused), MAX_COLLEAGUES) if refused.isdigit() else 0,
+    )
 
 
 @router.get("/r/{token}", response_class=HTMLResponse)
@@ -241,20 +262,12 @@ async def manage(token: str, request: Request, service: ServiceDep) -> HTMLRespo
         registration, event = await service.get(service.registration_for_token(token))
     except RegistrationUnknown:
         return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
-    just_created = request.query_params.get("nieuw") == "1"
-    colleagues = []
-    if just_created and registration.group_id is not None:
-        colleagues = [
-            member
-            for member in await service.group_members(registration.group_id)
-            if member.id != registration.id
-        ]
+    colleagues = await service.booked_colleagues(registration.id)
     position = (
         await service.waitlist_position(registration)
         if registration.status == "waitlisted"
         else None
     )
-    refused = request.query_params.get("geweigerd", "")
     return render(
         request,
         "manage.html",
@@ -263,11 +276,10 @@ async def manage(token: str, request: Request, service: ServiceDep) -> HTMLRespo
         token=token,
         status_label=STATUS_LABELS[registration.status],
         status_labels=STATUS_LABELS,
-        just_created=just_created,
         just_cancelled=request.query_params.get("geannuleerd") == "1",
         left_waitlist=request.query_params.get("wachtlijst") == "verlaten",
+        colleague_cancelled=request.query_params.get("collega") == "geannuleerd",
         colleagues=colleagues,
-        refused_colleagues=int(refused) if refused.isdigit() else 0,
         waitlist_position=position,
         join_url=service.join_url(registration, event)
         if registration.status == "confirmed"
@@ -311,3 +323,19 @@ async def cancel(token: str, request: Request, service: ServiceDep) -> Response:
         return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
     done = "wachtlijst=verlaten" if leaving_waitlist else "geannuleerd=1"
     return RedirectResponse(f"{base_path(request)}/r/{token}?{done}", status_code=303)
+
+
+@router.post("/r/{token}/collegas/{colleague_id}/annuleren")
+async def cancel_colleague(
+    token: str, colleague_id: uuid.UUID, request: Request, service: ServiceDep
+) -> Response:
+    """The booker cancels a colleague they signed up; nobody else's."""
+    form = await request.form()
+    if not csrf_ok(request, form.get("csrf_token")):
+        return expired_form(request)
+    try:
+        booker_id = service.registration_for_token(token)
+        await service.cancel_colleague(booker_id, colleague_id)
+    except RegistrationUnknown:
+        return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
+    return RedirectResponse(f"{base_path(request)}/r/{token}?collega=geannuleerd", status_code=303)

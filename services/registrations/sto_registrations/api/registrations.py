@@ -10,12 +10,12 @@ from starlette.types import Scope
 from sto_registrations.api.abuse import RateLimiter, enforce_in
 from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.schemas import (
-    ColleagueOutcome,
+    ColleagueReceived,
     Counts,
     Problem,
     RegistrationPublic,
     SignUp,
-    SignUpOutcome,
+    SignUpReceived,
 )
 from sto_registrations.domain import Applicant
 from sto_registrations.repository import Registration
@@ -33,33 +33,34 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 
 
 def public(
-    service: RegistrationsService,
-    registration: Registration,
-    result: SignUpResult | None = None,
-    model: type[RegistrationPublic] = RegistrationPublic,
-    **extra: object,
+    registration: Registration, position: int | None = None, join_url: str | None = None
 ) -> RegistrationPublic:
-    return model(
+    return RegistrationPublic(
         id=registration.id,
         event_id=registration.event_id,
         status=registration.status,
         name=registration.applicant.name,
         created_at=registration.created_at,
-        manage_token=result.manage_token if result else service.manage_token(registration.id),
-        created=result.created if result else False,
-        waitlist_position=result.waitlist_position if result else None,
-        join_url=result.join_url if result else None,
-        **extra,
+        waitlist_position=position,
+        join_url=join_url,
     )
+
+
+RECEIVED = (
+    "Je aanmelding is ontvangen. Kijk in je mail: daar staat of je bent aangemeld of op de"
+    " wachtlijst staat, met je persoonlijke link."
+)
 
 
 @router.post(
     "/events/{event_id}/registrations",
-    status_code=201,
-    response_model=SignUpOutcome,
+    status_code=202,
+    response_model=SignUpReceived,
     summary="Sign up for an event, with up to 10 colleagues of the same school",
     description="Confirmed while seats are free, else waitlisted (or 409 without a waiting"
-    " list). The same email twice returns the existing registration (`created: false`).",
+    " list). Every sign-up gets the same answer, whether or not the address was registered"
+    " already: each person hears what came of it by e-mail, with their own links (a new"
+    ' sign-up\'s confirmation, or "Je was al aangemeld"). No token is ever returned here.',
     responses=_PROBLEMS,
 )
 async def sign_up(
@@ -69,7 +70,7 @@ async def sign_up(
     # reach this route; it comes here for everything else, so FastAPI answers those as always.
     limiter: RateLimiter = request.app.state.rate_limiter
     outcome = await signed_up(service, limiter, request.scope, event_id, body)
-    return Response(outcome, status_code=201, media_type="application/json")
+    return Response(outcome, status_code=202, media_type="application/json")
 
 
 async def signed_up(
@@ -79,7 +80,7 @@ async def signed_up(
     event_id: uuid.UUID,
     body: SignUp,
 ) -> bytes:
-    """Sign up the body's person and colleagues; the 201 answer's JSON."""
+    """Sign up the body's person and colleagues; the 202 answer's JSON."""
     enforce_in(limiter, scope, cost=1 + len(body.colleagues))
     applicants = [
         Applicant(
@@ -106,19 +107,18 @@ async def signed_up(
         answers: list[SignUpResult | Exception] = [await service.sign_up(event_id, applicants[0])]
     else:
         answers = await service.sign_up_group(event_id, applicants)
-    first = answers[0]
-    assert isinstance(first, SignUpResult)
-    colleagues = [
-        ColleagueOutcome(
-            email=colleague.email.strip().lower(),
-            registration=None
-            if isinstance(answer, Exception)
-            else public(service, answer.registration, answer),
-            refused=str(answer) if isinstance(answer, Exception) else None,
-        )
-        for colleague, answer in zip(body.colleagues, answers[1:], strict=True)
-    ]
-    outcome = public(service, first.registration, first, SignUpOutcome, colleagues=colleagues)
+    outcome = SignUpReceived(
+        event_id=event_id,
+        received=len(applicants),
+        message=RECEIVED,
+        colleagues=[
+            ColleagueReceived(
+                email=colleague.email.strip().lower(),
+                refused=str(answer) if isinstance(answer, Exception) else None,
+            )
+            for colleague, answer in zip(body.colleagues, answers[1:], strict=True)
+        ],
+    )
     # Serialised here: the busiest route of the platform skips FastAPI's second validation.
     return outcome.model_dump_json().encode()
 
@@ -136,9 +136,7 @@ async def get_registration(token: str, service: ServiceDep) -> RegistrationPubli
         if registration.status == "waitlisted"
         else None
     )
-    return public(service, registration).model_copy(
-        update={"waitlist_position": position, "join_url": service.join_url(registration, terms)}
-    )
+    return public(registration, position, service.join_url(registration, terms))
 
 
 @router.delete(
@@ -153,7 +151,7 @@ async def cancel_registration(token: str, service: ServiceDep) -> RegistrationPu
     reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_registrant"
     await service.cancel(registration_id, reason)
     registration, _ = await service.get(registration_id)
-    return public(service, registration)
+    return public(registration)
 
 
 @router.get(

@@ -72,27 +72,34 @@ class SignUp(BaseModel):
 
 
 class RegistrationPublic(BaseModel):
+    """One registration, to whoever holds its personal token."""
+
     id: uuid.UUID
     event_id: uuid.UUID
     status: RegistrationStatus
     name: str
     created_at: datetime
-    manage_token: str
-    created: bool = Field(description="False when this email already held a registration")
     waitlist_position: int | None = Field(
-        default=None, description="Place on the waiting list when the sign-up put you there"
+        default=None, description="Place on the waiting list, while on it"
     )
     join_url: str | None = Field(default=None, description="Personal watch link (webinars)")
 
 
-class ColleagueOutcome(BaseModel):
+class ColleagueReceived(BaseModel):
     email: str
-    registration: RegistrationPublic | None = None
-    refused: str | None = Field(default=None, description="Why this colleague got no place")
+    refused: str | None = Field(
+        default=None, description="Why this colleague got no place: the event is full"
+    )
 
 
-class SignUpOutcome(RegistrationPublic):
-    colleagues: list[ColleagueOutcome] = Field(default_factory=list)
+class SignUpReceived(BaseModel):
+    """The answer to every sign-up, for a new address and an address already registered
+    alike: what came of it is in each person's own mailbox, with their own links."""
+
+    event_id: uuid.UUID
+    received: int = Field(description="People in this sign-up: the person and their colleagues")
+    message: str
+    colleagues: list[ColleagueReceived] = Field(default_factory=list)
 
 
 class Counts(BaseModel):
