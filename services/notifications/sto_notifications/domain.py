@@ -66,20 +66,12 @@ class EmailRequest:
 
 def repeated_sign_up_email(registration: RegistrationView, notice_id: uuid.UUID) -> EmailRequest:
     """ "Je was al aangemeld": to the address itself, with its own links, once per notice."""
-    return EmailRequest(
-        kind="registration_repeated",
-        dedup_key=f"registration_repeated:{registration.registration_id}:{notice_id}",
-        recipient=registration.attendee.email,
-        event_id=registration.event_id,
-        registration_id=registration.registration_id,
-        context={
-            "name": registration.attendee.name,
-            "event_title": registration.event_title,
-            "starts_at": registration.event_starts_at,
-            "status": registration.status,
-            "manage_url": registration.manage_url,
-            "join_url": registration.join_url,
-        },
+    return _about(
+        registration,
+        "registration_repeated",
+        f"registration_repeated:{registration.registration_id}:{notice_id}",
+        status=registration.status,
+        join_url=registration.join_url,
     )
 
 
@@ -87,9 +79,21 @@ def registration_email(message_type: str, registration: RegistrationView) -> Ema
     kind = REGISTRATION_EMAILS.get(message_type)
     if kind is None:
         return None
+    return _about(
+        registration,
+        kind,
+        f"{kind}:{registration.registration_id}:{registration.event_revision}",
+        ends_at=registration.event_ends_at,
+    )
+
+
+def _about(
+    registration: RegistrationView, kind: EmailKind, dedup_key: str, **context: object
+) -> EmailRequest:
+    """An e-mail to the registered person about their registration."""
     return EmailRequest(
         kind=kind,
-        dedup_key=f"{kind}:{registration.registration_id}:{registration.event_revision}",
+        dedup_key=dedup_key,
         recipient=registration.attendee.email,
         event_id=registration.event_id,
         registration_id=registration.registration_id,
@@ -97,8 +101,8 @@ def registration_email(message_type: str, registration: RegistrationView) -> Ema
             "name": registration.attendee.name,
             "event_title": registration.event_title,
             "starts_at": registration.event_starts_at,
-            "ends_at": registration.event_ends_at,
             "manage_url": registration.manage_url,
+            **context,
         },
     )
 
