@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 
 from bench.common import (
     ceiling,
@@ -46,9 +47,11 @@ SPREAD_CAPACITY = 200
 SCHEMA = "registrations"
 # The API serves at the root here; "/registrations" is the gateway's prefix.
 _PATH = "/api/events/{event}/registrations"
+# "{token}": the event's form token (the API's bot guard), put in per event.
 _BODY = (
     '{"name": "Docent {n}", "email": "docent{n}@e{k}.school.nl", "organisation": "Dollard'
-    ' College", "role": "docent", "region_code": "groningen", "privacy_consent": true}'
+    ' College", "role": "docent", "region_code": "groningen", "privacy_consent": true,'
+    ' "form_token": "{token}"}'
 )
 
 
@@ -84,9 +87,22 @@ async def _events(database_url: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
     return ids[0], ids[1:]
 
 
-async def _spread_load(base_url: str, events: list[uuid.UUID], seconds: float) -> dict[str, Any]:
+async def _form_tokens(base_url: str, events: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each event's form token, fetched as a partner page would (usable at once here)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        return {
+            event: (await client.get(f"/api/events/{event}/form-token")).json()["form_token"]
+            for event in events
+        }
+
+
+async def _spread_load(
+    base_url: str, tokens: dict[uuid.UUID, str], seconds: float
+) -> dict[str, Any]:
+    events = list(tokens)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.signups", "spread", ",".join(map(str, events)),
+        sys.executable, "-m", "bench.signups", "spread",
+        ",".join(f"{event}={token}" for event, token in tokens.items()),
         "--url", base_url + _PATH.format(event=events[0]), "--body", _BODY,
         "--connections", str(CLIENTS), "--seconds", str(seconds), "--keys", str(len(events)),
         stdout=asyncio.subprocess.PIPE,
@@ -141,19 +157,25 @@ async def run(seconds: float) -> BenchResult:
             "DB_POOL_MIN_SIZE": "10",
             "DB_POOL_MAX_SIZE": "20",  # as the ceiling's pool
             "SIGNUP_RATE_PER_MINUTE": "0",
+            "SIGNUP_FORM_TOKEN_MIN_AGE_S": "0",
             "LOG_LEVEL": "WARNING",
         }
         with server_process(["-m", "sto_registrations", "api"], port, env) as server:
             await wait_http(f"{server.url}/healthz")
             base = server.url
-            await load(base + _PATH.format(event=spread[0]), seconds=1.0, body=_BODY)  # warm up
+            tokens = await _form_tokens(base, [hot, *spread])
+            await load(
+                base + _PATH.format(event=spread[0]),
+                seconds=1.0,
+                body=_BODY.replace("{token}", tokens[spread[0]]),
+            )  # warm up
             insert = await ceiling("insert", seconds, CLIENTS, database_url)
             hot_load = await measured_load(
                 server, base + _PATH.format(event=hot), seconds=seconds, connections=CLIENTS,
-                body=_BODY,
+                body=_BODY.replace("{token}", tokens[hot]),
             )  # fmt: skip
             before = cpu_seconds(server.process.pid)
-            spread_load = await _spread_load(base, spread, seconds)
+            spread_load = await _spread_load(base, {e: tokens[e] for e in spread}, seconds)
             used = cpu_seconds(server.process.pid) - before
             spread_load["server_cpu_us"] = round(used / max(1, spread_load["ok"]) * 1e6)
         checked = await _check(database_url)
@@ -185,14 +207,15 @@ def _spread_main(argv: list[str]) -> None:
     """The load generator, its path chosen per request by the event number in the body."""
     from bench import loadgen
 
-    events = argv[0].split(",")
+    events = [pair.split("=", 1) for pair in argv[0].split(",")]
     build = loadgen._request_bytes
     number = re.compile(rb"@e(\d+)\.school\.nl")
 
     def per_event(method: str, host: str, _path: str, body: bytes, content_type: str) -> bytes:
         match = number.search(body)
         assert match is not None
-        event = events[int(match.group(1))]
+        event, token = events[int(match.group(1))]
+        body = body.replace(b"{token}", token.encode())
         return build(method, host, _PATH.format(event=event), body, content_type)
 
     loadgen._request_bytes = per_event  # type: ignore[assignment]

@@ -199,3 +199,12 @@ async def organiser_session(app: Any, organiser: str = "programmabureau") -> dic
     access = app.state.organisers
     owner = await access.store.token_owner(await access.store.create_token(organiser))
     return {access.cookie: await access.store.start_session(owner)}
+
+
+async def form_token(client: Any, registrations: str, event_id: object) -> str:
+    """A form token for the JSON sign-up API (its bot guard), from the registrations API at
+    ``registrations`` (a base URL or a path prefix, e.g. "/registrations")."""
+    answer = await client.get(f"{registrations}/api/events/{event_id}/form-token")
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["form_token"]
+    return token

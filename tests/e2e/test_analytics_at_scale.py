@@ -138,7 +138,7 @@ async def test_two_workers_count_real_beacons_expire_them_and_survive_a_sigkill(
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=stack.bootstrap_servers)
     event_id = await live_event(gateway)
-    viewers = [f"v_{n}" for n in range(20)]
+    viewers = [f"kijker_{n}" for n in range(20)]  # anonymous viewers
     await eventually(
         lambda: _equals(send(gateway, event_id, viewers, "join"), 204),
         what="the beacon endpoint to take live beacons",

@@ -14,7 +14,7 @@ import asyncpg
 from stolive_shared import links
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event
-from tests.support import eventually
+from tests.support import eventually, form_token
 
 
 async def beacons(platform: Platform, event_id: str, *items: tuple[str, str]) -> None:
@@ -72,6 +72,7 @@ async def test_beacons_through_the_events_endpoint_become_live_figures_per_regio
             "role": "docent",
             "region_code": "drenthe",
             "privacy_consent": True,
+            "form_token": await form_token(platform.gateway, "/registrations", event_id),
         },
     )
     assert signed_up.status_code == 202, signed_up.text

@@ -18,7 +18,7 @@ import httpx
 
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import analytics_confirmed, published_event
-from tests.support import eventually
+from tests.support import eventually, form_token
 
 # One test client stands for many people here: no per-address sign-up limit.
 PLATFORM_ENV = {"SIGNUP_RATE_PER_MINUTE": "0"}
@@ -28,6 +28,7 @@ async def test_a_broker_restart_loses_and_doubles_nothing(
     platform: Platform, figures: Callable[[str], None]
 ) -> None:
     event_id = await published_event(platform, title="STO LIVE tijdens een storing")
+    token = await form_token(platform.gateway, "/registrations", event_id)
     accepted: list[str] = []
     refused: Counter[str] = Counter()
     stop = asyncio.Event()
@@ -41,7 +42,7 @@ async def test_a_broker_restart_loses_and_doubles_nothing(
                 answer = await platform.gateway.post(
                     f"/registrations/api/events/{event_id}/registrations",
                     json={"name": f"Deelnemer {number}", "email": email, "role": "docent",
-                          "privacy_consent": True},
+                          "privacy_consent": True, "form_token": token},
                 )  # fmt: skip
             except httpx.HTTPError as exc:
                 refused[type(exc).__name__] += 1

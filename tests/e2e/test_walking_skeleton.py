@@ -20,7 +20,7 @@ from stolive_shared.contracts.registrations import Attendee, RegistrationConfirm
 from stolive_shared.contracts.topics import EVENTS, REGISTRATIONS
 from stolive_shared.messaging.kafka import create_producer
 from tests.e2e.conftest import Platform
-from tests.support import eventually, produce_messages, read_topic
+from tests.support import eventually, form_token, produce_messages, read_topic
 
 
 async def published_event(
@@ -65,6 +65,7 @@ async def sign_up(platform: Platform, event_id: str, email: str) -> dict[str, An
             "organisation": "Dollard College",
             "role": "docent",
             "privacy_consent": True,
+            "form_token": await form_token(platform.gateway, "/registrations", event_id),
         },
     )
     assert answer.status_code == 202, answer.text

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import expect
 
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.definition import DEFINITION
@@ -545,9 +546,8 @@ async def test_the_dashboard_counter_moves_while_beacons_flow(
         seen = ["1"]
         for n in range(2, 6):
             await analytics.produce([beacon(event_id, f"v_{n}", datetime.now(UTC), "join")])
-            await page.wait_for_function(
-                f"document.getElementById('live-count').textContent === '{n}'", timeout=10_000
-            )
+            # Playwright's own waiting (no string eval: the page's CSP forbids it).
+            await expect(page.locator("#live-count")).to_have_text(str(n), timeout=10_000)
             seen.append(await page.inner_text("#live-count"))
         assert seen == ["1", "2", "3", "4", "5"]
         await page.click("text=Definitie live kijkers en piek")

@@ -54,7 +54,7 @@ from stolive_shared.messaging.kafka import create_producer
 from stolive_shared.messaging.relay import OutboxRelay
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.telemetry import setup_telemetry
-from tests.support import SmtpSink, eventually
+from tests.support import SmtpSink, eventually, form_token
 
 EXPORTER = InMemorySpanExporter()
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +77,7 @@ class Platform:
                 "organisation": "Wellant College",
                 "role": "docent",
                 "privacy_consent": True,
+                "form_token": await form_token(self.client, "", event_id),
             },
         )
         assert answer.status_code == 202, answer.text
@@ -112,6 +113,7 @@ async def platform(
         public_base_url="http://sto.test",
         events_api_url="http://127.0.0.1:9",  # nobody there: no regions needed
         kafka=kafka,
+        signup_form_token_min_age_s=0,
     )
     notifications_settings = NotificationsSettings(
         database_url=database_url,

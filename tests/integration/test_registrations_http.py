@@ -27,7 +27,7 @@ from sto_registrations.service import RegistrationsService
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
-from tests.support import eventually, organiser_session
+from tests.support import eventually, form_token, organiser_session
 
 SECRET = "integration-test-link-secret"
 
@@ -65,6 +65,10 @@ class Site:
                 return f"/r/{self.service.manage_token(registration.id)}"
         raise AssertionError(f"{email} is not registered")
 
+    async def api_token(self, event_id: uuid.UUID) -> str:
+        """A form token for the JSON API (its bot guard; usable at once in this module)."""
+        return await form_token(self.client, "", event_id)
+
     async def form_token(self, event_id: uuid.UUID) -> str:
         page = await self.client.get(f"/events/{event_id}/aanmelden")
         match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -82,6 +86,7 @@ async def site(database_url: str) -> AsyncIterator[Site]:
         events_api_url="http://127.0.0.1:9",  # nobody there: no regions, no bearer tokens
         signup_rate_per_minute=600,
         signup_rate_burst=40,
+        signup_form_token_min_age_s=0,
     )
     pool = await create_pool(database_url, "registrations", max_size=4)
     app = create_app(Runtime(settings=settings, pool=pool))
@@ -213,7 +218,13 @@ async def test_line_breaks_in_names_and_unbounded_fields_are_refused_by_the_api(
 ) -> None:
     event_id = await site.event()
     url = f"/api/events/{event_id}/registrations"
-    body = {"name": "Gijs", "email": "gijs@school.nl", "role": "docent", "privacy_consent": True}
+    body = {
+        "name": "Gijs",
+        "email": "gijs@school.nl",
+        "role": "docent",
+        "privacy_consent": True,
+        "form_token": await site.api_token(event_id),
+    }
 
     injected = await site.client.post(url, json={**body, "name": "Gijs\r\nBcc: all@x.nl"})
     nul = await site.client.post(url, json={**body, "name": "Gijs\u0000"})
@@ -236,7 +247,13 @@ async def test_the_sign_up_fast_path_answers_as_the_fastapi_route_does(site: Sit
     take FastAPI's route: the answers must not tell them apart."""
     event_id = await site.event()
     url = f"/api/events/{event_id}/registrations"
-    body = {"name": "Lot", "email": "lot@school.nl", "role": "docent", "privacy_consent": True}
+    body = {
+        "name": "Lot",
+        "email": "lot@school.nl",
+        "role": "docent",
+        "privacy_consent": True,
+        "form_token": await site.api_token(event_id),
+    }
 
     async def both(payload: bytes, path: str = url) -> tuple[httpx.Response, httpx.Response]:
         fast = await site.client.post(
@@ -261,15 +278,20 @@ async def test_the_sign_up_fast_path_answers_as_the_fastapi_route_does(site: Sit
     for refused in (
         payload(name="Lot\r\nBcc: all@x.nl"),
         payload(privacy_consent=False),
+        payload(form_token="123.forged"),
+        payload(form_token=""),
+        payload(form_token=await site.api_token(await site.event())),  # another event's
         b'{"name": "Lot", "email": ',
         b"[]",
     ):
         fast, routed = await both(refused)
         assert (fast.status_code, fast.json()) == (routed.status_code, routed.json())
         assert fast.status_code == 422
+    # No event has that id, so no form token is ever for it: refused before the database.
     fast, routed = await both(payload(), f"/api/events/{uuid.uuid4()}/registrations")
     assert (fast.status_code, fast.json()) == (routed.status_code, routed.json())
-    assert fast.status_code == 404
+    assert fast.status_code == 422
+    assert (await site.client.get(f"/api/events/{uuid.uuid4()}/form-token")).status_code == 404
     # A byte-order mark: pydantic's parser refuses it, so FastAPI takes it (and accepts it).
     marked = await site.client.post(
         url,
@@ -290,6 +312,7 @@ async def test_the_api_signs_up_colleagues_and_answers_full_or_closed_clearly(
         "role": "docent",
         "organisation": "Lyceum Oudehoven",
         "privacy_consent": True,
+        "form_token": await site.api_token(event_id),
         "colleagues": [
             {"name": "Ivo Smit", "email": "ivo@school.nl"},
             {"name": "Jet Kok", "email": "jet@school.nl"},
@@ -300,7 +323,10 @@ async def test_the_api_signs_up_colleagues_and_answers_full_or_closed_clearly(
     again = await site.client.post(url, json={**body, "colleagues": []})
     full = await site.client.post(url, json={**body, "email": "kees@school.nl", "colleagues": []})
     closed_id = await site.event(registration_closes_at=datetime.now(UTC) - timedelta(hours=1))
-    closed = await site.client.post(f"/api/events/{closed_id}/registrations", json=body)
+    closed = await site.client.post(
+        f"/api/events/{closed_id}/registrations",
+        json={**body, "form_token": await site.api_token(closed_id)},
+    )
 
     assert answer.status_code == 202
     outcome = answer.json()
@@ -319,34 +345,59 @@ async def test_the_api_signs_up_colleagues_and_answers_full_or_closed_clearly(
     assert statuses == {"hanna@school.nl": "confirmed", "ivo@school.nl": "confirmed"}
 
 
-async def test_too_many_sign_ups_from_one_address_get_429_and_others_carry_on(
-    site: Site,
+async def test_sign_ups_from_one_address_are_limited_across_replicas_others_carry_on(
+    site: Site, database_url: str
 ) -> None:
+    """Two API replicas on one database, as behind a load balancer: one budget per address
+    (the limit lives in PostgreSQL), and another address has its own."""
     event_id = await site.event(capacity=None)
     url = f"/api/events/{event_id}/registrations"
-    limiter = site.client._transport.app.state.rate_limiter  # type: ignore[attr-defined]
-    limiter.burst, limiter.per_minute = 5, 60
+    settings = RegistrationsSettings(
+        database_url=database_url,
+        link_secret=SECRET,
+        session_secret=SECRET,
+        public_base_url="http://sto.test",
+        events_api_url="http://127.0.0.1:9",
+        signup_rate_per_minute=60,
+        signup_rate_burst=5,
+        signup_form_token_min_age_s=0,
+    )
+    pools = [await create_pool(database_url, "registrations", max_size=2) for _ in range(2)]
+    replicas = [create_app(Runtime(settings=settings, pool=pool)) for pool in pools]
+    try:
 
-    def body(n: int) -> dict[str, Any]:
-        return {
-            "name": f"Bot {n}",
-            "email": f"bot{n}@spam.example",
-            "role": "anders",
-            "privacy_consent": True,
-        }
+        def client(app: Any, address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://sto.test")
 
-    flood = "10.0.0.1, 203.0.113.66"  # the gateway appended the last address
-    answers = [
-        await site.client.post(url, json=body(n), headers={"X-Forwarded-For": flood})
-        for n in range(8)
-    ]
-    other = await site.client.post(url, json=body(99), headers={"X-Forwarded-For": "192.0.2.4"})
-    limiter.burst, limiter.per_minute = 40, 600
+        flooder = [client(app, "203.0.113.66") for app in replicas]
+        other = client(replicas[1], "192.0.2.4")
+        token = await form_token(flooder[0], "", event_id)
+
+        def body(n: int) -> dict[str, Any]:
+            return {
+                "name": f"Bot {n}",
+                "email": f"bot{n}@spam.example",
+                "role": "anders",
+                "privacy_consent": True,
+                "form_token": token,
+            }
+
+        # What a client claims in X-Forwarded-For is not its address (only a trusted
+        # proxy's word counts, and uvicorn applies that before the app sees the request).
+        claims = {"X-Forwarded-For": "10.0.0.1"}
+        answers = [await flooder[n % 2].post(url, json=body(n), headers=claims) for n in range(8)]
+        elsewhere = await other.post(url, json=body(99))
+    finally:
+        for app in replicas:
+            await app.state.registrations.close()
+        for pool in pools:
+            await pool.close()
 
     assert [a.status_code for a in answers] == [202] * 5 + [429] * 3
     assert int(answers[-1].headers["Retry-After"]) >= 1
     assert "Te veel aanmeldingen" in answers[-1].json()["detail"]
-    assert other.status_code == 202
+    assert elsewhere.status_code == 202
 
 
 async def test_a_waitlisted_person_leaves_the_list_from_their_page(site: Site) -> None:

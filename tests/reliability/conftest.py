@@ -44,9 +44,12 @@ def service_process(
                 "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
                 "HTTP_PORT": port,
                 "LINK_SECRET": "reliability-test-secret",
+                "SESSION_SECRET": "reliability-test-session-secret",
                 "LOG_LEVEL": "INFO",
-                # One test client stands for many people: no per-address sign-up limit.
+                # One test client stands for many people: no per-address sign-up limit, and
+                # a form token serves at once (tests/security checks both guards).
                 "SIGNUP_RATE_PER_MINUTE": "0",
+                "SIGNUP_FORM_TOKEN_MIN_AGE_S": "0",
                 **env,
             },
             log_file=tmp_path / f"{service}-{roles.replace(',', '+')}-{len(started)}.log",

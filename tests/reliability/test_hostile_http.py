@@ -18,6 +18,7 @@ import pytest
 from stolive.stack import SERVICES
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event
+from tests.support import form_token
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 
@@ -64,12 +65,14 @@ async def test_fuzzing_the_openapi_finds_no_server_error(
 
 async def test_line_breaks_in_names_are_refused_not_injected(platform: Platform) -> None:
     event_id = await published_event(platform, capacity=None)
+    token = await form_token(platform.gateway, "/registrations", event_id)
     answer = await platform.gateway.post(
         f"/registrations/api/events/{event_id}/registrations",
         json={"name": "Anna\r\nBcc: iedereen@example.org", "email": "anna@school.nl",
-              "role": "docent", "privacy_consent": True},
+              "role": "docent", "privacy_consent": True, "form_token": token},
     )  # fmt: skip
     assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "name"]
     assert not platform.smtp.to("iedereen@example.org")
 
 
@@ -118,11 +121,12 @@ async def test_a_burst_from_one_address_is_rate_limited(
     async with httpx.AsyncClient(
         base_url=platform.stack.config.public_base_url, timeout=10
     ) as client:
+        token = await form_token(client, "/registrations", event_id)
         for number in range(200):
             answer = await client.post(
                 f"/registrations/api/events/{event_id}/registrations",
                 json={"name": f"Bot {number}", "email": f"bot{number}@spam.example",
-                      "role": "anders", "privacy_consent": True},
+                      "role": "anders", "privacy_consent": True, "form_token": token},
             )  # fmt: skip
             statuses[answer.status_code] += 1
     figures(f"rate limit: 200 sign-ups from one address in a burst -> {dict(statuses)}")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.reliability.conftest import ProcessFactory, base_url, published_event, wait_ready
+from tests.support import form_token
 
 ATTEMPTS = 500
 
@@ -33,12 +34,13 @@ async def test_concurrent_sign_ups_never_overbook(
     async with httpx.AsyncClient(
         timeout=60, limits=httpx.Limits(max_connections=ATTEMPTS)
     ) as client:
+        token = await form_token(client, base_url(api), event_id)
 
         async def sign_up(number: int) -> None:
             answer = await client.post(
                 url,
                 json={"name": f"Docent {number}", "email": f"docent{number}@school.nl",
-                      "role": "docent", "privacy_consent": True},
+                      "role": "docent", "privacy_consent": True, "form_token": token},
             )  # fmt: skip
             statuses[str(answer.status_code)] += 1
 

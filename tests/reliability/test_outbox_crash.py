@@ -18,7 +18,7 @@ from stolive_shared.contracts.codec import header
 from stolive_shared.contracts.topics import REGISTRATIONS
 from stolive_shared.settings import KafkaSettings
 from tests.reliability.conftest import ProcessFactory, base_url, published_event, wait_ready
-from tests.support import eventually, read_topic
+from tests.support import eventually, form_token, read_topic
 
 # A client retrying a sign-up whose answer the kill swallowed is a repeat: that address is
 # told so by e-mail (one more message), and its registration still has one seat message.
@@ -56,7 +56,7 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
                     answer = await client.post(
                         url,
                         json={"name": f"Leraar {number}", "email": email, "role": "docent",
-                              "privacy_consent": True},
+                              "privacy_consent": True, "form_token": token},
                     )  # fmt: skip
                     if answer.status_code == 202:
                         accepted.add(email)
@@ -77,6 +77,7 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
             api.start()
 
     async with httpx.AsyncClient(timeout=10) as client:
+        token = await form_token(client, base_url(api), event_id)
         await asyncio.gather(killer(), *(client_loop(client) for _ in range(20)))
 
     conn = await asyncpg.connect(registrations_db, server_settings={"search_path": "registrations"})

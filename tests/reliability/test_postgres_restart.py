@@ -21,6 +21,7 @@ from sto_registrations.definition import DEFINITION as REGISTRATIONS
 from stolive.embedded_postgres import EmbeddedPostgres
 from stolive_shared.db import apply_migrations, ensure_database, with_database
 from tests.reliability.conftest import ProcessFactory, base_url, published_event, wait_ready
+from tests.support import form_token
 
 
 async def test_a_database_restart_loses_no_accepted_sign_up(
@@ -54,7 +55,7 @@ async def test_a_database_restart_loses_no_accepted_sign_up(
                     answer = await client.post(
                         endpoint,
                         json={"name": "Docent", "email": email, "role": "docent",
-                              "privacy_consent": True},
+                              "privacy_consent": True, "form_token": token},
                     )  # fmt: skip
                 except httpx.HTTPError:
                     statuses[0] += 1
@@ -69,6 +70,7 @@ async def test_a_database_restart_loses_no_accepted_sign_up(
                 await asyncio.sleep(0.005)
 
         async with httpx.AsyncClient(timeout=10) as client:
+            token = await form_token(client, base_url(api), event_id)
             lanes = [asyncio.create_task(sign_ups(client, lane)) for lane in range(8)]
             await asyncio.sleep(3)
             outage.set()

@@ -1,59 +1,98 @@
-"""Abuse protection: a rate limit per client address, from the address the gateway saw."""
+"""The JSON sign-up API's bot guard: a form token, signed for one event, usable from a short
+while after it was fetched until it expires; and whose address a limit counts."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import uuid
 
-from sto_registrations.api.abuse import RateLimiter, client_address
+import pytest
+
+from sto_registrations.api.abuse import FormTokens
+from stolive_shared.ratelimit import client_address
+
+EVENT = uuid.uuid4()
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_800_000_000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_a_burst_passes_then_the_address_waits_for_its_budget() -> None:
-    clock = Clock()
-    limiter = RateLimiter(per_minute=60, burst=3, clock=clock)
-
-    assert [limiter.retry_after("203.0.113.5") for _ in range(3)] == [0, 0, 0]
-    assert limiter.retry_after("203.0.113.5") == 1
-    assert limiter.retry_after("198.51.100.7") == 0  # another address has its own budget
-    clock.now += 1.0
-    assert limiter.retry_after("203.0.113.5") == 0
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
-def test_a_group_sign_up_costs_one_per_person() -> None:
-    limiter = RateLimiter(per_minute=60, burst=10, clock=Clock())
-
-    assert limiter.retry_after("203.0.113.5", cost=8) == 0
-    assert limiter.retry_after("203.0.113.5", cost=8) == 6
+@pytest.fixture
+def tokens(clock: Clock) -> FormTokens:
+    return FormTokens(b"k" * 32, min_age_s=2.0, max_age_s=1800.0, clock=clock)
 
 
-def test_no_limit_when_switched_off() -> None:
-    limiter = RateLimiter(per_minute=0, burst=0, clock=Clock())
-
-    assert all(limiter.retry_after("203.0.113.5") == 0 for _ in range(1000))
-
-
-def test_memory_stays_bounded_by_forgetting_the_least_recent_addresses() -> None:
-    limiter = RateLimiter(per_minute=60, burst=1, max_addresses=2, clock=Clock())
-    for address in ("a", "b", "c"):
-        limiter.retry_after(address)
-
-    assert limiter.retry_after("a") == 0  # forgotten, so a full bucket again
-    assert limiter.retry_after("c") == 1
+def test_a_token_serves_from_two_seconds_after_it_was_fetched(
+    tokens: FormTokens, clock: Clock
+) -> None:
+    token = tokens.issue(EVENT)
+    assert tokens.problem(EVENT, token) == (
+        "Zo snel vult niemand een formulier in: probeer het over een paar seconden."
+    )
+    clock.now += 2.0
+    assert tokens.problem(EVENT, token) is None
 
 
-def request_with(forwarded: str | None, peer: str = "127.0.0.1") -> Request:
-    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
-    return Request({"type": "http", "headers": headers, "client": (peer, 5000)})
+def test_a_token_expires_after_half_an_hour(tokens: FormTokens, clock: Clock) -> None:
+    token = tokens.issue(EVENT)
+    clock.now += 1800.5
+    assert tokens.problem(EVENT, token) == "Deze formuliersleutel is verlopen: haal een nieuwe op."
 
 
-def test_the_address_the_gateway_appended_counts_not_what_the_client_claims() -> None:
-    assert client_address(request_with("1.2.3.4, 203.0.113.5")) == "203.0.113.5"
-    assert client_address(request_with("203.0.113.5")) == "203.0.113.5"
-    assert client_address(request_with(None, peer="198.51.100.7")) == "198.51.100.7"
+def test_a_token_is_for_its_own_event_and_cannot_be_made_up(
+    tokens: FormTokens, clock: Clock
+) -> None:
+    token = tokens.issue(EVENT)
+    clock.now += 10
+    issued, _, mac = token.partition(".")
+    assert (
+        tokens.problem(uuid.uuid4(), token) == "Deze formuliersleutel hoort niet bij dit evenement."
+    )
+    # Backdated: the signature covers the moment, so an older one does not check out.
+    assert tokens.problem(EVENT, f"{int(issued) - 5}.{mac}") is not None
+    other_key = FormTokens(b"x" * 32, clock=clock).issue(EVENT)
+    assert tokens.problem(EVENT, other_key) is not None
+
+
+MALFORMED = "Dit is geen geldige formuliersleutel."
+NOT_OURS = "Deze formuliersleutel hoort niet bij dit evenement."
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("", MALFORMED),
+        (".", MALFORMED),
+        ("abc", MALFORMED),
+        ("\u0663\u0663.abc", MALFORMED),  # Arabic-Indic digits: int() would read them
+        ("12.m\u00e4c", MALFORMED),  # non-ASCII: compare_digest would raise
+        ("9" * 40 + ".x", MALFORMED),
+        ("123", NOT_OURS),
+        ("123.", NOT_OURS),
+    ],
+)
+def test_a_malformed_token_is_refused_in_dutch_not_an_error(
+    tokens: FormTokens, token: str, problem: str
+) -> None:
+    assert tokens.problem(EVENT, token) == problem
+
+
+def test_the_address_counted_is_the_one_the_trusted_proxies_report() -> None:
+    """uvicorn sets the client from X-Forwarded-For only for a trusted proxy (the gateway,
+    nginx); the header itself is never read here, so a client cannot choose its address."""
+    scope = {
+        "type": "http",
+        "client": ("203.0.113.5", 40000),
+        "headers": [(b"x-forwarded-for", b"198.51.100.9")],
+    }
+    assert client_address(scope) == "203.0.113.5"
+    assert client_address({"type": "http", "headers": []}) == "onbekend"

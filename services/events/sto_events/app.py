@@ -29,6 +29,7 @@ from sto_events.domain import (
 )
 from sto_events.service import EventNotFound, EventsService
 from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app, unprocessable_response
 
@@ -93,6 +94,10 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
     )
     app.state.events = service
     app.state.link_secret = settings.link_key()
+    app.state.login_limit = (
+        SharedLimits(runtime.pool),
+        Limit("organiser-login", settings.login_rate_per_minute, settings.login_rate_burst),
+    )
     app.state.public_base_url = settings.public_base_url.rstrip("/")
     app.state.viewer_throttle = throttle
     app.beacon_endpoint = app.state.beacon_endpoint = BeaconEndpoint(

@@ -9,6 +9,9 @@ class EventsSettings(ServiceSettings):
     service_name: str = "events"
     db_schema: str = "events"
     http_port: int = 8101
+    # Organiser login attempts per client address: a burst, then this many a minute (0: off).
+    login_rate_per_minute: int = 5
+    login_rate_burst: int = 10
     # Beacons: at most this many per request, and at most one per viewer per this many seconds.
     beacon_max_batch: int = 100
     beacon_min_interval_s: float = 5.0

@@ -15,6 +15,7 @@ from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import notifications_service
 from sto_notifications.service import MailingService
 from stolive_shared.organisers.web import OrganiserDep
+from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app
 
@@ -46,7 +47,18 @@ def create_app(runtime: Runtime[NotificationsSettings]) -> FastAPI:
     app.include_router(organiser_router(mailings))
     app.include_router(
         public_router(
-            mailings, notifications_service(settings), secret, settings.subscribe_min_fill_s
+            mailings,
+            notifications_service(settings),
+            secret,
+            settings.subscribe_min_fill_s,
+            (
+                SharedLimits(runtime.pool),
+                Limit(
+                    "newsletter",
+                    settings.subscribe_rate_per_minute,
+                    settings.subscribe_rate_burst,
+                ),
+            ),
         )
     )
     return app

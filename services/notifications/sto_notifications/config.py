@@ -41,6 +41,9 @@ class NotificationsSettings(ServiceSettings):
     scheduler_poll_s: float = 5.0
     # The public subscribe form refuses posts made faster than a person can type.
     subscribe_min_fill_s: float = 2.0
+    # Newsletter subscriptions per client address: a burst, then this many a minute (0: off).
+    subscribe_rate_per_minute: int = 10
+    subscribe_rate_burst: int = 5
 
     def check_production_ready(self) -> None:
         """The shared checks, and an SMTP password that is a real one where one is used."""

@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from sto_registrations.api import organiser_pages, organisers, pages, registrations
-from sto_registrations.api.abuse import RateLimiter
+from sto_registrations.api.abuse import FormTokens, SignUpGuard, SignUpLimit
 from sto_registrations.api.fast_sign_up import SignUpFastPath
 from sto_registrations.api.pages import RegionDirectory
 from sto_registrations.config import RegistrationsSettings
@@ -24,6 +25,7 @@ from sto_registrations.service import (
     RegistrationsService,
     RegistrationUnknown,
 )
+from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
 from stolive_shared.web import health_router, service_app
 
@@ -67,9 +69,27 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
     )
     app.state.registrations = service
     app.state.regions = RegionDirectory(settings.events_api_url)
-    app.state.rate_limiter = RateLimiter(
-        settings.signup_rate_per_minute, settings.signup_rate_burst
+    app.state.sign_up_limit = SignUpLimit(
+        SharedLimits(runtime.pool),
+        Limit("sign-up", settings.signup_rate_per_minute, settings.signup_rate_burst),
     )
+    app.state.sign_up_guard = SignUpGuard(
+        app.state.sign_up_limit,
+        FormTokens.from_secret(
+            settings.session_key(),
+            settings.signup_form_token_min_age_s,
+            settings.signup_form_token_max_age_s,
+        ),
+    )
+    if settings.signup_api_origins.strip():
+        # Partner pages may call the public sign-up API from the browser: no cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.signup_api_origins.split(",") if o.strip()],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            allow_credentials=False,
+        )
     app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
     app.include_router(registrations.router)
     app.include_router(organisers.router)
@@ -97,7 +117,7 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
         Middleware(
             SignUpFastPath,
             service=service,
-            limiter=app.state.rate_limiter,
+            guard=app.state.sign_up_guard,
             route=next(
                 route
                 for route in registrations.router.routes

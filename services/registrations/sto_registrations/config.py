@@ -16,6 +16,12 @@ class RegistrationsSettings(ServiceSettings):
     # hundreds a second from one address is what it stops.
     signup_rate_per_minute: int = 300
     signup_rate_burst: int = 60
+    # The JSON API's form tokens: usable this long after they were fetched, until expired.
+    signup_form_token_min_age_s: float = 2.0
+    signup_form_token_max_age_s: float = 1800.0
+    # Partner sites whose pages may call the sign-up API from the browser (CORS), comma
+    # separated, e.g. "https://www.techniekpactdrenthe.nl"; empty: none.
+    signup_api_origins: str = ""
     # An address signed up again is told so ("Je was al aangemeld") at most once in this time.
     repeat_notice_interval_minutes: float = 10.0
     # Sign-up batches committing at once (group commit, see service.SignUpBatcher).

@@ -39,6 +39,7 @@ from stolive_shared.organisers.web import (
     safe_next,
 )
 from stolive_shared.pages import base_path
+from stolive_shared.ratelimit import Take, client_address
 from stolive_shared.templating import local_time
 
 router = APIRouter(prefix="/organiser", include_in_schema=False)
@@ -158,6 +159,17 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def login(request: Request) -> Response:
     form = await pages.form(request)
+    limits, limit = request.app.state.login_limit
+    wait = await limits.retry_after(Take(limit, client_address(request.scope)))
+    if wait:
+        page = pages.message(
+            request,
+            "Even geduld",
+            "Te veel inlogpogingen vanaf dit adres. Wacht even en probeer het opnieuw.",
+            429,
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     token = str(form.get("token", "")).strip()
     next_path = safe_next(str(form.get(NEXT_PARAM, "")), "")
     owner = await _access(request).store.token_owner(token) if token else None

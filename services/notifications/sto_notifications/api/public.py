@@ -26,6 +26,7 @@ from sto_notifications.service import MailingService, MailingUnknown, Notificati
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.programme import PROFILES, ROLES
+from stolive_shared.ratelimit import Limit, SharedLimits, Take, client_address
 from stolive_shared.templating import make_templates
 
 templates = make_templates(Path(__file__).parent.parent / "templates" / "pages")
@@ -37,7 +38,11 @@ pages = FormPages(
 
 
 def public_router(
-    mailings: MailingService, service: NotificationsService, secret: str, min_fill_s: float
+    mailings: MailingService,
+    service: NotificationsService,
+    secret: str,
+    min_fill_s: float,
+    subscribe_limit: tuple[SharedLimits, Limit],
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
     signer = Signer(secret, salt="subscribe-form")
@@ -63,6 +68,12 @@ def public_router(
     @router.post("/nieuwsbrief", response_class=HTMLResponse)
     async def subscribe(request: Request) -> HTMLResponse:
         form = await pages.form(request)
+        limits, limit = subscribe_limit
+        wait = await limits.retry_after(Take(limit, client_address(request.scope)))
+        if wait:
+            page = pages.message(request, "Even geduld", _TOO_MANY, 429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         if form.get("website") or not _filled_by_a_person(signer, form.get("started"), min_fill_s):
             # Bots get the same answer as people: nothing to learn, nothing sent.
             return pages.message(request, "Bijna klaar", _CHECK_MAILBOX)
@@ -154,6 +165,7 @@ def public_router(
     return router
 
 
+_TOO_MANY = "Te veel aanmeldingen vanaf dit adres. Wacht even en probeer het opnieuw."
 _CHECK_MAILBOX = (
     "Kijk in je mailbox: we hebben je een e-mail gestuurd om je aanmelding te bevestigen. "
     "Pas na je bevestiging ontvang je de nieuwsbrief."

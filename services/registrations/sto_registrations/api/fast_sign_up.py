@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sto_registrations.api.abuse import RateLimiter
+from sto_registrations.api.abuse import SignUpGuard
 from sto_registrations.api.registrations import signed_up
 from sto_registrations.api.schemas import SignUp
 from sto_registrations.service import RegistrationsService
@@ -50,13 +50,13 @@ class SignUpFastPath:
         app: ASGIApp,
         *,
         service: RegistrationsService,
-        limiter: RateLimiter,
+        guard: SignUpGuard,
         route: APIRoute,
         exception_handlers: Mapping[Any, Any],
     ) -> None:
         self.app = app
         self.service = service
-        self.limiter = limiter
+        self.guard = guard
         self.route = route
         # The app's own handlers (the dict itself: handlers added later count too). Those for
         # 500 and ``Exception`` belong to the server-error middleware outside, as in FastAPI.
@@ -81,7 +81,7 @@ class SignUpFastPath:
         scope["path_params"] = {"event_id": match.group(1)}
         event_id = uuid.UUID(match.group(1))
         try:
-            answer = await signed_up(self.service, self.limiter, scope, event_id, sign_up)
+            answer = await signed_up(self.service, self.guard, scope, event_id, sign_up)
         except Exception as exc:
             await self._handle(exc, scope, receive, send)
             return

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from sto_registrations.api.abuse import TOO_MANY, client_address
+from sto_registrations.api.abuse import TOO_MANY
 from sto_registrations.api.deps import ServiceDep
 from sto_registrations.domain import (
     MAX_COLLEAGUES,
@@ -202,8 +202,7 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         return await _form_page(
             request, event, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
         )
-    limiter = request.app.state.rate_limiter
-    wait = limiter.retry_after(client_address(request), len(applicants))
+    wait = await request.app.state.sign_up_limit.retry_after(request.scope, len(applicants))
     if wait:
         page = message_page(request, "Even geduld", TOO_MANY, 429)
         page.headers["Retry-After"] = str(wait)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 from starlette.types import Scope
 
-from sto_registrations.api.abuse import RateLimiter, enforce_in
+from sto_registrations.api.abuse import SignUpGuard
 from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.schemas import (
     ColleagueReceived,
     Counts,
+    FormToken,
     Problem,
     RegistrationPublic,
     SignUp,
@@ -68,20 +70,20 @@ async def sign_up(
 ) -> Response:
     # The sign-up fast path (``fast_sign_up``) answers well-formed JSON sign-ups before they
     # reach this route; it comes here for everything else, so FastAPI answers those as always.
-    limiter: RateLimiter = request.app.state.rate_limiter
-    outcome = await signed_up(service, limiter, request.scope, event_id, body)
+    guard: SignUpGuard = request.app.state.sign_up_guard
+    outcome = await signed_up(service, guard, request.scope, event_id, body)
     return Response(outcome, status_code=202, media_type="application/json")
 
 
 async def signed_up(
     service: RegistrationsService,
-    limiter: RateLimiter,
+    guard: SignUpGuard,
     scope: Scope,
     event_id: uuid.UUID,
     body: SignUp,
 ) -> bytes:
     """Sign up the body's person and colleagues; the 202 answer's JSON."""
-    enforce_in(limiter, scope, cost=1 + len(body.colleagues))
+    await guard.admit(scope, event_id, body.form_token, cost=1 + len(body.colleagues))
     applicants = [
         Applicant(
             name=body.name,
@@ -121,6 +123,25 @@ async def signed_up(
     )
     # Serialised here: the busiest route of the platform skips FastAPI's second validation.
     return outcome.model_dump_json().encode()
+
+
+@router.get(
+    "/events/{event_id}/form-token",
+    response_model=FormToken,
+    summary="A form token for one sign-up form (the API's bot guard)",
+    description="Fetch one when the form is shown; send it with the sign-up as `form_token`."
+    " It can be used from two seconds after it was fetched until 30 minutes after.",
+    responses=_PROBLEMS,
+)
+async def form_token(event_id: uuid.UUID, request: Request, service: ServiceDep) -> FormToken:
+    await service.event_terms(event_id)  # 404 for an event nobody can sign up for
+    tokens = request.app.state.sign_up_guard.tokens
+    now = datetime.now(UTC)
+    return FormToken(
+        form_token=tokens.issue(event_id),
+        usable_from=now + timedelta(seconds=tokens.min_age_s),
+        expires_at=now + timedelta(seconds=tokens.max_age_s),
+    )
 
 
 @router.get(

@@ -69,6 +69,17 @@ class SignUp(BaseModel):
         description="Colleagues of the same school and region; each gets their own registration"
         " and links. The person signing up confirms they agree.",
     )
+    form_token: str = Field(
+        max_length=100,
+        description="From GET /api/events/{event_id}/form-token, fetched at least two seconds"
+        " and at most 30 minutes before (the API's bot guard).",
+    )
+
+
+class FormToken(BaseModel):
+    form_token: str
+    usable_from: datetime
+    expires_at: datetime
 
 
 class RegistrationPublic(BaseModel):
