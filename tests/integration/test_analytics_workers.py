@@ -484,7 +484,7 @@ async def test_an_ended_broadcast_gets_final_figures_attendance_and_certificates
 
     csv = await analytics.api.get(f"/api/events/{event_id}/attendance.csv")
     assert csv.text.startswith("\ufeffregistratie;naam;")
-    assert "Anna de Vries;confirmed;drenthe;docent;12;ja;nee;ja" in csv.text
+    assert "Anna de Vries;aangemeld;drenthe;docent;12;ja;nee;ja" in csv.text
 
     page = await browser.new_page()
     try:

@@ -185,13 +185,6 @@ def email_digest(email: str) -> str:
     return hashlib.sha256(normalise_email(email).encode()).hexdigest()
 
 
-def spreadsheet_safe(value: str) -> str:
-    """A cell Excel shows as text: a leading =, +, - or @ would start a formula."""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @dataclass(frozen=True)
 class SeatState:
     """An event's terms with its seats taken and waiting-list length, read under its lock."""

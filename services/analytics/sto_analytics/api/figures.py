@@ -8,8 +8,6 @@ organiser session). The live feed is Server-Sent Events: the live count is pushe
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import time
 import uuid
@@ -25,6 +23,7 @@ from sto_analytics.domain import attended
 from sto_analytics.read_model import registration_tally
 from sto_analytics.service import EventReport, event_report, series_report
 from stolive_shared.organisers.web import PUBLIC, OrganiserDep
+from stolive_shared.spreadsheets import CSV_MEDIA_TYPE, spreadsheet_csv
 
 router = APIRouter(prefix="/api", tags=["figures"])
 
@@ -252,31 +251,28 @@ async def attendance_csv(event_id: uuid.UUID, request: Request, _who: OrganiserD
     min_minutes = request.app.state.settings.attendance_min_minutes
     async with request.app.state.pool.acquire() as conn:
         registrants = await rm.registrant_watching(conn, event_id)
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(
-        ["registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
-         "ingecheckt", "aanwezig"]
-    )  # fmt: skip
+    rows = []
     for r in registrants:
         was_there = r.status == "confirmed" and attended(
             r.minutes_watched, r.checked_in, min_minutes
         )
-        writer.writerow(
-            [r.registration_id, _cell(r.name), r.status, r.region_code or "", r.role,
-             r.minutes_watched, "ja" if r.watched_live else "nee",
+        rows.append(
+            [str(r.registration_id), r.name, STATUS_NL.get(r.status, r.status), r.region_code,
+             r.role, r.minutes_watched, "ja" if r.watched_live else "nee",
              "ja" if r.checked_in else "nee", "ja" if was_there else "nee"]
         )  # fmt: skip
+    header = [
+        "registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
+        "ingecheckt", "aanwezig",
+    ]  # fmt: skip
     return Response(
-        "\ufeff" + out.getvalue(),
-        media_type="text/csv; charset=utf-8",
+        spreadsheet_csv(header, rows),
+        media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="aanwezigheid-{event_id}.csv"'},
     )
 
 
-def _cell(text: str) -> str:
-    """No spreadsheet formulas from names."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+STATUS_NL = {"confirmed": "aangemeld", "waitlisted": "wachtlijst", "cancelled": "geannuleerd"}
 
 
 class BroadcastOut(BaseModel):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
 from sto_registrations.api.schemas import AttendeePublic
-from sto_registrations.domain import ROLES, is_single_line, spreadsheet_safe
+from sto_registrations.domain import ROLES, is_single_line
 from sto_registrations.repository import Registration
+from stolive_shared.spreadsheets import spreadsheet_csv
 from stolive_shared.templating import local_time
 
 STATUS_FILTERS = {"confirmed": "Aangemeld", "waitlisted": "Wachtlijst", "cancelled": "Geannuleerd"}
-# Excel in a Dutch locale splits on ';' and reads UTF-8 only after a byte-order mark.
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 _CSV_HEADER = [
     "Naam", "E-mailadres", "School of organisatie", "Rol", "Regio", "Profielen", "Status",
     "Aangemeld op", "Ingecheckt op", "Nieuwsbrief",
@@ -57,26 +54,24 @@ def public_attendee(registration: Registration, check_in_url: str | None) -> Att
 
 
 def attendees_csv(registrations: list[Registration]) -> bytes:
-    """UTF-8 with BOM, ';' between fields, CRLF lines, formulas neutralised."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(_CSV_HEADER)
-    for registration in registrations:
-        applicant = registration.applicant
-        writer.writerow(
+    """For Dutch Excel, formulas neutralised (``stolive_shared.spreadsheets``)."""
+    return spreadsheet_csv(
+        _CSV_HEADER,
+        (
             [
-                spreadsheet_safe(applicant.name),
-                spreadsheet_safe(applicant.email),
-                spreadsheet_safe(applicant.organisation),
-                ROLES.get(applicant.role, applicant.role),
-                spreadsheet_safe(applicant.region_code or ""),
-                ", ".join(applicant.profiles),
+                registration.applicant.name,
+                registration.applicant.email,
+                registration.applicant.organisation,
+                ROLES.get(registration.applicant.role, registration.applicant.role),
+                registration.applicant.region_code,
+                ", ".join(registration.applicant.profiles),
                 STATUS_FILTERS[registration.status],
                 local_time(registration.created_at, "%d-%m-%Y %H:%M"),
                 local_time(registration.checked_in_at, "%d-%m-%Y %H:%M")
                 if registration.checked_in_at
                 else "",
-                "ja" if applicant.newsletter else "nee",
+                "ja" if registration.applicant.newsletter else "nee",
             ]
-        )
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+            for registration in registrations
+        ),
+    )

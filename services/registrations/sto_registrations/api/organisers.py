@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from sto_registrations.api.attendees import (
-    CSV_MEDIA_TYPE,
     AttendeeFilter,
     attendees_csv,
     public_attendee,
@@ -32,6 +31,7 @@ from sto_registrations.api.schemas import (
 )
 from sto_registrations.domain import WEBINAR, EventTerms, email_digest
 from sto_registrations.repository import Registration
+from stolive_shared.spreadsheets import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/organiser", tags=["organisers"])
 
