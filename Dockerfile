@@ -53,7 +53,9 @@ RUN groupadd --system --gid 10001 stolive \
 COPY --from=build /opt/stolive/venv /opt/stolive/venv
 COPY deploy/docker/healthcheck.py /opt/stolive/healthcheck.py
 
-# HTTP_HOST: listen on every interface of the container (the settings default is loopback).
+# HTTP_HOST: listen on every interface of the container (the settings default is loopback);
+# the metrics port (METRICS_PORT, which each deployment sets) listens there too. Health checks
+# over HTTP (healthcheck.py URL) ask /healthz on the HTTP port, which stays there.
 # FAUST_DATA_DIR: the one place a worker writes; /tmp is a tmpfs (compose) or emptyDir (k8s),
 # so the root filesystem can be read-only.
 ENV PATH=/opt/stolive/venv/bin:$PATH \

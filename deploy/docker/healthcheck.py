@@ -4,9 +4,11 @@
     python /opt/stolive/healthcheck.py --process sto_registrations worker
 
 An HTTP check passes on a 2xx answer within the timeout. A process check passes when a process
-started as ``python -m <module> <roles>`` runs and is neither a zombie nor stopped. Relays and
-Kafka consumers serve no HTTP, so that is what can be seen of them from outside; it catches a
-wedged or defunct child, not a stalled consumer loop (watch ``stolive_consumer_lag`` for that).
+started as ``python -m <module> <roles>`` runs and is neither a zombie nor stopped. The Faust
+worker serves no HTTP but its metrics (on ``METRICS_PORT``), so that is what can be seen of it
+from outside; it catches a wedged or defunct child, not a stalled consumer loop (watch
+``stolive_consumer_lag`` for that). Relays and Kafka consumers run the ``api`` role as well and
+are checked on their ``/healthz``, which stays on the HTTP port when metrics move off it.
 Exit status 0 means healthy, 1 unhealthy; one line on stderr says why.
 """
 

@@ -21,16 +21,16 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from stolive_shared.db import apply_migrations, create_pool, ensure_database
 from stolive_shared.logging import setup_logging
 from stolive_shared.messaging.consumer import MessageConsumer
 from stolive_shared.messaging.relay import OutboxRelay
-from stolive_shared.metrics import OUTBOX_BACKLOG
+from stolive_shared.metrics import OUTBOX_BACKLOG, metrics_router
 from stolive_shared.settings import ServiceSettings
 from stolive_shared.telemetry import setup_telemetry
-from stolive_shared.web import BodyLimit
+from stolive_shared.web import BodyLimit, ReadinessCheck, health_router
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,16 @@ class Runtime(Generic[S]):
             for probe in self.metrics_probes:
                 await probe(conn)
         OUTBOX_BACKLOG.labels(self.settings.db_schema).set(backlog)
+
+    def health_router(self, status: ReadinessCheck | None = None) -> APIRouter:
+        """``/healthz``, ``/readyz`` (with ``status``, else ``self.status``) and, unless it has
+        a port of its own, ``/metrics``."""
+        return health_router(
+            lambda: self.pool,
+            status or self.status,
+            self.refresh_metrics,
+            metrics_here=not self.settings.metrics_port,
+        )
 
     async def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -156,6 +166,16 @@ async def serve(definition: ServiceDefinition[S], settings: S, roles: frozenset[
         tasks.extend(asyncio.create_task(c.run(), name=c.name) for c in runtime.consumers)
         runtime.workers = definition.create_workers(runtime)
         tasks.extend(asyncio.create_task(w.run(), name=w.name) for w in runtime.workers)
+    if settings.metrics_port and roles & {"api", "worker"}:
+        metrics = uvicorn.Config(
+            metrics_app(runtime),
+            host=settings.http_host,
+            port=settings.metrics_port,
+            access_log=False,
+            log_config=None,
+            lifespan="off",
+        )
+        tasks.append(asyncio.create_task(SignalFreeServer(metrics).serve(), name="metrics"))
     if "api" in roles:
         config = uvicorn.Config(
             BodyLimit(definition.create_app(runtime), settings.max_body_bytes),
@@ -191,6 +211,13 @@ async def serve(definition: ServiceDefinition[S], settings: S, roles: frozenset[
     stopper.cancel()
     await pool.close()
     log.info("%s stopped", definition.name)
+
+
+def metrics_app(runtime: Runtime[S]) -> FastAPI:
+    """Only ``/metrics``, for a port the public address never routes to (``METRICS_PORT``)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(metrics_router(runtime.refresh_metrics))
+    return app
 
 
 class SignalFreeServer(uvicorn.Server):

@@ -75,6 +75,9 @@ class ServiceSettings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Where people reach the platform: used for links in pages and emails.
     public_base_url: str = "http://127.0.0.1:8000"
+    # Prometheus metrics on a port of their own (0: at /metrics on the HTTP port). Deployments
+    # set it, so the public address (the Ingress, nginx) never reaches the metrics.
+    metrics_port: int = 0
     # Request bodies larger than this are answered 413 (0: no limit). The largest honest one,
     # a mailing's text, is a few kilobytes; nginx and the Ingress allow 2 MB too.
     max_body_bytes: int = 2 * 1024 * 1024

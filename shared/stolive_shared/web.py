@@ -71,10 +71,14 @@ def health_router(
     pool_of: Callable[[], asyncpg.Pool | None],
     extra: ReadinessCheck | None = None,
     refresh_metrics: Refresh | None = None,
+    *,
+    metrics_here: bool = True,
 ) -> APIRouter:
-    """``/healthz``, ``/readyz`` and ``/metrics``."""
+    """``/healthz``, ``/readyz``, and ``/metrics`` unless they are served on a port of their own
+    (``METRICS_PORT``, see ``runtime``)."""
     router = APIRouter(tags=["health"], dependencies=[PUBLIC])
-    router.include_router(metrics_router(refresh_metrics))
+    if metrics_here:
+        router.include_router(metrics_router(refresh_metrics))
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -46,7 +46,26 @@ def test_without_an_env_file_the_secrets_are_demanded_not_defaulted(tmp_path: Pa
     empty.write_text("")
     done = docker_compose(empty)
     assert done.returncode != 0
-    assert "LINK_SECRET" in done.stderr or "POSTGRES_PASSWORD" in done.stderr
+    assert any(s in done.stderr for s in ("LINK_SECRET", "SESSION_SECRET", "POSTGRES_PASSWORD"))
+
+
+def test_every_process_given_the_link_secret_gets_the_session_secret_from_env_too(
+    compose: dict[str, Any], raw_compose: dict[str, Any]
+) -> None:
+    """Production refuses to start without both; they come from .env the same way."""
+    raw = raw_compose["x-stolive-env"]
+    for key in ("LINK_SECRET", "SESSION_SECRET"):
+        assert raw[key] == f"${{{key}:?set {key} in .env}}"
+    given_link = {
+        n for n, s in compose["services"].items() if "LINK_SECRET" in s.get("environment", {})
+    }
+    given_session = {
+        n for n, s in compose["services"].items() if "SESSION_SECRET" in s.get("environment", {})
+    }
+    assert given_link == given_session == set(stolive_services(compose))
+    for name in given_link:
+        env = compose["services"][name]["environment"]
+        assert env["SESSION_SECRET"] != env["LINK_SECRET"], name
 
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
@@ -202,13 +221,20 @@ def test_env_example_holds_only_marked_placeholders() -> None:
         if line and not line.startswith("#")
     )
     secrets = {k: v for k, v in values.items() if re.search(r"PASSWORD|SECRET", k)}
-    assert {"LINK_SECRET", "POSTGRES_PASSWORD", "SMTP_PASSWORD"} <= set(secrets)
+    assert {"LINK_SECRET", "SESSION_SECRET", "POSTGRES_PASSWORD", "SMTP_PASSWORD"} <= set(secrets)
     for key, value in secrets.items():
         assert value == "" or "change-me" in value, f"{key}={value!r} is not a placeholder"
-    # And production refuses to start with the example's link secret.
-    settings = ServiceSettings(link_secret=secrets["LINK_SECRET"], environment="production")
-    with pytest.raises(ValueError, match="LINK_SECRET"):
-        settings.check_production_ready()
+    # And production refuses to start with either of the example's secrets.
+    real = "0123456789abcdef" * 4
+    example_link = ServiceSettings(
+        link_secret=secrets["LINK_SECRET"], session_secret=real, environment="production"
+    )
+    example_session = ServiceSettings(
+        link_secret=real, session_secret=secrets["SESSION_SECRET"], environment="production"
+    )
+    for key, settings in (("LINK_SECRET", example_link), ("SESSION_SECRET", example_session)):
+        with pytest.raises(ValueError, match=f"^{key} must be set to a real secret"):
+            settings.check_production_ready()
 
 
 def test_dot_env_is_ignored_by_git_and_by_the_image_build() -> None:
@@ -232,20 +258,27 @@ def test_notifications_know_the_events_api_and_their_prefix(compose: dict[str, A
         assert env["ROOT_PATH"] == "/notifications", name
 
 
-def test_faust_workers_serve_metrics_and_only_the_proxy_is_trusted(
+def test_every_process_serves_metrics_on_a_port_of_its_own_inside_the_network(
     compose: dict[str, Any],
 ) -> None:
-    services = stolive_services(compose)
-    workers = [
-        s
-        for n, s in services.items()
-        if n != SETUP and module_and_roles(s) == ("sto_analytics", "worker")
-    ]
-    assert len(workers) == 2
-    for worker in workers:
-        port = worker["environment"]["METRICS_PORT"]
-        assert int(port) > 0
-        assert port in [str(p) for p in worker.get("expose", [])]
+    """Off the HTTP port, so the proxy has no way to pass /metrics on; published nowhere."""
+    for name, service in stolive_services(compose).items():
+        if name == SETUP:
+            continue
+        env = service["environment"]
+        port = env["METRICS_PORT"]
+        assert int(port) > 0, name
+        assert port != env.get("HTTP_PORT"), name
+        assert port in [str(p) for p in service.get("expose", [])], name
+        assert "ports" not in service, f"{name} publishes a port on the host"
+
+
+def test_api_docs_are_off_for_every_process(compose: dict[str, Any]) -> None:
+    for name, service in stolive_services(compose).items():
+        assert service["environment"]["API_DOCS"] == "false", name
+
+
+def test_only_the_proxy_is_trusted_to_say_who_the_client_is(compose: dict[str, Any]) -> None:
     proxy_address = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
-    for name, service in services.items():
+    for name, service in stolive_services(compose).items():
         assert service["environment"]["FORWARDED_ALLOW_IPS"] == proxy_address, name

@@ -270,15 +270,18 @@ def test_notifications_know_the_events_api_and_their_prefix(
             assert env["ROOT_PATH"] == "/notifications", name
 
 
-def test_the_faust_worker_serves_metrics_where_its_annotations_say(
+def test_every_container_given_the_link_secret_gets_the_session_secret_from_the_same_secret(
     rendered: dict[str, list[Manifest]],
 ) -> None:
-    for manifests in rendered.values():
-        worker = of_kind(manifests, "Deployment")["analytics-worker"]
-        annotations = worker["spec"]["template"]["metadata"]["annotations"]
-        (container,) = pod_spec(worker)["containers"]
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert annotations["prometheus.io/scrape"] == "true"
-        assert annotations["prometheus.io/path"] == "/metrics"
-        assert annotations["prometheus.io/port"] == env["METRICS_PORT"] == str(ports["metrics"])
+    """Production refuses to start without both (init containers migrate as production too)."""
+    for overlay, manifests in rendered.items():
+        for name, workload in workloads(manifests).items():
+            for container in containers(workload):
+                refs = {
+                    env["name"]: env["valueFrom"]["secretKeyRef"]
+                    for env in container.get("env", [])
+                    if "secretKeyRef" in env.get("valueFrom", {})
+                }
+                where = f"{overlay}: {name}/{container['name']}"
+                for key in ("LINK_SECRET", "SESSION_SECRET"):
+                    assert refs.get(key) == {"name": SECRET_NAME, "key": key}, where

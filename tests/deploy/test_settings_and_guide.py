@@ -10,7 +10,7 @@ from sto_events.config import EventsSettings
 from sto_notifications.config import NotificationsSettings
 from sto_registrations.config import RegistrationsSettings
 from stolive_shared import metrics
-from stolive_shared.settings import KafkaSettings
+from stolive_shared.settings import KafkaSettings, ServiceSettings
 from tests.deploy.conftest import ROOT
 from tests.deploy.kustomize import Manifest
 
@@ -59,6 +59,7 @@ def test_the_guide_documents_each_production_setting() -> None:
     production = [
         "ENVIRONMENT",
         "LINK_SECRET",
+        "SESSION_SECRET",
         "DATABASE_URL",
         "KAFKA_ENABLE_IDEMPOTENCE",
         "KAFKA_SECURITY_PROTOCOL",
@@ -75,6 +76,7 @@ def test_the_guide_documents_each_production_setting() -> None:
         "FORWARDED_ALLOW_IPS",
         "MAX_BODY_BYTES",
         "METRICS_PORT",
+        "API_DOCS",
     ]
     assert set(production) <= setting_names()
     for name in production:
@@ -109,8 +111,60 @@ def test_the_guide_covers_the_operations_an_operator_needs() -> None:
         "Backup and restore of PostgreSQL",
         "Replaying a topic to rebuild analytics",
         "Rotating credentials",
+        "Security settings",
         "What to watch and alert on",
         "The embedded default (`make up`) and production",
     } <= headings
     assert "python -m sto_events.tokens create" in GUIDE
     assert "python -m sto_events.tokens revoke" in GUIDE
+
+
+def section(heading: str) -> str:
+    """The guide's text under ``## heading``, up to the next such heading."""
+    start = GUIDE.index(f"\n## {heading}\n")
+    end = GUIDE.find("\n## ", start + 1)
+    return GUIDE[start : end if end != -1 else None]
+
+
+def test_the_guide_lists_each_security_setting_with_its_real_default() -> None:
+    """An operator tunes these from the guide: a default it states must be the code's."""
+    security = section("Security settings")
+    settings: dict[str, tuple[type[ServiceSettings], int | str | None]] = {
+        "SESSION_SECRET": (EventsSettings, None),
+        "ORGANISER_SESSION_IDLE_MINUTES": (EventsSettings, 120),
+        "ORGANISER_SESSION_MAX_HOURS": (EventsSettings, 12),
+        "FRAME_ANCESTORS": (EventsSettings, ""),
+        "API_DOCS": (EventsSettings, None),
+        "METRICS_PORT": (EventsSettings, 0),
+        "SIGNUP_RATE_PER_MINUTE": (RegistrationsSettings, 300),
+        "SIGNUP_RATE_BURST": (RegistrationsSettings, 60),
+        "SIGNUP_FORM_TOKEN_MIN_AGE_S": (RegistrationsSettings, 2),
+        "SIGNUP_FORM_TOKEN_MAX_AGE_S": (RegistrationsSettings, 1800),
+        "SIGNUP_API_ORIGINS": (RegistrationsSettings, ""),
+        "SUBSCRIBE_RATE_PER_MINUTE": (NotificationsSettings, 10),
+        "SUBSCRIBE_RATE_BURST": (NotificationsSettings, 5),
+        "LOGIN_RATE_PER_MINUTE": (EventsSettings, 5),
+        "LOGIN_RATE_BURST": (EventsSettings, 10),
+        "REPEAT_NOTICE_INTERVAL_MINUTES": (RegistrationsSettings, 10),
+    }
+    rows = [line.split("|") for line in security.splitlines() if line.startswith("| `")]
+    for name, (owner, default) in settings.items():
+        assert owner.model_fields[name.lower()].default == default, name
+        (row,) = [r for r in rows if f"`{name}`" in r[1]]
+        if isinstance(default, int):
+            # "| `A`, `B` | `1`, `2` |": the default in the same place as the name.
+            names = re.findall(r"`(\w+)`", row[1])
+            stated = re.findall(r"`([^`]*)`", row[2])
+            assert stated[names.index(name)] == str(default), f"the guide's {name} default"
+    assert "rate_limits" in security  # kept in PostgreSQL, shared by every replica
+    assert "set_real_ip_from" in security  # a further load balancer is trusted, not appended
+
+
+def test_the_guide_says_what_each_secret_signs_and_what_rotating_it_breaks() -> None:
+    rotating = section("Rotating credentials")
+    link = next(line for line in rotating.split("\n- ") if line.startswith("**LINK_SECRET**"))
+    session = next(line for line in rotating.split("\n- ") if line.startswith("**SESSION_SECRET**"))
+    assert "personal links" in link
+    assert "logged out" in session
+    assert "form tokens" in session
+    assert "must differ" in section("Security settings")

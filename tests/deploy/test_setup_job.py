@@ -1,7 +1,8 @@
 """The setup job's command, run as docker-compose.yml writes it, on a fresh broker and database.
 
 The Kubernetes Job runs the same command (``test_kubernetes.py`` checks they are equal). Here it
-runs against the embedded broker and a fresh PostgreSQL database instead of Apache Kafka.
+runs against the embedded broker and a fresh PostgreSQL database instead of Apache Kafka, with
+``ENVIRONMENT=production``: so with the two secrets production demands, distinct and random.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def fresh_broker() -> AsyncIterator[str]:
 
 
 async def run_setup(
-    command: list[str], cwd: Path, bootstrap: str, database_url: str, link_secret: str
+    command: list[str], cwd: Path, bootstrap: str, database_url: str, secrets_env: dict[str, str]
 ) -> tuple[int, str]:
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -42,8 +43,8 @@ async def run_setup(
         "ENVIRONMENT": "production",
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": database_url,
-        "LINK_SECRET": link_secret,
         "LOG_JSON": "false",
+        **secrets_env,
     }
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -56,12 +57,34 @@ async def run_setup(
     return await process.wait(), output.decode()
 
 
+async def test_in_production_it_refuses_one_secret_used_for_both_links_and_sessions(
+    compose: dict[str, Any], fresh_broker: str, database_url: str, tmp_path: Path
+) -> None:
+    """A leaked link key must not open organiser sessions: the setup job stops, so nothing
+    starts after it."""
+    command = compose["services"]["stolive-setup"]["command"]
+    shared = secrets.token_hex(32)
+    code, output = await run_setup(
+        command,
+        tmp_path,
+        fresh_broker,
+        database_url,
+        {"LINK_SECRET": shared, "SESSION_SECRET": shared},
+    )
+    assert code != 0
+    assert "LINK_SECRET and SESSION_SECRET must differ" in output
+
+
 async def test_it_creates_every_topic_with_its_partitions_and_every_schema(
     compose: dict[str, Any], fresh_broker: str, database_url: str, tmp_path: Path
 ) -> None:
     command = compose["services"]["stolive-setup"]["command"]
+    production_secrets = {
+        "LINK_SECRET": secrets.token_hex(32),
+        "SESSION_SECRET": secrets.token_hex(32),
+    }
     code, output = await run_setup(
-        command, tmp_path, fresh_broker, database_url, secrets.token_hex(32)
+        command, tmp_path, fresh_broker, database_url, production_secrets
     )
     assert code == 0, output
 

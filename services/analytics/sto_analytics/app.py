@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sto_analytics.api import figures, pages
 from sto_analytics.config import AnalyticsSettings
 from stolive_shared.runtime import Runtime
-from stolive_shared.web import health_router, service_app
+from stolive_shared.web import service_app
 
 
 def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
@@ -25,7 +25,7 @@ def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
     )
     app.state.pool = runtime.pool
     app.state.settings = settings
-    app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
+    app.include_router(runtime.health_router())
     app.include_router(figures.router)
     app.include_router(pages.router)
     return app

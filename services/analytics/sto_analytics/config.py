@@ -9,13 +9,9 @@ class AnalyticsSettings(ServiceSettings):
     service_name: str = "analytics"
     db_schema: str = "analytics"
     http_port: int = 8104
-    # Organiser tokens are checked by the events service (``GET /api/organiser/me``).
-    events_api_url: str = "http://127.0.0.1:8101"
     # Faust's own web server is off; this names the worker in logs and metrics.
     worker_name: str = "analytics-1"
     faust_data_dir: str = ".stolive/faust"
-    # The Faust worker serves Prometheus metrics on this port (0: off); the API has /metrics.
-    metrics_port: int = 0
     # How often the worker refreshes its live-viewer and lag gauges.
     metrics_interval_s: float = 5.0
     # How often the workers write changed registration figures to the read model.

@@ -31,7 +31,7 @@ from sto_events.service import EventNotFound, EventsService
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
-from stolive_shared.web import health_router, service_app, unprocessable_response
+from stolive_shared.web import service_app, unprocessable_response
 
 
 class EventsApp(FastAPI):
@@ -111,7 +111,7 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
         body["event_statuses_loaded"] = statuses.loaded
         return body
 
-    app.include_router(health_router(lambda: runtime.pool, status, runtime.refresh_metrics))
+    app.include_router(runtime.health_router(status))
     app.include_router(beacons.router)
     app.include_router(events.router)
     app.include_router(agenda.router)

@@ -17,7 +17,7 @@ from sto_notifications.service import MailingService
 from stolive_shared.organisers.web import OrganiserDep
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
-from stolive_shared.web import health_router, service_app
+from stolive_shared.web import service_app
 
 
 def create_app(runtime: Runtime[NotificationsSettings]) -> FastAPI:
@@ -29,7 +29,7 @@ def create_app(runtime: Runtime[NotificationsSettings]) -> FastAPI:
         settings=settings,
         pool=runtime.pool,
     )
-    app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
+    app.include_router(runtime.health_router())
     router = APIRouter(prefix="/api", tags=["emails"])
 
     @router.get("/registrations/{registration_id}/emails", summary="Emails about one registration")

@@ -27,7 +27,7 @@ from sto_registrations.service import (
 )
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
-from stolive_shared.web import health_router, service_app
+from stolive_shared.web import service_app
 
 
 def build_service(runtime: Runtime[RegistrationsSettings]) -> RegistrationsService:
@@ -90,7 +90,7 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
             allow_headers=["Content-Type"],
             allow_credentials=False,
         )
-    app.include_router(health_router(lambda: runtime.pool, runtime.status, runtime.refresh_metrics))
+    app.include_router(runtime.health_router())
     app.include_router(registrations.router)
     app.include_router(organisers.router)
     app.include_router(pages.router)
