@@ -40,6 +40,8 @@ async def running_events_app(
         kafka=kafka,
         link_secret=LINK_SECRET,
         public_base_url="http://platform.test",
+        # One test client logs in again and again: the login limit is the security suite's.
+        login_rate_per_minute=0,
         **overrides,
     )
     pool = await create_pool(database_url, "events", max_size=5)

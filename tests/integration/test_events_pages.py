@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,8 +12,9 @@ import httpx
 import pytest
 
 from sto_events.service import EventsService, utc_now
+from stolive_shared import links
 from stolive_shared.settings import KafkaSettings
-from tests.integration.test_events_api import running_events_app
+from tests.integration.test_events_api import LINK_SECRET, running_events_app
 
 SESSION_COOKIE = "sto_session"
 
@@ -338,8 +340,11 @@ class TestPublicPages:
         assert "STO LIVE voor de agenda" in region.text
         assert "/regio/drenthe/agenda.ics" in region.text
         assert (await api.get("/regio/nergens")).status_code == 404
-        watch = await api.get(f"/watch/{event['id']}", params={"v": "link-7", "hartslag": "5"})
-        assert 'data-viewer-id="link-7"' in watch.text
+        viewer = "v_" + "7" * 24
+        token = links.watch_token(LINK_SECRET, uuid.UUID(event["id"]), viewer)
+        watch = await api.get(f"/watch/{event['id']}", params={"v": token, "hartslag": "5"})
+        assert f'data-viewer-id="{viewer}"' in watch.text
+        assert f'data-viewer-token="{token}"' in watch.text
         assert 'data-heartbeat-s="5"' in watch.text
         assert 'data-beacon-url="/api/beacons"' in watch.text
 

@@ -75,6 +75,8 @@ async def office(
         link_secret=SecretStr(SECRET),
         events_api_url="http://127.0.0.1:9",
         subscribe_min_fill_s=0.5,
+        # One test client stands for many readers: the limit is the security suite's.
+        subscribe_rate_per_minute=0,
     )
     clock = Clock(datetime.now(UTC) + timedelta(minutes=1))  # the app itself uses real time
     app = create_app(Runtime(settings=settings, pool=pool))

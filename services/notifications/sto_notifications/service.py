@@ -1220,6 +1220,10 @@ class MailingService:
                 await outbox.enqueue(conn, message, schema=self._settings.db_schema)
         return len(finished)
 
+    def signed_by_us(self, purpose: str, token: str) -> bool:
+        """The token is one of our links for ``purpose`` (a page may show its button)."""
+        return self._subject_of(purpose, token) is not None
+
     def _subject_of(self, purpose: str, token: str) -> uuid.UUID | None:
         """Whom a personal link in our email is for, or None if we did not sign it."""
         return links.verify(self._settings.link_key(), purpose, token)

@@ -22,7 +22,13 @@ from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, Signer
 
 from sto_notifications import domain
-from sto_notifications.service import MailingService, MailingUnknown, NotificationsService
+from sto_notifications.service import (
+    NEWSLETTER_CONFIRM,
+    UNSUBSCRIBE,
+    MailingService,
+    MailingUnknown,
+    NotificationsService,
+)
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.programme import PROFILES, ROLES
@@ -111,6 +117,8 @@ def public_router(
 
     @router.get("/nieuwsbrief/bevestigen/{token}", response_class=HTMLResponse)
     async def confirm_page(token: str, request: Request) -> HTMLResponse:
+        if not mailings.signed_by_us(NEWSLETTER_CONFIRM, token):
+            return _broken_link(request)
         return pages.render(
             request,
             "confirm.html",
@@ -135,6 +143,8 @@ def public_router(
 
     @router.get("/afmelden/{token}", response_class=HTMLResponse)
     async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+        if not mailings.signed_by_us(UNSUBSCRIBE, token):
+            return _broken_link(request)
         return pages.render(
             request,
             "confirm.html",
@@ -163,6 +173,12 @@ def public_router(
             return pages.message(request, "Niet gevonden", "Deze nieuwsbrief bestaat niet.", 404)
 
     return router
+
+
+def _broken_link(request: Request) -> HTMLResponse:
+    return pages.message(
+        request, "Link werkt niet", "Deze link is ongeldig. Gebruik de link uit je e-mail.", 404
+    )
 
 
 _TOO_MANY = "Te veel aanmeldingen vanaf dit adres. Wacht even en probeer het opnieuw."
