@@ -144,6 +144,14 @@ async def test_logout_ends_the_session_and_a_replayed_cookie_opens_nothing(
     finally:
         await organiser.close()
         await replay.close()
+    # The logs say who logged in and out, and never hold the session's id.
+    logs = "".join(
+        path.read_text(errors="replace")
+        for path in (platform.stack.config.data_dir / "logs").glob("*.log")
+    )
+    assert '"organiser logged in"' in logs
+    assert '"organiser logged out"' in logs
+    assert session["value"] not in logs
 
 
 def _tokens_cli(platform: Platform, *args: str) -> str:

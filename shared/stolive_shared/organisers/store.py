@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +17,8 @@ from datetime import timedelta
 import asyncpg
 
 from stolive_shared.organisers import SCHEMA
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "sto_"
 # last_seen_at is moved on when it is older than this: the idle timeout is this precise.
@@ -55,6 +58,7 @@ class OrganiserStore:
             organiser,
             token_sha256(token),
         )
+        log.info("organiser token made", extra={"ctx_organiser": organiser})
         return token
 
     async def revoke_tokens(self, organiser: str) -> int:
@@ -70,6 +74,10 @@ class OrganiserStore:
                     WHERE token_id = ANY($1::bigint[]) AND ended_at IS NULL""",
                 [row["id"] for row in revoked],
             )
+        log.info(
+            "organiser tokens revoked, their sessions ended",
+            extra={"ctx_organiser": organiser, "ctx_tokens": len(revoked)},
+        )
         return len(revoked)
 
     async def token_owner(self, token: str) -> TokenOwner | None:

@@ -18,12 +18,15 @@ The cookie is HttpOnly and SameSite=Lax; over https it is Secure and named with 
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Response
 
 from stolive_shared.organisers.store import OrganiserStore, TokenOwner
+
+log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/events/organiser/inloggen"
 NEXT_PARAM = "volgende"
@@ -76,6 +79,10 @@ class OrganiserAccess:
 
     async def log_in(self, response: Response, owner: TokenOwner) -> None:
         session_id = await self.store.start_session(owner)
+        log.info(
+            "organiser logged in",
+            extra={"ctx_organiser": owner.organiser, "ctx_token_id": owner.token_id},
+        )
         response.set_cookie(
             self.cookie,
             session_id,
@@ -89,7 +96,9 @@ class OrganiserAccess:
     async def log_out(self, request: Request, response: Response) -> None:
         session_id = request.cookies.get(self.cookie)
         if session_id:
+            organiser = await self.store.session_organiser(session_id)
             await self.store.end_session(session_id)
+            log.info("organiser logged out", extra={"ctx_organiser": organiser})
         response.delete_cookie(
             self.cookie, path="/", httponly=True, samesite="lax", secure=self.https
         )

@@ -8,6 +8,7 @@ use cases as the JSON API, so a page can do nothing the API would refuse, and vi
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -42,6 +43,7 @@ from stolive_shared.pages import base_path
 from stolive_shared.ratelimit import Take, client_address
 from stolive_shared.templating import local_time
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/organiser", include_in_schema=False)
 
 KINDS: tuple[EventKind, ...] = (
@@ -162,6 +164,7 @@ async def login(request: Request) -> Response:
     limits, limit = request.app.state.login_limit
     wait = await limits.retry_after(Take(limit, client_address(request.scope)))
     if wait:
+        log.warning("organiser logins limited", extra={"ctx_client": client_address(request.scope)})
         page = pages.message(
             request,
             "Even geduld",
@@ -174,6 +177,10 @@ async def login(request: Request) -> Response:
     next_path = safe_next(str(form.get(NEXT_PARAM, "")), "")
     owner = await _access(request).store.token_owner(token) if token else None
     if owner is None:
+        if token:
+            log.warning(
+                "organiser login refused", extra={"ctx_client": client_address(request.scope)}
+            )
         return pages.render(
             request,
             "organiser/login.html",

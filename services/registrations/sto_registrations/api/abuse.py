@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from starlette.types import Scope
 from stolive_shared.ratelimit import Limit, SharedLimits, Take, client_address
 from stolive_shared.web import unprocessable
 
+log = logging.getLogger(__name__)
+
 TOO_MANY = "Te veel aanmeldingen vanaf dit adres. Wacht even en probeer het opnieuw."
 
 
@@ -36,16 +39,19 @@ class SignUpLimit:
     limits: SharedLimits
     limit: Limit
 
-    async def retry_after(self, scope: Scope, cost: float) -> int:
-        """0 when this address may sign up ``cost`` people now (they are counted), else
-        seconds to wait."""
-        return await self.limits.retry_after(Take(self.limit, client_address(scope), cost))
-
     async def enforce(self, scope: Scope, cost: float) -> None:
         """Raise 429 with ``Retry-After`` when this address has used up its budget."""
         wait = await self.retry_after(scope, cost)
         if wait:
             raise HTTPException(429, TOO_MANY, headers={"Retry-After": str(wait)})
+
+    async def retry_after(self, scope: Scope, cost: float) -> int:
+        """0 when this address may sign up ``cost`` people now (they are counted), else
+        seconds to wait (and the refusal is logged, with the address)."""
+        wait = await self.limits.retry_after(Take(self.limit, client_address(scope), cost))
+        if wait:
+            log.warning("sign-ups limited", extra={"ctx_client": client_address(scope)})
+        return wait
 
 
 @dataclass(frozen=True)
