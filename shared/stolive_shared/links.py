@@ -15,6 +15,18 @@ import hashlib
 import hmac
 import re
 import uuid
+from dataclasses import dataclass
+
+from stolive_shared.urls import PublicUrls
+
+# What a token is for: the HMAC covers it, so one purpose's token is worthless for another.
+MANAGE = "manage-registration"
+CHECK_IN = "check-in"
+UNSUBSCRIBE = "unsubscribe"
+NEWSLETTER_CONFIRMATION = "newsletter-confirm"
+CERTIFICATE = "certificate"
+# A token longer than this is not one of ours (nor read further).
+_MAX_TOKEN = 100
 
 # A registration's viewer id: the one beacons name a person by (``v_`` and 24 hex digits).
 PERSONAL_VIEWER = re.compile(r"v_[0-9a-f]{24}")
@@ -36,7 +48,7 @@ def verify(secret: str, purpose: str, token: str) -> uuid.UUID | None:
     and ``uuid.UUID`` would read non-ASCII digits such as '٣' as hex.
     """
     subject, _, mac = token.partition(".")
-    if not token.isascii() or len(subject) != 32 or not mac:
+    if not token.isascii() or len(token) > _MAX_TOKEN or len(subject) != 32 or not mac:
         return None
     try:
         parsed = uuid.UUID(hex=subject)
@@ -56,7 +68,9 @@ def watch_viewer(secret: str, event_id: uuid.UUID, token: str) -> str | None:
     """The viewer id a watch token proves for this event, or None (forged, for another event,
     altered, malformed)."""
     viewer_id, _, mac = token.partition(".")
-    if not token.isascii() or not PERSONAL_VIEWER.fullmatch(viewer_id) or not mac:
+    if len(token) > _MAX_TOKEN or not token.isascii():
+        return None
+    if not PERSONAL_VIEWER.fullmatch(viewer_id) or not mac:
         return None
     if not hmac.compare_digest(mac, _mac(secret, f"watch:{event_id}", viewer_id)):
         return None
@@ -65,5 +79,44 @@ def watch_viewer(secret: str, event_id: uuid.UUID, token: str) -> str | None:
 
 def watch_url(public_base_url: str, secret: str, event_id: uuid.UUID, viewer_id: str) -> str:
     """A person's own link to a broadcast's watch page."""
-    token = watch_token(secret, event_id, viewer_id)
-    return f"{public_base_url.rstrip('/')}/events/watch/{event_id}?v={token}"
+    return PersonalLinks(secret, PublicUrls(public_base_url)).watch(event_id, viewer_id)
+
+
+@dataclass(frozen=True)
+class PersonalLinks:
+    """Every personal link of the platform, made and read with ``LINK_SECRET``: the link is
+    the address of a page (``PublicUrls``) with a token only its holder's mailbox got."""
+
+    secret: str
+    urls: PublicUrls
+
+    def manage_token(self, registration_id: uuid.UUID) -> str:
+        return sign(self.secret, MANAGE, registration_id)
+
+    def manage(self, registration_id: uuid.UUID) -> str:
+        return self.urls.manage_page(self.manage_token(registration_id))
+
+    def check_in(self, registration_id: uuid.UUID) -> str:
+        return self.urls.check_in_page(sign(self.secret, CHECK_IN, registration_id))
+
+    def watch(self, event_id: uuid.UUID, viewer_id: str) -> str:
+        token = watch_token(self.secret, event_id, viewer_id)
+        return f"{self.urls.watch_page(event_id)}?v={token}"
+
+    def unsubscribe(self, recipient_id: uuid.UUID) -> str:
+        return self.urls.unsubscribe_page(sign(self.secret, UNSUBSCRIBE, recipient_id))
+
+    def newsletter_confirmation(self, subscriber_id: uuid.UUID) -> str:
+        token = sign(self.secret, NEWSLETTER_CONFIRMATION, subscriber_id)
+        return self.urls.newsletter_confirmation_page(token)
+
+    def certificate(self, registration_id: uuid.UUID) -> str:
+        return self.urls.certificate_page(sign(self.secret, CERTIFICATE, registration_id))
+
+    def subject(self, purpose: str, token: str) -> uuid.UUID | None:
+        """Whom a token of ``purpose`` was made for; None for anything we did not sign."""
+        return verify(self.secret, purpose, token)
+
+    def viewer(self, event_id: uuid.UUID, token: str) -> str | None:
+        """The viewer id a watch-link token proves for this broadcast, else None."""
+        return watch_viewer(self.secret, event_id, token)

@@ -28,7 +28,7 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stolive_shared.db import CONNECTION_ERRORS
-from stolive_shared.errors import DependencyUnavailable
+from stolive_shared.errors import DependencyUnavailable, DomainError
 from stolive_shared.metrics import REQUEST_SECONDS, Refresh, metrics_router
 from stolive_shared.organisers.store import OrganiserStore
 from stolive_shared.organisers.web import PUBLIC, LoginRequired, OrganiserAccess
@@ -134,6 +134,16 @@ def install_common_handlers(app: FastAPI, service_name: str) -> None:
         return exc.response
 
     app.add_exception_handler(ExpiredForm, expired)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        if exc.status == 422:
+            return await unprocessable_response(
+                request, exc.problems or {exc.field or "": str(exc)}
+            )
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    app.add_exception_handler(DomainError, refused)
 
     async def to_login(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LoginRequired)

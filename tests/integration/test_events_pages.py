@@ -11,8 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
-from sto_events.service import EventsService, utc_now
+from sto_events.service import EventsService
 from stolive_shared import links
+from stolive_shared.clock import utc_now
 from stolive_shared.settings import KafkaSettings
 from tests.integration.test_events_api import LINK_SECRET, running_events_app
 

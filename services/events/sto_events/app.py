@@ -14,24 +14,20 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from sto_events.api import agenda, beacons, events, organiser_pages, watch
 from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
 from sto_events.beacons import BeaconPublisher, EventStatusCache
 from sto_events.config import EventsSettings
 from sto_events.domain import (
-    DuplicateSeriesNumber,
-    EventRuleViolation,
-    IllegalTransition,
     ViewerThrottle,
 )
-from sto_events.service import EventNotFound, EventsService
+from sto_events.service import EventsService
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
-from stolive_shared.web import service_app, unprocessable_response
+from stolive_shared.web import service_app
 
 
 class EventsApp(FastAPI):
@@ -117,21 +113,5 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
     app.include_router(agenda.router)
     app.include_router(watch.router)
     app.include_router(organiser_pages.router)
-
-    @app.exception_handler(EventNotFound)
-    async def not_found(_request: Request, _exc: EventNotFound) -> JSONResponse:
-        return JSONResponse({"detail": "Evenement niet gevonden"}, status_code=404)
-
-    @app.exception_handler(IllegalTransition)
-    async def conflict(_request: Request, exc: IllegalTransition) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(DuplicateSeriesNumber)
-    async def taken(_request: Request, exc: DuplicateSeriesNumber) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(EventRuleViolation)
-    async def invalid(request: Request, exc: EventRuleViolation) -> Response:
-        return await unprocessable_response(request, {exc.field or "": str(exc)})
 
     return app

@@ -39,6 +39,7 @@ from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.messaging.kafka import create_producer
+from stolive_shared.retry import Backoff
 from stolive_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -228,18 +229,16 @@ class BeaconPublisher:
 
     async def _run(self) -> None:
         """Start the producer (retrying while the broker is away), then flush and watch."""
-        backoff = 0.5
+        backoff = Backoff()
         while self._producer is None and not self._closing:
             producer = create_producer(self._kafka, max_batch_size=256 * 1024)
             try:
                 await producer.start()
                 self._partitions = sorted(await producer.partitions_for(VIEWER_ACTIVITY.name))
             except (KafkaError, OSError) as exc:
-                log.warning("beacon producer not started, retrying in %.1fs: %r", backoff, exc)
                 with contextlib.suppress(KafkaError, OSError):
                     await producer.stop()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait("beacon producer not started", exc)
                 continue
             self._producer = producer
             log.info("beacon producer started")

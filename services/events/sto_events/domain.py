@@ -30,18 +30,20 @@ from stolive_shared.contracts.events import (
     EventUpdated,
     EventWentLive,
 )
+from stolive_shared.errors import DomainError
 
 PROGRAMME_TZ = ZoneInfo("Europe/Amsterdam")
 # Every webinar belongs to a series; without one named it is a numbered STO LIVE broadcast.
 DEFAULT_SERIES = "sto-live"
 
 
-class EventRuleViolation(Exception):
-    """A request the rules refuse; ``field`` names the input at fault, when there is one."""
+class EventRuleViolation(DomainError):
+    """A request the rules refuse (HTTP 422); ``field`` names the input at fault, if any."""
+
+    status = 422
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 class InvalidLocalTime(EventRuleViolation):
@@ -51,9 +53,13 @@ class InvalidLocalTime(EventRuleViolation):
 class IllegalTransition(EventRuleViolation):
     """A lifecycle step not allowed from the event's status (HTTP 409)."""
 
+    status = 409
+
 
 class DuplicateSeriesNumber(EventRuleViolation):
     """The broadcast number is taken in its series (HTTP 409)."""
+
+    status = 409
 
 
 def to_utc(moment: datetime, field: str) -> datetime:
@@ -367,12 +373,11 @@ class Beacon:
     viewer_token: str | None = None
 
 
-class BeaconRefused(Exception):
+class BeaconRefused(DomainError):
     """A beacon the rules refuse; ``status`` is the HTTP answer the player gets."""
 
     def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status=status)
 
 
 def check_viewer(beacon: Beacon, link_secret: str) -> None:

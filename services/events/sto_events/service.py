@@ -9,34 +9,34 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
 from sto_events import domain, repository
 from sto_events.domain import DuplicateSeriesNumber, Event, EventRuleViolation, Region
 from sto_events.repository import EventFilter, Series
+from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.events import EventStatus
+from stolive_shared.errors import DomainError
 from stolive_shared.messaging import outbox
 
 
-class EventNotFound(Exception):
-    pass
+class EventNotFound(DomainError):
+    status = 404
+    message = "Evenement niet gevonden"
 
 
-class RegionNotFound(Exception):
-    pass
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class RegionNotFound(DomainError):
+    status = 404
+    message = "Regio niet gevonden"
 
 
 @dataclass
 class EventsService:
     pool: asyncpg.Pool
     schema: str
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = utc_now
     # Told about every committed change, e.g. the beacon endpoint's status cache.
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
 
@@ -64,7 +64,7 @@ class EventsService:
         async with self.pool.acquire() as conn:
             event = await repository.get_event(conn, event_id)
         if event is None or (public_only and event.status in ("draft", "cancelled")):
-            raise EventNotFound(str(event_id))
+            raise EventNotFound()
         return event
 
     async def list_events(self, where: EventFilter) -> list[Event]:
@@ -76,7 +76,7 @@ class EventsService:
         async with self.pool.acquire() as conn, conn.transaction():
             event = await repository.get_event(conn, event_id, for_update=True)
             if event is None:
-                raise EventNotFound(str(event_id))
+                raise EventNotFound()
             changed = rule(event)
             if changed is event:
                 return event
@@ -126,7 +126,7 @@ class EventsService:
         async with self.pool.acquire() as conn:
             region = await repository.get_region(conn, code)
         if region is None:
-            raise RegionNotFound(code)
+            raise RegionNotFound()
         return region
 
     async def save_series(self, series: Series) -> None:

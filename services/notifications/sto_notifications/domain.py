@@ -39,6 +39,7 @@ from typing import Literal
 
 from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.contracts.registrations import RegistrationView
+from stolive_shared.errors import DomainError
 
 REGISTRATION_EMAILS: dict[str, EmailKind] = {
     "registration.confirmed": "registration_confirmed",
@@ -236,7 +237,7 @@ MailingStatus = Literal["draft", "scheduled", "sending", "sent", "cancelled"]
 EDITABLE: frozenset[str] = frozenset({"draft", "scheduled"})
 
 
-class MailingRefused(Exception):
+class MailingRefused(DomainError):
     """An organiser asked for something a mailing in its state cannot do (Dutch message)."""
 
 

@@ -12,10 +12,11 @@ from datetime import datetime
 import httpx
 
 from sto_notifications.rendering import UpcomingEvent
+from stolive_shared.errors import DependencyUnavailable
 from stolive_shared.http import stateless_client
 
 
-class EventsUnavailable(Exception):
+class EventsUnavailable(DependencyUnavailable):
     pass
 
 

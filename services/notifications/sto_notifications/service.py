@@ -48,9 +48,9 @@ import random
 import re
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -72,6 +72,7 @@ from sto_notifications.repository import (
 )
 from sto_notifications.smtp import SendFailure, SmtpPool
 from stolive_shared import links
+from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import DEFAULT_REMINDER_OFFSETS_HOURS, EventSnapshot
 from stolive_shared.contracts.notifications import (
@@ -82,8 +83,10 @@ from stolive_shared.contracts.notifications import (
 )
 from stolive_shared.contracts.registrations import RegistrationView
 from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.errors import DomainError
 from stolive_shared.messaging import outbox
 from stolive_shared.metrics import EMAILS_FAILED, EMAILS_SENT
+from stolive_shared.retry import Backoff
 from stolive_shared.telemetry import context_from_traceparent, current_traceparent
 
 log = logging.getLogger(__name__)
@@ -93,12 +96,6 @@ EMAIL_QUEUED = "notifications_email_queued"
 WORK_CHANGED = "notifications_work_changed"
 UNSUBSCRIBE = "unsubscribe"
 NEWSLETTER_CONFIRM = "newsletter-confirm"
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- links -----------------------------------------------------------------------------------
@@ -627,14 +624,12 @@ class _SenderLoop:
         _start_email_series(self.kind)
 
     async def run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             try:
                 await self._run()
             except CONNECTION_ERRORS as exc:
-                log.warning("%s lost PostgreSQL (retry in %.1fs): %r", self.name, backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait(f"{self.name} lost PostgreSQL", exc)
             finally:
                 await self._smtp.close()
 
@@ -939,7 +934,7 @@ class Scheduler:
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             try:
                 async with _listening(self._pool, [WORK_CHANGED], self._wakeup):
@@ -947,9 +942,7 @@ class Scheduler:
                         await self.tick()
                         await _wait(self._wakeup, await self._seconds_to_next())
             except CONNECTION_ERRORS as exc:
-                log.warning("scheduler lost PostgreSQL (retry in %.1fs): %r", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait("scheduler lost PostgreSQL", exc)
 
     async def _seconds_to_next(self) -> float:
         async with self._pool.acquire() as conn:
@@ -1001,14 +994,16 @@ class MailingDraft:
         return problems
 
 
-class DraftInvalid(Exception):
+class DraftInvalid(DomainError):
+    status = 422
+
     def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__("; ".join(problems.values()))
-        self.problems = problems
+        super().__init__("; ".join(problems.values()), problems=problems)
 
 
-class MailingUnknown(Exception):
-    pass
+class MailingUnknown(DomainError):
+    status = 404
+    message = "Deze mailing bestaat niet"
 
 
 class MailingService:
@@ -1078,7 +1073,7 @@ class MailingService:
     ) -> repository.MailingRow:
         mailing = await repository.get_mailing(conn, mailing_id, for_update=for_update)
         if mailing is None:
-            raise MailingUnknown(str(mailing_id))
+            raise MailingUnknown()
         return mailing
 
     async def render(self, mailing: repository.MailingRow, *, personal: bool) -> RenderedEmail:
@@ -1098,7 +1093,7 @@ class MailingService:
         """The frozen content of a sent (or sending) mailing, without anything personal."""
         mailing = await self.get(mailing_id)
         if mailing.status not in ("sending", "sent") or mailing.frozen_html is None:
-            raise MailingUnknown(str(mailing_id))
+            raise MailingUnknown()
         return web_version_of(mailing.frozen_html)
 
     async def audience_size(self, mailing_id: uuid.UUID) -> int:

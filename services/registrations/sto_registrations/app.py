@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -18,12 +17,8 @@ from sto_registrations.api.abuse import FormTokens, SignUpGuard, SignUpLimit
 from sto_registrations.api.fast_sign_up import SignUpFastPath
 from sto_registrations.api.pages import RegionDirectory
 from sto_registrations.config import RegistrationsSettings
-from sto_registrations.domain import SignUpRefused
 from sto_registrations.service import (
-    CheckInRefused,
-    EventUnknown,
     RegistrationsService,
-    RegistrationUnknown,
 )
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime
@@ -95,22 +90,6 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
     app.include_router(organisers.router)
     app.include_router(pages.router)
     app.include_router(organiser_pages.router)
-
-    @app.exception_handler(EventUnknown)
-    async def event_unknown(_request: Request, _exc: EventUnknown) -> JSONResponse:
-        return JSONResponse({"detail": "Evenement niet gevonden"}, status_code=404)
-
-    @app.exception_handler(RegistrationUnknown)
-    async def registration_unknown(_request: Request, _exc: RegistrationUnknown) -> JSONResponse:
-        return JSONResponse({"detail": "Aanmelding niet gevonden"}, status_code=404)
-
-    @app.exception_handler(SignUpRefused)
-    async def refused(_request: Request, exc: SignUpRefused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-
-    @app.exception_handler(CheckInRefused)
-    async def check_in_refused(_request: Request, exc: CheckInRefused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     # Innermost of the app's middleware (inside the request telemetry): see fast_sign_up.
     app.user_middleware.append(

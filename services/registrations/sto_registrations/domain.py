@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 from stolive_shared.contracts.registrations import RegistrationStatus
+from stolive_shared.errors import DomainError
 from stolive_shared.programme import PROFILES, ROLES
 
 __all__ = ["PROFILES", "ROLES"]  # the programme's vocabulary, as the rules below use it
@@ -31,12 +32,11 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-class SignUpRefused(Exception):
+class SignUpRefused(DomainError):
     """The sign-up cannot be accepted; ``status`` is the HTTP answer (409 full, 410 closed)."""
 
     def __init__(self, message: str, status: Literal[409, 410]) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status=status)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -30,6 +30,7 @@ from sto_registrations import domain, repository
 from sto_registrations.domain import Applicant, EventTerms
 from sto_registrations.repository import Registration
 from stolive_shared import links
+from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import (
@@ -44,6 +45,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationView,
     RegistrationWaitlisted,
 )
+from stolive_shared.errors import DomainError
 from stolive_shared.messaging import outbox
 from stolive_shared.telemetry import current_trace_headers, trace_headers_of
 
@@ -54,12 +56,14 @@ MANAGE_PURPOSE = "manage-registration"
 CHECK_IN_PURPOSE = "check-in"
 
 
-class EventUnknown(Exception):
-    pass
+class EventUnknown(DomainError):
+    status = 404
+    message = "Evenement niet gevonden"
 
 
-class RegistrationUnknown(Exception):
-    pass
+class RegistrationUnknown(DomainError):
+    status = 404
+    message = "Aanmelding niet gevonden"
 
 
 # Errors one request's data can cause (the API refuses such data first; this is the net).
@@ -70,7 +74,7 @@ _ONE_REQUEST_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class CheckInRefused(Exception):
+class CheckInRefused(DomainError):
     """This registration cannot be checked in; the message says why, in Dutch."""
 
 
@@ -116,10 +120,6 @@ def _fresh_ids(count: int) -> Iterator[tuple[uuid.UUID, uuid.UUID, str]]:
             uuid.UUID(bytes=chunk[16:32], version=4),
             "v_" + chunk[32:44].hex(),
         )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def normalised(applicant: Applicant) -> Applicant:
@@ -370,7 +370,7 @@ class RegistrationsService:
     schema: str
     link_secret: str
     public_base_url: str
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = utc_now
     max_in_flight: int = 4
     # A registration is told "you were already signed up" at most once per this interval.
     repeat_notice_interval: timedelta = timedelta(minutes=10)
@@ -432,7 +432,7 @@ class RegistrationsService:
     def registration_for_token(self, token: str) -> uuid.UUID:
         registration_id = _verified(self.link_secret, MANAGE_PURPOSE, token)
         if registration_id is None:
-            raise RegistrationUnknown(token)
+            raise RegistrationUnknown()
         return registration_id
 
     def check_in_token(self, registration_id: uuid.UUID) -> str:
@@ -446,7 +446,7 @@ class RegistrationsService:
     def registration_for_check_in_token(self, token: str) -> uuid.UUID:
         registration_id = _verified(self.link_secret, CHECK_IN_PURPOSE, token)
         if registration_id is None:
-            raise RegistrationUnknown(token)
+            raise RegistrationUnknown()
         return registration_id
 
     def join_url(self, registration: Registration, terms: EventTerms) -> str | None:
@@ -628,7 +628,7 @@ class RegistrationsService:
         for index, planned in enumerate(plan):
             answer: SignUpAnswer
             if planned.unknown_event:
-                answer = EventUnknown(str(requests[index].event_id))
+                answer = EventUnknown()
             elif planned.refused is not None:
                 answer = planned.refused
             elif planned.existing:
@@ -670,7 +670,7 @@ class RegistrationsService:
         async with self.pool.acquire() as conn, conn.transaction():
             registration = await repository.get_registration(conn, registration_id, for_update=True)
             if registration is None:
-                raise RegistrationUnknown(str(registration_id))
+                raise RegistrationUnknown()
             if registration.status == "cancelled":
                 return registration
             terms = await repository.get_terms(conn, registration.event_id, for_update=True)
@@ -737,7 +737,7 @@ class RegistrationsService:
         async with self.pool.acquire() as conn, conn.transaction():
             registration = await repository.get_registration(conn, registration_id, for_update=True)
             if registration is None:
-                raise RegistrationUnknown(str(registration_id))
+                raise RegistrationUnknown()
             terms = await repository.get_terms(conn, registration.event_id)
             assert terms is not None
             refusal = domain.check_in_refusal(terms, registration.status)
@@ -791,7 +791,7 @@ class RegistrationsService:
         async with self.pool.acquire() as conn:
             registration = await repository.get_registration(conn, registration_id)
             if registration is None:
-                raise RegistrationUnknown(str(registration_id))
+                raise RegistrationUnknown()
             terms = await repository.get_terms(conn, registration.event_id)
         assert terms is not None
         return registration, terms
@@ -803,7 +803,7 @@ class RegistrationsService:
     async def cancel_colleague(self, booker_id: uuid.UUID, colleague_id: uuid.UUID) -> Registration:
         """A booker cancels a colleague they signed up (and only those)."""
         if colleague_id not in {c.id for c in await self.booked_colleagues(booker_id)}:
-            raise RegistrationUnknown(str(colleague_id))
+            raise RegistrationUnknown()
         before, _ = await self.get(colleague_id)
         reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_booker"
         return await self.cancel(colleague_id, reason)
@@ -816,7 +816,7 @@ class RegistrationsService:
         async with self.pool.acquire() as conn:
             terms = await repository.get_terms(conn, event_id)
         if terms is None or terms.status == "draft":
-            raise EventUnknown(str(event_id))
+            raise EventUnknown()
         return terms
 
     async def open_events(self) -> list[EventTerms]:

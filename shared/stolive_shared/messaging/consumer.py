@@ -38,6 +38,7 @@ from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.errors import PoisonMessage
 from stolive_shared.messaging.kafka import create_consumer, create_producer
 from stolive_shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES
+from stolive_shared.retry import Backoff
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.telemetry import context_from_kafka_headers
 
@@ -94,7 +95,7 @@ class MessageConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting after broker outages."""
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             consumer = create_consumer(self._kafka, group_id=self.name)
             # A poison record may be larger than any valid message: let it through to the DLQ.
@@ -103,20 +104,20 @@ class MessageConsumer:
                 await consumer.start()
                 await dlq.start()
                 consumer.subscribe(self._topics)
-                backoff = 0.5
+                backoff.reset()
                 await self._consume(consumer, dlq)
             except KafkaError as exc:
-                log.warning("consumer %s lost Kafka (retry in %.1fs): %r", self.name, backoff, exc)
                 await consumer.stop()  # in full: this process goes on with a new consumer
                 await dlq.stop()
+                self.stats.assigned = set()
+                await backoff.wait(f"consumer {self.name} lost Kafka", exc)
+                continue
             except BaseException:
                 await self._stop_for_exit(consumer)
                 await dlq.stop()
                 raise
             finally:
                 self.stats.assigned = set()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
 
     async def _stop_for_exit(self, consumer: AIOKafkaConsumer) -> None:
         """Stop as the process ends, leaving the group if that is quick. aiokafka first lets a
@@ -167,15 +168,13 @@ class MessageConsumer:
                 return
             delivery = Delivery(record.topic, record.partition, record.offset, record.timestamp)
             attempts = 0
-            db_backoff = 0.2
+            db_backoff = Backoff(first=0.2)
             while True:
                 try:
                     await self._apply(message, handler, delivery)
                     return
                 except CONNECTION_ERRORS as exc:
-                    log.warning("consumer %s waits for PostgreSQL: %r", self.name, exc)
-                    await asyncio.sleep(db_backoff)
-                    db_backoff = min(db_backoff * 2, 5.0)
+                    await db_backoff.wait(f"consumer {self.name} waits for PostgreSQL", exc)
                 except PoisonMessage as exc:
                     await self._dead_letter(record, exc, dlq)
                     return

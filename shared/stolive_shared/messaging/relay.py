@@ -37,6 +37,7 @@ from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.messaging.kafka import create_producer
 from stolive_shared.messaging.outbox import wakeup_channel
 from stolive_shared.metrics import OUTBOX_PUBLISHED, OUTBOX_REPUBLISH_ROUNDS
+from stolive_shared.retry import Backoff
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.telemetry import context_from_headers
 
@@ -100,18 +101,17 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled, surviving database and broker outages."""
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             try:
                 async with self._leadership():
-                    backoff = 0.5
+                    backoff.reset()
                     await self._lead()
             except CONNECTION_ERRORS as exc:
-                log.warning("outbox relay lost PostgreSQL, retrying: %s", exc)
+                self.stats.is_leader = False
+                await backoff.wait("outbox relay lost PostgreSQL", exc)
             finally:
                 self.stats.is_leader = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
 
     async def backlog(self) -> int:
         async with self._pool.acquire() as conn:
@@ -147,7 +147,7 @@ class OutboxRelay:
         producer = await self._start_producer()
         loop = asyncio.get_running_loop()
         next_probe = next_purge = loop.time()
-        backoff = 0.2
+        backoff = Backoff(first=0.2)
         try:
             while True:
                 try:
@@ -156,12 +156,10 @@ class OutboxRelay:
                         self._probe_now = False
                         next_probe = loop.time() + self._probe_interval_s
                     sent = await self._publish_batch(producer)
-                    backoff = 0.2
+                    backoff.reset()
                 except KafkaError as exc:
                     self.stats.send_failures += 1
-                    log.warning("outbox relay cannot publish (retry in %.1fs): %r", backoff, exc)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await backoff.wait("outbox relay cannot publish", exc)
                     continue
                 if loop.time() >= next_purge:
                     await self._purge()
@@ -174,7 +172,7 @@ class OutboxRelay:
             await producer.stop()
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        backoff = 0.2
+        backoff = Backoff(first=0.2)
         while True:
             producer = create_producer(self._kafka)
             try:
@@ -182,9 +180,7 @@ class OutboxRelay:
                 return producer
             except KafkaError as exc:
                 await producer.stop()
-                log.warning("outbox relay cannot reach Kafka (retry in %.1fs): %r", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait("outbox relay cannot reach Kafka", exc)
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self._pool.acquire() as conn:

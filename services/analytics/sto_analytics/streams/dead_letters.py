@@ -10,7 +10,6 @@ retries. A record too large even for the dead-letter topic is dead-lettered with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
 from stolive_shared.contracts.topics import TopicSpec
+from stolive_shared.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class DeadLetters:
             "dlq.consumer": self._consumer.encode(),
         }
         value = event.value
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             try:
                 delivered = await self._topic.send(key=event.key, value=value, headers=headers)
@@ -54,9 +54,7 @@ class DeadLetters:
                     headers["dlq.value_dropped"] = str(len(value)).encode()
                     value = None
                     continue
-                log.warning("dead letter not stored, retrying in %.1fs: %r", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.wait("dead letter not stored", exc)
         log.warning(
             "%s dead-lettered %s[%s]@%s: %s",
             self._consumer,

@@ -18,7 +18,7 @@ from sto_notifications.api.public import templates
 from sto_notifications.domain import Audience, MailingRefused
 from sto_notifications.events_api import EventsUnavailable
 from sto_notifications.mime import MESSAGE_ID_DOMAIN
-from sto_notifications.service import DraftInvalid, MailingDraft, MailingService, MailingUnknown
+from sto_notifications.service import DraftInvalid, MailingDraft, MailingService
 from sto_notifications.smtp import SendFailure
 from stolive_shared.organisers.web import OrganiserDep as Organiser
 from stolive_shared.organisers.web import OrganiserPageDep as Page
@@ -69,10 +69,8 @@ def organiser_router(mailings: MailingService) -> APIRouter:
     router = APIRouter()
 
     async def found(mailing_id: uuid.UUID) -> repository.MailingRow:
-        try:
-            return await mailings.get(mailing_id)
-        except MailingUnknown as exc:
-            raise HTTPException(404, "Deze mailing bestaat niet") from exc
+        """The mailing; ``MailingUnknown`` (404) for one that does not exist."""
+        return await mailings.get(mailing_id)
 
     # --- JSON API ---------------------------------------------------------------------------
 
@@ -82,21 +80,13 @@ def organiser_router(mailings: MailingService) -> APIRouter:
 
     @router.post("/api/mailings", tags=["mailings"], status_code=201, summary="Draft a mailing")
     async def create(body: MailingIn, organiser: Organiser) -> dict[str, Any]:
-        try:
-            mailing_id = await mailings.create(body.draft(), organiser)
-        except DraftInvalid as exc:
-            raise unprocessable(exc.problems) from exc
+        mailing_id = await mailings.create(body.draft(), organiser)
         return _public(await mailings.get(mailing_id))
 
     @router.put("/api/mailings/{mailing_id}", tags=["mailings"], summary="Change a draft")
     async def update(mailing_id: uuid.UUID, body: MailingIn, _o: Organiser) -> dict[str, Any]:
         await found(mailing_id)
-        try:
-            await mailings.update(mailing_id, body.draft())
-        except DraftInvalid as exc:
-            raise unprocessable(exc.problems) from exc
-        except MailingRefused as exc:
-            raise HTTPException(409, str(exc)) from exc
+        await mailings.update(mailing_id, body.draft())
         return _public(await mailings.get(mailing_id))
 
     @router.get("/api/mailings/{mailing_id}", tags=["mailings"], summary="One mailing")
@@ -140,10 +130,7 @@ def organiser_router(mailings: MailingService) -> APIRouter:
         mailing_id: uuid.UUID, body: ScheduleIn, _organiser: Organiser
     ) -> dict[str, Any]:
         await found(mailing_id)
-        try:
-            await mailings.schedule(mailing_id, body.send_at)
-        except MailingRefused as exc:
-            raise HTTPException(409, str(exc)) from exc
+        await mailings.schedule(mailing_id, body.send_at)
         return await mailings.progress(mailing_id)
 
     @router.post(
@@ -151,10 +138,7 @@ def organiser_router(mailings: MailingService) -> APIRouter:
     )
     async def unschedule(mailing_id: uuid.UUID, _organiser: Organiser) -> dict[str, Any]:
         await found(mailing_id)
-        try:
-            await mailings.unschedule(mailing_id)
-        except MailingRefused as exc:
-            raise HTTPException(409, str(exc)) from exc
+        await mailings.unschedule(mailing_id)
         return await mailings.progress(mailing_id)
 
     # --- pages ------------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""Where people reach each service's pages: one place for every address the platform writes
+into a page, a calendar or an e-mail.
+
+The one address (the gateway, nginx, the Ingress) serves each service under its prefix
+(``/events``, ``/registrations``, ``/notifications``, ``/analytics``); ``PUBLIC_BASE_URL`` is
+that address. A service links to another's page only through ``PublicUrls``; personal links
+(signed) are made by ``stolive_shared.links.PersonalLinks`` on top of these.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PublicUrls:
+    base: str  # PUBLIC_BASE_URL, e.g. https://live.sterktechniekonderwijs.nl
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", self.base.rstrip("/"))
+
+    # events
+    def watch_page(self, event_id: uuid.UUID | str) -> str:
+        return f"{self.base}/events/watch/{event_id}"
+
+    def agenda(self) -> str:
+        return f"{self.base}/events/agenda"
+
+    # registrations
+    def sign_up_form(self, event_id: uuid.UUID | str) -> str:
+        return f"{self.base}/registrations/events/{event_id}/aanmelden"
+
+    def manage_page(self, token: str) -> str:
+        return f"{self.base}/registrations/r/{token}"
+
+    def check_in_page(self, token: str) -> str:
+        return f"{self.base}/registrations/organisator/inchecken/{token}"
+
+    # notifications
+    def unsubscribe_page(self, token: str) -> str:
+        return f"{self.base}/notifications/afmelden/{token}"
+
+    def newsletter_confirmation_page(self, token: str) -> str:
+        return f"{self.base}/notifications/nieuwsbrief/bevestigen/{token}"
+
+    def mailing_online(self, mailing_id: uuid.UUID) -> str:
+        return f"{self.base}/notifications/mailings/{mailing_id}/online"
+
+    # analytics
+    def certificate_page(self, token: str) -> str:
+        return f"{self.base}/analytics/certificaat/{token}"
