@@ -253,7 +253,7 @@ async def _wait_counting(bootstrap: str, watch: ChangelogWatch) -> None:
 
 
 async def run(seconds: float) -> BenchResult:
-    from sto_analytics.definition import DEFINITION
+    from sto_analytics.bootstrap import DEFINITION
     from stolive.broker import EmbeddedBroker
     from stolive_shared.contracts.topics import ALL_TOPICS
     from stolive_shared.db import apply_migrations

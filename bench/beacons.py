@@ -39,7 +39,7 @@ from bench.common import (
     wait_http,
 )
 from bench.result import BenchResult
-from sto_events.definition import DEFINITION
+from sto_events.bootstrap import DEFINITION
 from sto_events.domain import Event
 from sto_events.service import EventsService
 from stolive.broker import EmbeddedBroker

@@ -41,7 +41,7 @@ ROUNDS = 2
 
 async def run(seconds: float) -> BenchResult:
     """``seconds`` bounds how long each phase may take (the workload is fixed: 10,000)."""
-    from sto_notifications.definition import DEFINITION
+    from sto_notifications.bootstrap import DEFINITION
     from sto_notifications.domain import Audience
     from sto_notifications.service import MailingDraft, MailingService
     from stolive_shared.db import apply_migrations, create_pool
@@ -188,7 +188,7 @@ async def _bare_loop(port: int, message: bytes) -> float:
 async def _send(database_url: str, port: int, mailing_id: uuid.UUID) -> dict[str, float]:
     """The service's own scheduler and ``MailingSender``, as the worker runs them."""
     from sto_notifications import repository
-    from sto_notifications.consumers import notifications_service
+    from sto_notifications.bootstrap import DEFINITION
     from sto_notifications.service import MailingSender, MailingService, Scheduler
     from stolive_shared.db import create_pool
 
@@ -196,7 +196,8 @@ async def _send(database_url: str, port: int, mailing_id: uuid.UUID) -> dict[str
     pool = await create_pool(database_url, "notifications", min_size=2, max_size=12)
     try:
         mailings = MailingService(pool, settings)
-        scheduler = Scheduler(pool, settings, notifications_service(settings), mailings)
+        reactions = DEFINITION.bootstrap(DEFINITION.runtime(settings, pool)).reactions
+        scheduler = Scheduler(pool, settings, reactions, mailings)
         sender = MailingSender(pool, settings)
         started = time.perf_counter()
         await scheduler.tick()

@@ -57,7 +57,7 @@ _BODY = (
 
 async def _events(database_url: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
     from sto_registrations import repository
-    from sto_registrations.definition import DEFINITION
+    from sto_registrations.bootstrap import DEFINITION
     from stolive_shared.contracts.events import EventSnapshot
     from stolive_shared.db import apply_migrations
 

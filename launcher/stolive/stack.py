@@ -183,10 +183,10 @@ class Stack:
             ) from exc
 
     async def _migrate(self) -> None:
-        from sto_analytics.definition import DEFINITION as ANALYTICS
-        from sto_events.definition import DEFINITION as EVENTS
-        from sto_notifications.definition import DEFINITION as NOTIFICATIONS
-        from sto_registrations.definition import DEFINITION as REGISTRATIONS
+        from sto_analytics.bootstrap import DEFINITION as ANALYTICS
+        from sto_events.bootstrap import DEFINITION as EVENTS
+        from sto_notifications.bootstrap import DEFINITION as NOTIFICATIONS
+        from sto_registrations.bootstrap import DEFINITION as REGISTRATIONS
 
         for definition in (EVENTS, REGISTRATIONS, NOTIFICATIONS, ANALYTICS):
             settings = definition.settings_factory()

@@ -49,6 +49,7 @@ def parse_roles(text: str) -> frozenset[str]:
 
 
 S = TypeVar("S", bound=ServiceSettings)
+P = TypeVar("P")  # a service's parts, built once per process by its bootstrap
 
 # Sets a service's own gauges from its database at scrape time (analytics: live viewers).
 MetricsProbe = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -111,21 +112,30 @@ class Runtime(Generic[S]):
 
 
 @dataclass(frozen=True)
-class ServiceDefinition(Generic[S]):
+class ServiceDefinition(Generic[S, P]):
+    """How the runtime runs one service. ``bootstrap`` is the one place the service's parts
+    are built from the runtime (its pool, settings, clients); the HTTP app, the Kafka
+    consumers and the background workers all receive those same parts (``P``)."""
+
     name: str
     settings_factory: Callable[[], S]
     migrations: Path
-    create_app: Callable[[Runtime[S]], FastAPI]
-    create_consumers: Callable[[Runtime[S]], list[MessageConsumer]] = lambda _runtime: []
-    create_workers: Callable[[Runtime[S]], list[BackgroundWorker]] = lambda _runtime: []
+    bootstrap: Callable[[Runtime[S]], P]
+    create_app: Callable[[P], FastAPI]
+    create_consumers: Callable[[P], list[MessageConsumer]] = lambda _parts: []
+    create_workers: Callable[[P], list[BackgroundWorker]] = lambda _parts: []
     metrics_probes: Sequence[MetricsProbe] = ()
 
     def runtime(self, settings: S, pool: asyncpg.Pool) -> Runtime[S]:
         """The runtime ``serve`` starts from (tests wiring a service in-process use it too)."""
         return Runtime(settings=settings, pool=pool, metrics_probes=self.metrics_probes)
 
+    def app(self, runtime: Runtime[S]) -> FastAPI:
+        """The HTTP app on freshly built parts (tests that need only the app use this)."""
+        return self.create_app(self.bootstrap(runtime))
 
-async def migrate(definition: ServiceDefinition[S], settings: S) -> list[str]:
+
+async def migrate(definition: ServiceDefinition[S, Any], settings: S) -> list[str]:
     await ensure_database(settings.database_url)
     return await apply_migrations(
         settings.database_url, settings.db_schema, [definition.migrations]
@@ -143,7 +153,7 @@ def build_relay(settings: ServiceSettings, pool: asyncpg.Pool) -> OutboxRelay:
     )
 
 
-async def serve(definition: ServiceDefinition[S], settings: S, roles: frozenset[str]) -> None:
+async def serve(definition: ServiceDefinition[S, Any], settings: S, roles: frozenset[str]) -> None:
     settings.check_production_ready()
     if roles == {"migrate"}:
         applied = await migrate(definition, settings)
@@ -156,15 +166,16 @@ async def serve(definition: ServiceDefinition[S], settings: S, roles: frozenset[
         max_size=settings.db_pool_max_size,
     )
     runtime = definition.runtime(settings, pool)
+    parts = definition.bootstrap(runtime)
     tasks: list[asyncio.Task[None]] = []
     server: uvicorn.Server | None = None
     if "relay" in roles:
         runtime.relay = build_relay(settings, pool)
         tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
     if "worker" in roles:
-        runtime.consumers = definition.create_consumers(runtime)
+        runtime.consumers = definition.create_consumers(parts)
         tasks.extend(asyncio.create_task(c.run(), name=c.name) for c in runtime.consumers)
-        runtime.workers = definition.create_workers(runtime)
+        runtime.workers = definition.create_workers(parts)
         tasks.extend(asyncio.create_task(w.run(), name=w.name) for w in runtime.workers)
     if settings.metrics_port and roles & {"api", "worker"}:
         metrics = uvicorn.Config(
@@ -178,7 +189,7 @@ async def serve(definition: ServiceDefinition[S], settings: S, roles: frozenset[
         tasks.append(asyncio.create_task(SignalFreeServer(metrics).serve(), name="metrics"))
     if "api" in roles:
         config = uvicorn.Config(
-            BodyLimit(definition.create_app(runtime), settings.max_body_bytes),
+            BodyLimit(definition.create_app(parts), settings.max_body_bytes),
             host=settings.http_host,
             port=settings.http_port,
             root_path=settings.root_path,
@@ -228,7 +239,7 @@ class SignalFreeServer(uvicorn.Server):
         yield
 
 
-def main(definition: ServiceDefinition[S], argv: Sequence[str] | None = None) -> None:
+def main(definition: ServiceDefinition[S, Any], argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m sto_{definition.name}")
     parser.add_argument(
         "roles", nargs="?", default="all", help=f"one of {', '.join(ROLES)}, or several: api,relay"

@@ -26,8 +26,8 @@ import pytest
 import uvicorn
 from playwright.async_api import expect
 
+from sto_analytics.bootstrap import DEFINITION
 from sto_analytics.config import AnalyticsSettings
-from sto_analytics.definition import DEFINITION
 from sto_analytics.domain import LiveViewers, minute_of, watch_figures
 from sto_analytics.streams.viewers import LiveState, reread_recent
 from stolive.broker import free_port
@@ -188,7 +188,7 @@ async def analytics(
     )
     pool = await create_pool(database_url, "analytics", max_size=5)
     port = free_port()
-    app = DEFINITION.create_app(Runtime(settings=settings, pool=pool))
+    app = DEFINITION.app(Runtime(settings=settings, pool=pool))
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -18,9 +18,8 @@ import httpx
 import icalendar
 import pytest
 
-from sto_events.app import create_app
+from sto_events.bootstrap import DEFINITION
 from sto_events.config import EventsSettings
-from sto_events.definition import DEFINITION
 from sto_events.service import EventsService
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
@@ -46,7 +45,7 @@ async def running_events_app(
     )
     pool = await create_pool(database_url, "events", max_size=5)
     try:
-        app = create_app(Runtime(settings=settings, pool=pool))
+        app = DEFINITION.app(Runtime(settings=settings, pool=pool))
         service: EventsService = app.state.events
         token = await app.state.organisers.store.create_token("integratietest")
         async with (

@@ -19,9 +19,9 @@ import icalendar
 import pytest
 from pydantic import SecretStr
 
+from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, message_handlers
-from sto_notifications.definition import DEFINITION
 from sto_notifications.domain import email_sha256
 from sto_notifications.mime import build_message
 from sto_notifications.repository import email_status
@@ -206,7 +206,8 @@ async def test_the_confirmation_arrives_through_kafka_with_an_invitation_a_calen
     registration = view(event, email)
     harness.clock.now = datetime.now(UTC) + timedelta(minutes=1)  # the consumer uses real time
     runtime = Runtime(settings=settings.model_copy(update={"kafka": kafka}), pool=pool)
-    consumer = next(c for c in create_consumers(runtime) if "registrations" in c.name)
+    parts = DEFINITION.bootstrap(runtime)
+    consumer = next(c for c in create_consumers(parts) if "registrations" in c.name)
     task = asyncio.create_task(consumer.run())
     try:
         await produce_messages(kafka, [RegistrationConfirmed.create(registration=registration)])

@@ -31,8 +31,8 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
-from sto_notifications.definition import DEFINITION
 from sto_notifications.domain import Audience
 from sto_notifications.service import MailingDraft, MailingService
 from stolive_shared.db import apply_migrations, create_pool

@@ -17,10 +17,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from sto_notifications.app import create_app
+from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
-from sto_notifications.consumers import notifications_service
-from sto_notifications.definition import DEFINITION
 from sto_notifications.service import EmailSender, MailingSender, MailingService, Scheduler
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
@@ -79,7 +77,8 @@ async def office(
         subscribe_rate_per_minute=0,
     )
     clock = Clock(datetime.now(UTC) + timedelta(minutes=1))  # the app itself uses real time
-    app = create_app(Runtime(settings=settings, pool=pool))
+    parts = DEFINITION.bootstrap(Runtime(settings=settings, pool=pool))
+    app = DEFINITION.create_app(parts)
     transport = httpx.ASGITransport(app=app)
     mailing_service = MailingService(pool, settings, clock=clock)
     async with (
@@ -96,9 +95,7 @@ async def office(
             clock=clock,
             web=web,
             organiser=organiser,
-            scheduler=Scheduler(
-                pool, settings, notifications_service(settings), mailing_service, clock=clock
-            ),
+            scheduler=Scheduler(pool, settings, parts.reactions, mailing_service, clock=clock),
             emails=EmailSender(pool, settings, clock=clock),
             mailings=MailingSender(pool, settings, clock=clock),
             sink=smtp[0],

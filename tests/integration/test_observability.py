@@ -34,15 +34,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from sto_analytics.bootstrap import DEFINITION as ANALYTICS
 from sto_analytics.config import AnalyticsSettings
-from sto_analytics.definition import DEFINITION as ANALYTICS
+from sto_notifications.bootstrap import DEFINITION as NOTIFICATIONS
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers
-from sto_notifications.definition import DEFINITION as NOTIFICATIONS
 from sto_notifications.service import EmailSender
-from sto_registrations.app import create_app
+from sto_registrations.bootstrap import DEFINITION as REGISTRATIONS
 from sto_registrations.config import RegistrationsSettings
-from sto_registrations.definition import DEFINITION as REGISTRATIONS
 from stolive.broker import free_port
 from stolive_shared.contracts.codec import encode
 from stolive_shared.contracts.events import EventSnapshot
@@ -126,8 +125,10 @@ async def platform(
     )
     registrations_pool = await create_pool(database_url, "registrations", max_size=4)
     notifications_pool = await create_pool(database_url, "notifications", max_size=4)
-    app = create_app(REGISTRATIONS.runtime(registrations_settings, registrations_pool))
-    notifications = NOTIFICATIONS.runtime(notifications_settings, notifications_pool)
+    app = REGISTRATIONS.app(REGISTRATIONS.runtime(registrations_settings, registrations_pool))
+    notifications = NOTIFICATIONS.bootstrap(
+        NOTIFICATIONS.runtime(notifications_settings, notifications_pool)
+    )
     notifications_app = NOTIFICATIONS.create_app(notifications)
     consumer = next(c for c in create_consumers(notifications) if "registrations" in c.name)
     loops = [
@@ -353,7 +354,7 @@ async def analytics_api(
         events_api_url="http://127.0.0.1:9",
     )
     pool = await create_pool(database_url, "analytics", max_size=2)
-    app = ANALYTICS.create_app(ANALYTICS.runtime(settings, pool))
+    app = ANALYTICS.app(ANALYTICS.runtime(settings, pool))
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://sto.test"

@@ -17,11 +17,13 @@ import asyncpg
 import pytest
 
 from sto_registrations import repository
-from sto_registrations.definition import DEFINITION
+from sto_registrations.bootstrap import DEFINITION
 from sto_registrations.domain import Applicant
 from sto_registrations.service import RegistrationsService
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.db import apply_migrations, create_pool
+from stolive_shared.links import PersonalLinks
+from stolive_shared.urls import PublicUrls
 
 SCHEMA = "registrations"
 
@@ -32,7 +34,7 @@ async def services(database_url: str) -> AsyncIterator[list[RegistrationsService
     pools = [await create_pool(database_url, SCHEMA, max_size=8) for _ in range(2)]
     made = [
         RegistrationsService(
-            pool=pool, schema=SCHEMA, link_secret="test-secret", public_base_url="http://sto"
+            pool=pool, schema=SCHEMA, links=PersonalLinks("test-secret", PublicUrls("http://sto"))
         )
         for pool in pools
     ]

@@ -19,9 +19,8 @@ import pytest
 import segno
 
 from sto_registrations import repository
-from sto_registrations.app import create_app
+from sto_registrations.bootstrap import DEFINITION
 from sto_registrations.config import RegistrationsSettings
-from sto_registrations.definition import DEFINITION
 from sto_registrations.domain import Applicant
 from sto_registrations.service import RegistrationsService
 from stolive_shared.contracts.events import EventSnapshot
@@ -89,7 +88,7 @@ async def site(database_url: str) -> AsyncIterator[Site]:
         signup_form_token_min_age_s=0,
     )
     pool = await create_pool(database_url, "registrations", max_size=4)
-    app = create_app(Runtime(settings=settings, pool=pool))
+    app = DEFINITION.app(Runtime(settings=settings, pool=pool))
     transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 40000))
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://sto.test") as client,
@@ -363,7 +362,7 @@ async def test_sign_ups_from_one_address_are_limited_across_replicas_others_carr
         signup_form_token_min_age_s=0,
     )
     pools = [await create_pool(database_url, "registrations", max_size=2) for _ in range(2)]
-    replicas = [create_app(Runtime(settings=settings, pool=pool)) for pool in pools]
+    replicas = [DEFINITION.app(Runtime(settings=settings, pool=pool)) for pool in pools]
     try:
 
         def client(app: Any, address: str) -> httpx.AsyncClient:

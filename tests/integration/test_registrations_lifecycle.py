@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from sto_registrations import repository
-from sto_registrations.definition import DEFINITION
+from sto_registrations.bootstrap import DEFINITION
 from sto_registrations.domain import Applicant, SignUpRefused
 from sto_registrations.service import CheckInRefused, RegistrationsService
 from stolive_shared import links
@@ -23,6 +23,8 @@ from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import PersonErased
 from stolive_shared.db import apply_migrations, create_pool
+from stolive_shared.links import PersonalLinks
+from stolive_shared.urls import PublicUrls
 
 SCHEMA = "registrations"
 
@@ -32,7 +34,9 @@ async def service(database_url: str) -> AsyncIterator[RegistrationsService]:
     await apply_migrations(database_url, SCHEMA, [DEFINITION.migrations])
     pool = await create_pool(database_url, SCHEMA, max_size=6)
     made = RegistrationsService(
-        pool=pool, schema=SCHEMA, link_secret="test-secret", public_base_url="http://sto.test"
+        pool=pool,
+        schema=SCHEMA,
+        links=PersonalLinks("test-secret", PublicUrls("http://sto.test")),
     )
     yield made
     await made.close()

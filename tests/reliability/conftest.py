@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sto_registrations import repository as registrations_repository
-from sto_registrations.definition import DEFINITION as REGISTRATIONS
+from sto_registrations.bootstrap import DEFINITION as REGISTRATIONS
 from stolive.broker import free_port
 from stolive.processes import ManagedProcess
 from stolive_shared.contracts.events import EventSnapshot

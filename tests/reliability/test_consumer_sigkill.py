@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sto_notifications.definition import DEFINITION as NOTIFICATIONS
+from sto_notifications.bootstrap import DEFINITION as NOTIFICATIONS
 from stolive.processes import ManagedProcess
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventPublished, EventSnapshot
@@ -63,7 +63,7 @@ async def test_registrations_consumer_survives_sigkill_mid_batch(
     tmp_path: Path,
     figures: Callable[[str], None],
 ) -> None:
-    from sto_registrations.definition import DEFINITION as REGISTRATIONS
+    from sto_registrations.bootstrap import DEFINITION as REGISTRATIONS
 
     await apply_migrations(database_url, "registrations", [REGISTRATIONS.migrations])
     starts = datetime.now(UTC) + timedelta(days=20)

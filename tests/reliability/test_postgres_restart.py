@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from sto_registrations.definition import DEFINITION as REGISTRATIONS
+from sto_registrations.bootstrap import DEFINITION as REGISTRATIONS
 from stolive.embedded_postgres import EmbeddedPostgres
 from stolive_shared.db import apply_migrations, ensure_database, with_database
 from tests.reliability.conftest import ProcessFactory, base_url, published_event, wait_ready

@@ -65,15 +65,15 @@ def service_routes() -> list[ServiceRoute]:
     """Every API route of every service, built as the services build them (no I/O)."""
     found: list[ServiceRoute] = []
     for service in SERVICES:
-        module = import_module(f"sto_{service}.definition")
-        definition = cast(ServiceDefinition[Any], module.DEFINITION)
+        module = import_module(f"sto_{service}.bootstrap")
+        definition = cast(ServiceDefinition[Any, Any], module.DEFINITION)
         settings = definition.settings_factory().model_copy(
             update={
                 "link_secret": SecretStr("route-listing-link-secret"),
                 "session_secret": SecretStr("route-listing-session-secret"),
             }
         )
-        app = definition.create_app(Runtime(settings=settings, pool=cast(asyncpg.Pool, None)))
+        app = definition.app(Runtime(settings=settings, pool=cast(asyncpg.Pool, None)))
         for path, methods, dependant, name in _api_routes(app.routes):
             for method in sorted(methods - {"HEAD"}):
                 found.append(ServiceRoute(service, method, path, access_of(dependant), name))

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from sto_events.bootstrap import DEFINITION as EVENTS
 from sto_events.config import EventsSettings
-from sto_events.definition import DEFINITION as EVENTS
 from stolive.broker import free_port
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
@@ -215,7 +215,7 @@ async def https_events_app(
     )
     settings.check_production_ready()
     pool = await create_pool(database_url, "events", max_size=2)
-    app = EVENTS.create_app(Runtime(settings=settings, pool=pool))
+    app = EVENTS.app(Runtime(settings=settings, pool=pool))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(

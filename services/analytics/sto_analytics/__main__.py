@@ -2,8 +2,8 @@
 
 import sys
 
+from sto_analytics.bootstrap import DEFINITION
 from sto_analytics.config import AnalyticsSettings
-from sto_analytics.definition import DEFINITION
 from stolive_shared.runtime import main
 
 if len(sys.argv) > 1 and sys.argv[1] == "worker":

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from sto_analytics.api import figures, pages
-from sto_analytics.config import AnalyticsSettings
-from stolive_shared.runtime import Runtime
 from stolive_shared.web import service_app
 
+if TYPE_CHECKING:
+    from sto_analytics.bootstrap import Analytics
 
-def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
-    settings = runtime.settings
+
+def create_app(parts: Analytics) -> FastAPI:
+    runtime, settings = parts.runtime, parts.runtime.settings
     app = service_app(
         title="STO Live analytics",
         service_name="analytics",
@@ -25,6 +28,7 @@ def create_app(runtime: Runtime[AnalyticsSettings]) -> FastAPI:
     )
     app.state.pool = runtime.pool
     app.state.settings = settings
+    app.state.parts = parts
     app.include_router(runtime.health_router())
     app.include_router(figures.router)
     app.include_router(pages.router)

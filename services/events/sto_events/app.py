@@ -12,22 +12,17 @@ import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from sto_events.api import agenda, beacons, events, organiser_pages, watch
 from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
-from sto_events.beacons import BeaconPublisher, EventStatusCache
-from sto_events.config import EventsSettings
-from sto_events.domain import (
-    ViewerThrottle,
-)
-from sto_events.service import EventsService
 from stolive_shared.db import CONNECTION_ERRORS
-from stolive_shared.ratelimit import Limit, SharedLimits
-from stolive_shared.runtime import Runtime
 from stolive_shared.web import service_app
+
+if TYPE_CHECKING:
+    from sto_events.bootstrap import Events
 
 
 class EventsApp(FastAPI):
@@ -43,18 +38,9 @@ class EventsApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
-    settings = runtime.settings
-    service = EventsService(runtime.pool, settings.db_schema)
-    statuses = EventStatusCache(service.public_statuses, settings.status_refresh_s)
-    service.listeners.append(statuses.note)
-    throttle = ViewerThrottle(settings.beacon_min_interval_s)
-    publisher = BeaconPublisher(
-        settings.kafka,
-        linger_ms=settings.beacon_linger_ms,
-        ack_timeout_s=settings.beacon_ack_timeout_s,
-        max_pending=settings.beacon_max_pending,
-    )
+def create_app(parts: Events) -> FastAPI:
+    runtime, settings = parts.runtime, parts.runtime.settings
+    statuses, throttle, publisher = parts.statuses, parts.throttle, parts.publisher
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -88,18 +74,9 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
         app_class=EventsApp,
         lifespan=lifespan,
     )
-    app.state.events = service
-    app.state.link_secret = settings.link_key()
-    app.state.login_limit = (
-        SharedLimits(runtime.pool),
-        Limit("organiser-login", settings.login_rate_per_minute, settings.login_rate_burst),
-    )
-    app.state.public_base_url = settings.public_base_url.rstrip("/")
-    app.state.viewer_throttle = throttle
-    app.beacon_endpoint = app.state.beacon_endpoint = BeaconEndpoint(
-        statuses, throttle, publisher, settings.beacon_max_batch, settings.link_key()
-    )
-    app.state.heartbeat_s = settings.heartbeat_s
+    app.state.events = parts.service
+    app.state.parts = parts
+    app.beacon_endpoint = parts.beacons
 
     async def status() -> dict[str, Any]:
         body = await runtime.status()
@@ -113,5 +90,4 @@ def create_app(runtime: Runtime[EventsSettings]) -> FastAPI:
     app.include_router(agenda.router)
     app.include_router(watch.router)
     app.include_router(organiser_pages.router)
-
     return app

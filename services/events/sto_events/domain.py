@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from stolive_shared import links
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import (
     DEFAULT_REMINDER_OFFSETS_HOURS,
@@ -380,18 +379,13 @@ class BeaconRefused(DomainError):
         super().__init__(message, status=status)
 
 
-def check_viewer(beacon: Beacon, link_secret: str) -> None:
+def check_viewer(beacon: Beacon, proven_viewer: str | None) -> None:
     """A registration's viewer id (``v_…``) counts toward that person's attendance, so only the
-    token of their signed watch link may name it; any other id is anonymous and counts in the
-    live and view figures only."""
+    token of their signed watch link may name it (``proven_viewer``: the id that token
+    proves, if any); any other id is anonymous and counts in the live and view figures only."""
     if not beacon.viewer_id.startswith("v_"):
         return
-    proven = (
-        links.watch_viewer(link_secret, beacon.event_id, beacon.viewer_token)
-        if beacon.viewer_token
-        else None
-    )
-    if proven != beacon.viewer_id:
+    if proven_viewer != beacon.viewer_id:
         raise BeaconRefused("deze kijklink is niet geldig", 403)
 
 

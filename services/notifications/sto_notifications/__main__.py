@@ -1,6 +1,6 @@
 """``python -m sto_notifications [api|worker|relay|all|migrate]``."""
 
-from sto_notifications.definition import DEFINITION
+from sto_notifications.bootstrap import DEFINITION
 from stolive_shared.runtime import main
 
 main(DEFINITION)

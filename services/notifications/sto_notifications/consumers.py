@@ -10,20 +10,16 @@ SMTP pool and rate limit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from sto_notifications.config import NotificationsSettings
 from sto_notifications.service import (
     EmailSender,
-    Links,
     MailingSender,
-    MailingService,
     NotificationsService,
     Scheduler,
 )
-from sto_notifications.smtp import SmtpPool
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.events import (
     EventCancelled,
@@ -43,15 +39,10 @@ from stolive_shared.contracts.registrations import (
 )
 from stolive_shared.contracts.topics import ANALYTICS, EVENTS, REGISTRATIONS
 from stolive_shared.messaging.consumer import Delivery, Handler, MessageConsumer
-from stolive_shared.runtime import BackgroundWorker, Runtime
+from stolive_shared.runtime import BackgroundWorker
 
-
-def notifications_service(settings: NotificationsSettings) -> NotificationsService:
-    return NotificationsService(
-        schema=settings.db_schema,
-        links=Links.of(settings),
-        mail_from=settings.mail_from,
-    )
+if TYPE_CHECKING:
+    from sto_notifications.bootstrap import Notifications
 
 
 def message_handlers(service: NotificationsService) -> dict[Any, Handler]:
@@ -110,8 +101,9 @@ def message_handlers(service: NotificationsService) -> dict[Any, Handler]:
     return handlers
 
 
-def create_consumers(runtime: Runtime[NotificationsSettings]) -> list[MessageConsumer]:
-    handlers = message_handlers(notifications_service(runtime.settings))
+def create_consumers(parts: Notifications) -> list[MessageConsumer]:
+    handlers = message_handlers(parts.reactions)
+    settings = parts.runtime.settings
     # One consumer (and group) per topic: a group's name is also its key in
     # processed_messages, so "notifications.registrations" keeps the name it always had.
     return [
@@ -121,21 +113,18 @@ def create_consumers(runtime: Runtime[NotificationsSettings]) -> list[MessageCon
             handlers={
                 model: handler for model, handler in handlers.items() if model.TOPIC == topic.name
             },
-            pool=runtime.pool,
-            kafka=runtime.settings.kafka,
-            max_attempts=runtime.settings.consumer_max_attempts,
+            pool=parts.runtime.pool,
+            kafka=settings.kafka,
+            max_attempts=settings.consumer_max_attempts,
         )
         for topic in (REGISTRATIONS, EVENTS, ANALYTICS)
     ]
 
 
-def create_workers(runtime: Runtime[NotificationsSettings]) -> list[BackgroundWorker]:
-    settings = runtime.settings
-    smtp = SmtpPool(settings)
-    mailings = MailingService(runtime.pool, settings)
-    service = notifications_service(settings)
+def create_workers(parts: Notifications) -> list[BackgroundWorker]:
+    pool, settings = parts.runtime.pool, parts.runtime.settings
     return [
-        Scheduler(runtime.pool, settings, service, mailings),
-        EmailSender(runtime.pool, settings, smtp),
-        MailingSender(runtime.pool, settings, smtp),
+        Scheduler(pool, settings, parts.reactions, parts.mailings),
+        EmailSender(pool, settings, parts.smtp),
+        MailingSender(pool, settings, parts.smtp),
     ]

@@ -84,10 +84,12 @@ from stolive_shared.contracts.notifications import (
 from stolive_shared.contracts.registrations import RegistrationView
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.errors import DomainError
+from stolive_shared.events_client import EventsClient
 from stolive_shared.messaging import outbox
 from stolive_shared.metrics import EMAILS_FAILED, EMAILS_SENT
 from stolive_shared.retry import Backoff
 from stolive_shared.telemetry import context_from_traceparent, current_traceparent
+from stolive_shared.urls import PublicUrls
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -1021,7 +1023,9 @@ class MailingService:
         self._settings = settings
         self._clock = clock
         self.links = Links.of(settings)
-        self._events = events or EventsDirectory(settings.events_api_url, settings.public_base_url)
+        self._events = events or EventsDirectory(
+            EventsClient(settings.events_api_url), PublicUrls(settings.public_base_url)
+        )
         self._smtp = smtp
         self._renderer = MailingRenderer()
 

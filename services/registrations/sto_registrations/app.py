@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -13,33 +13,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from sto_registrations.api import organiser_pages, organisers, pages, registrations
-from sto_registrations.api.abuse import FormTokens, SignUpGuard, SignUpLimit
 from sto_registrations.api.fast_sign_up import SignUpFastPath
-from sto_registrations.api.pages import RegionDirectory
-from sto_registrations.config import RegistrationsSettings
-from sto_registrations.service import (
-    RegistrationsService,
-)
-from stolive_shared.ratelimit import Limit, SharedLimits
-from stolive_shared.runtime import Runtime
 from stolive_shared.web import service_app
 
-
-def build_service(runtime: Runtime[RegistrationsSettings]) -> RegistrationsService:
-    settings = runtime.settings
-    return RegistrationsService(
-        pool=runtime.pool,
-        schema=settings.db_schema,
-        link_secret=settings.link_key(),
-        public_base_url=settings.public_base_url.rstrip("/"),
-        max_in_flight=settings.signup_batches_in_flight,
-        repeat_notice_interval=timedelta(minutes=settings.repeat_notice_interval_minutes),
-    )
+if TYPE_CHECKING:
+    from sto_registrations.bootstrap import Registrations
 
 
-def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
-    settings = runtime.settings
-    service = build_service(runtime)
+def create_app(parts: Registrations) -> FastAPI:
+    runtime, settings, service = parts.runtime, parts.runtime.settings, parts.service
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -63,19 +45,7 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registrations = service
-    app.state.regions = RegionDirectory(settings.events_api_url)
-    app.state.sign_up_limit = SignUpLimit(
-        SharedLimits(runtime.pool),
-        Limit("sign-up", settings.signup_rate_per_minute, settings.signup_rate_burst),
-    )
-    app.state.sign_up_guard = SignUpGuard(
-        app.state.sign_up_limit,
-        FormTokens.from_secret(
-            settings.session_key(),
-            settings.signup_form_token_min_age_s,
-            settings.signup_form_token_max_age_s,
-        ),
-    )
+    app.state.parts = parts
     if settings.signup_api_origins.strip():
         # Partner pages may call the public sign-up API from the browser: no cookies.
         app.add_middleware(
@@ -96,7 +66,7 @@ def create_app(runtime: Runtime[RegistrationsSettings]) -> FastAPI:
         Middleware(
             SignUpFastPath,
             service=service,
-            guard=app.state.sign_up_guard,
+            guard=parts.sign_up_guard,
             route=next(
                 route
                 for route in registrations.router.routes

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from sto_registrations.app import build_service
-from sto_registrations.config import RegistrationsSettings
 from stolive_shared.contracts.events import EVENT_MESSAGES
 from stolive_shared.contracts.topics import EVENTS
 from stolive_shared.messaging.consumer import Delivery, Handler, MessageConsumer
-from stolive_shared.runtime import Runtime
+
+if TYPE_CHECKING:
+    from sto_registrations.bootstrap import Registrations
 
 
-def create_consumers(runtime: Runtime[RegistrationsSettings]) -> list[MessageConsumer]:
-    service = build_service(runtime)
+def create_consumers(parts: Registrations) -> list[MessageConsumer]:
+    runtime, service = parts.runtime, parts.service
 
     async def on_event_changed(conn: asyncpg.Connection, message: Any, _delivery: Delivery) -> None:
         await service.apply_event(conn, message.event)

@@ -46,14 +46,12 @@ from stolive_shared.contracts.registrations import (
     RegistrationWaitlisted,
 )
 from stolive_shared.errors import DomainError
+from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging import outbox
 from stolive_shared.telemetry import current_trace_headers, trace_headers_of
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
-
-MANAGE_PURPOSE = "manage-registration"
-CHECK_IN_PURPOSE = "check-in"
 
 
 class EventUnknown(DomainError):
@@ -99,13 +97,6 @@ class SignUpRequest:
 
 
 SignUpAnswer = SignUpResult | Exception
-
-
-def _verified(secret: str, purpose: str, token: str) -> uuid.UUID | None:
-    """A token from a link is anything a browser sends; only ASCII ones can be genuine."""
-    if not token.isascii() or len(token) > 100:
-        return None
-    return links.verify(secret, purpose, token)
 
 
 def _fresh_ids(count: int) -> Iterator[tuple[uuid.UUID, uuid.UUID, str]]:
@@ -368,8 +359,7 @@ class SignUpBatcher:
 class RegistrationsService:
     pool: asyncpg.Pool
     schema: str
-    link_secret: str
-    public_base_url: str
+    links: PersonalLinks
     clock: Clock = utc_now
     max_in_flight: int = 4
     # A registration is told "you were already signed up" at most once per this interval.
@@ -423,28 +413,23 @@ class RegistrationsService:
     # -- personal links --------------------------------------------------------------------
 
     def manage_token(self, registration_id: uuid.UUID) -> str:
-        return links.sign(self.link_secret, MANAGE_PURPOSE, registration_id)
+        return self.links.manage_token(registration_id)
 
-    def manage_url(self, registration_id: uuid.UUID, token: str | None = None) -> str:
-        token = token or self.manage_token(registration_id)
-        return f"{self.public_base_url}/registrations/r/{token}"
+    def manage_url(self, registration_id: uuid.UUID) -> str:
+        return self.links.manage(registration_id)
 
     def registration_for_token(self, token: str) -> uuid.UUID:
-        registration_id = _verified(self.link_secret, MANAGE_PURPOSE, token)
+        registration_id = self.links.subject(links.MANAGE, token)
         if registration_id is None:
             raise RegistrationUnknown()
         return registration_id
 
-    def check_in_token(self, registration_id: uuid.UUID) -> str:
-        return links.sign(self.link_secret, CHECK_IN_PURPOSE, registration_id)
-
     def check_in_url(self, registration_id: uuid.UUID) -> str:
         """What the QR code on the confirmation holds: an organiser opens it on a phone."""
-        token = self.check_in_token(registration_id)
-        return f"{self.public_base_url}/registrations/organisator/inchecken/{token}"
+        return self.links.check_in(registration_id)
 
     def registration_for_check_in_token(self, token: str) -> uuid.UUID:
-        registration_id = _verified(self.link_secret, CHECK_IN_PURPOSE, token)
+        registration_id = self.links.subject(links.CHECK_IN, token)
         if registration_id is None:
             raise RegistrationUnknown()
         return registration_id
@@ -454,9 +439,7 @@ class RegistrationsService:
         sign-up."""
         if terms.kind != domain.WEBINAR:
             return None
-        return links.watch_url(
-            self.public_base_url, self.link_secret, registration.event_id, registration.viewer_id
-        )
+        return self.links.watch(registration.event_id, registration.viewer_id)
 
     # -- signing up ------------------------------------------------------------------------
 
@@ -894,7 +877,7 @@ class RegistrationsService:
                 profiles=applicant.profiles,
             ),
             viewer_id=registration.viewer_id,
-            manage_url=self.manage_url(registration.id, token),
+            manage_url=self.links.urls.manage_page(token or self.manage_token(registration.id)),
             event_title=terms.title,
             event_starts_at=terms.starts_at,
             event_ends_at=terms.ends_at,

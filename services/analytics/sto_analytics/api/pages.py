@@ -3,7 +3,7 @@
 The dashboard renders the figures once on the server (readable without JavaScript), then
 keeps the live counter, chart and region table current from the live feed (SSE) and reloads
 the other figures every 10 s without reloading the page. The certificate is reached by a
-personal signed link (``links.sign(secret, "certificate", registration_id)``).
+personal signed link (``PersonalLinks.certificate``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ from fastapi.responses import HTMLResponse, Response
 from sto_analytics import read_model as rm
 from sto_analytics.api.figures import figures_of
 from sto_analytics.service import event_report, series_report
-from stolive_shared.links import verify
+from stolive_shared import links
 from stolive_shared.organisers.web import PUBLIC, OrganiserPageDep
 from stolive_shared.pages import render_page
 from stolive_shared.templating import make_templates
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 templates = make_templates(Path(__file__).parent.parent / "templates")
-
-CERTIFICATE = "certificate"
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -63,8 +61,7 @@ async def dashboard(event_id: uuid.UUID, request: Request, who: OrganiserPageDep
 
 @router.get("/certificaat/{token}", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def certificate(token: str, request: Request) -> Response:
-    secret = request.app.state.settings.link_key()
-    registration_id = verify(secret, CERTIFICATE, token)
+    registration_id = request.app.state.parts.links.subject(links.CERTIFICATE, token)
     found = None
     if registration_id is not None:
         async with request.app.state.pool.acquire() as conn:

@@ -20,6 +20,7 @@ from sto_events.repository import EventFilter
 from sto_events.service import RegionNotFound
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path
+from stolive_shared.urls import PublicUrls
 
 router = APIRouter(tags=["agenda"], dependencies=[PUBLIC])
 
@@ -52,11 +53,12 @@ async def calendar(
 
 def _links(request: Request, events: list[Event]) -> dict[str, str]:
     """Webinars open on their watch page; meetings on their sign-up page."""
-    public_base: str = request.app.state.public_base_url
+    urls: PublicUrls = request.app.state.parts.urls
     return {
+        # Its own page under its own prefix (ROOT_PATH); another service's through PublicUrls.
         str(e.id): public_url(request, f"/watch/{e.id}")
         if e.kind == "webinar"
-        else f"{public_base}/registrations/events/{e.id}/aanmelden"
+        else urls.sign_up_form(e.id)
         for e in events
     }
 

@@ -35,6 +35,7 @@ from sto_events.domain import (
     check_viewer,
 )
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
+from stolive_shared.links import PersonalLinks
 from stolive_shared.metrics import REQUEST_SECONDS
 from stolive_shared.organisers.web import PUBLIC
 
@@ -79,9 +80,9 @@ class BeaconEndpoint:
         throttle: ViewerThrottle,
         publisher: BeaconPublisher,
         max_batch: int,
-        link_secret: str,
+        links: PersonalLinks,
     ) -> None:
-        self.link_secret = link_secret
+        self.links = links
         self.statuses = statuses
         self.throttle = throttle
         self.publisher = publisher
@@ -110,7 +111,12 @@ class BeaconEndpoint:
         try:
             for beacon in beacons:
                 check_beacon(beacon, self.statuses.status(beacon.event_id))
-                check_viewer(beacon, self.link_secret)
+                proven = (
+                    self.links.viewer(beacon.event_id, beacon.viewer_token)
+                    if beacon.viewer_token
+                    else None
+                )
+                check_viewer(beacon, proven)
         except BeaconRefused as refused:
             return Answer(refused.status, str(refused))
         if not all(beacon_clock_skew_ok(beacon, received_at) for beacon in beacons):
@@ -227,7 +233,7 @@ _BODY_DOC = {
     },
 )
 async def receive_beacons(request: Request) -> Response:
-    endpoint: BeaconEndpoint = request.app.state.beacon_endpoint
+    endpoint: BeaconEndpoint = request.app.state.parts.beacons
     answer = await endpoint.answer(await request.body(), request.headers.get("content-type", ""))
     return Response(
         answer.body(),

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from sto_events.service import EventsService
+
+if TYPE_CHECKING:
+    from sto_events.bootstrap import Events
 
 
 def get_service(request: Request) -> EventsService:
@@ -15,4 +18,10 @@ def get_service(request: Request) -> EventsService:
     return service
 
 
+def get_parts(request: Request) -> Events:
+    parts: Events = request.app.state.parts
+    return parts
+
+
 ServiceDep = Annotated[EventsService, Depends(get_service)]
+PartsDep = Annotated["Events", Depends(get_parts)]

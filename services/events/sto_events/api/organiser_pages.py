@@ -161,8 +161,8 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
 async def login(request: Request) -> Response:
     form = await pages.form(request)
-    limits, limit = request.app.state.login_limit
-    wait = await limits.retry_after(Take(limit, client_address(request.scope)))
+    parts = request.app.state.parts
+    wait = await parts.limits.retry_after(Take(parts.login_limit, client_address(request.scope)))
     if wait:
         log.warning("organiser logins limited", extra={"ctx_client": client_address(request.scope)})
         page = pages.message(
@@ -387,7 +387,7 @@ async def _render_event(
         offsets=OFFSETS,
         regions=await service.regions(),
         notice=notice,
-        public_base_url=request.app.state.public_base_url,
+        sign_up_url=request.app.state.parts.urls.sign_up_form(event.id),
     )
 
 

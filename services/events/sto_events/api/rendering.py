@@ -33,5 +33,5 @@ pages = FormPages(
 
 def public_url(request: Request, path: str) -> str:
     """An absolute link for feeds and calendars, from the configured public address."""
-    public_base: str = request.app.state.public_base_url
+    public_base: str = request.app.state.parts.urls.base
     return f"{public_base}{base_path(request)}{path}"

@@ -15,10 +15,9 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from sto_events.api.deps import ServiceDep
+from sto_events.api.deps import PartsDep, ServiceDep
 from sto_events.api.rendering import pages
 from sto_events.service import EventNotFound
-from stolive_shared import links
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path
 
@@ -35,7 +34,9 @@ def heartbeat_seconds(requested: str | None, default: int, floor: float) -> int:
 
 
 @router.get("/watch/{event_id}", response_class=HTMLResponse)
-async def watch(event_id: uuid.UUID, request: Request, service: ServiceDep) -> HTMLResponse:
+async def watch(
+    event_id: uuid.UUID, request: Request, service: ServiceDep, parts: PartsDep
+) -> HTMLResponse:
     try:
         event = await service.get_event(event_id, public_only=True)
     except EventNotFound:
@@ -43,9 +44,9 @@ async def watch(event_id: uuid.UUID, request: Request, service: ServiceDep) -> H
             request, "Uitzending niet gevonden", "Deze uitzending bestaat niet.", 404
         )
     token = request.query_params.get("v", "")
-    viewer = links.watch_viewer(request.app.state.link_secret, event.id, token) if token else None
-    settings_heartbeat: int = request.app.state.heartbeat_s
-    floor: float = request.app.state.viewer_throttle.min_interval_s
+    viewer = parts.links.viewer(event.id, token) if token else None
+    settings_heartbeat = parts.runtime.settings.heartbeat_s
+    floor = parts.throttle.min_interval_s
     return pages.render(
         request,
         "watch.html",

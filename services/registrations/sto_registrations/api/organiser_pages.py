@@ -20,7 +20,6 @@ from sto_registrations.api.attendees import STATUS_FILTERS, AttendeeFilter
 from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.pages import (
     STATUS_LABELS,
-    RegionDirectory,
     csrf_ok,
     expired_form,
     message_page,
@@ -28,6 +27,7 @@ from sto_registrations.api.pages import (
 )
 from sto_registrations.domain import ROLES, WEBINAR, email_digest
 from sto_registrations.service import CheckInRefused, EventUnknown, RegistrationUnknown
+from stolive_shared.events_client import RegionDirectory
 from stolive_shared.organisers.web import OrganiserPageDep
 from stolive_shared.pages import base_path
 
@@ -61,7 +61,7 @@ async def attendees(
     found = await service.attendees(
         event_id, status=chosen.status, region_code=chosen.region_code, role=chosen.role
     )
-    directory: RegionDirectory = request.app.state.regions
+    directory: RegionDirectory = request.app.state.parts.regions
     query = "&".join(
         f"{key}={value}"
         for key, value in (

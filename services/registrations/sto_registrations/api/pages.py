@@ -8,12 +8,10 @@ Forms are protected against cross-site posting with the shared double-submit tok
 from __future__ import annotations
 
 import io
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,7 +33,7 @@ from sto_registrations.domain import (
 )
 from sto_registrations.service import EventUnknown, RegistrationUnknown, SignUpResult
 from stolive_shared import pages as shared_pages
-from stolive_shared.http import stateless_client
+from stolive_shared.events_client import RegionDirectory
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path, render_form_page
 from stolive_shared.templating import make_templates
@@ -50,27 +48,6 @@ STATUS_LABELS = {
     "waitlisted": "Op de wachtlijst",
     "cancelled": "Geannuleerd",
 }
-
-
-class RegionDirectory:
-    """The STO regions from the events service, cached for five minutes; empty if it is away."""
-
-    def __init__(self, events_api_url: str) -> None:
-        self._url = events_api_url.rstrip("/") + "/api/regions"
-        self._regions: list[dict[str, Any]] = []
-        self._fetched_at = 0.0
-
-    async def regions(self) -> list[dict[str, Any]]:
-        if time.monotonic() - self._fetched_at > 300 or not self._regions:
-            try:
-                async with stateless_client(timeout=2.0) as client:
-                    response = await client.get(self._url)
-                    response.raise_for_status()
-                    self._regions = response.json()
-                self._fetched_at = time.monotonic()
-            except (httpx.HTTPError, ValueError):
-                return self._regions
-        return self._regions
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -107,7 +84,7 @@ async def _form_page(
     colleague_rows: int = 0,
 ) -> HTMLResponse:
     allow_framing(request)  # regional sites may embed the form (FRAME_ANCESTORS)
-    directory: RegionDirectory = request.app.state.regions
+    directory: RegionDirectory = request.app.state.parts.regions
     return render(
         request,
         "signup.html",
@@ -202,7 +179,7 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         return await _form_page(
             request, event, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
         )
-    wait = await request.app.state.sign_up_limit.retry_after(request.scope, len(applicants))
+    wait = await request.app.state.parts.sign_up_limit.retry_after(request.scope, len(applicants))
     if wait:
         page = message_page(request, "Even geduld", TOO_MANY, 429)
         page.headers["Retry-After"] = str(wait)

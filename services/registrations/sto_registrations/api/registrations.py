@@ -70,7 +70,7 @@ async def sign_up(
 ) -> Response:
     # The sign-up fast path (``fast_sign_up``) answers well-formed JSON sign-ups before they
     # reach this route; it comes here for everything else, so FastAPI answers those as always.
-    guard: SignUpGuard = request.app.state.sign_up_guard
+    guard: SignUpGuard = request.app.state.parts.sign_up_guard
     outcome = await signed_up(service, guard, request.scope, event_id, body)
     return Response(outcome, status_code=202, media_type="application/json")
 
@@ -135,7 +135,7 @@ async def signed_up(
 )
 async def form_token(event_id: uuid.UUID, request: Request, service: ServiceDep) -> FormToken:
     await service.event_terms(event_id)  # 404 for an event nobody can sign up for
-    tokens = request.app.state.sign_up_guard.tokens
+    tokens = request.app.state.parts.sign_up_guard.tokens
     now = datetime.now(UTC)
     return FormToken(
         form_token=tokens.issue(event_id),

@@ -1,0 +1,55 @@
+"""How the notifications service is put together: the one place its parts are built from the
+runtime, and how the shared runtime runs it. The HTTP app, the Kafka consumers and the
+background workers (scheduler, senders) all receive these parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sto_notifications.app import create_app
+from sto_notifications.config import NotificationsSettings
+from sto_notifications.consumers import create_consumers, create_workers
+from sto_notifications.service import Links, MailingService, NotificationsService
+from sto_notifications.smtp import SmtpPool
+from stolive_shared.ratelimit import Limit, SharedLimits
+from stolive_shared.runtime import Runtime, ServiceDefinition
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Everything one notifications process runs on."""
+
+    runtime: Runtime[NotificationsSettings]
+    reactions: NotificationsService
+    mailings: MailingService
+    smtp: SmtpPool
+    limits: SharedLimits
+    subscribe_limit: Limit
+
+
+def bootstrap(runtime: Runtime[NotificationsSettings]) -> Notifications:
+    settings = runtime.settings
+    return Notifications(
+        runtime=runtime,
+        reactions=NotificationsService(
+            schema=settings.db_schema, links=Links.of(settings), mail_from=settings.mail_from
+        ),
+        mailings=MailingService(runtime.pool, settings),
+        smtp=SmtpPool(settings),
+        limits=SharedLimits(runtime.pool),
+        subscribe_limit=Limit(
+            "newsletter", settings.subscribe_rate_per_minute, settings.subscribe_rate_burst
+        ),
+    )
+
+
+DEFINITION: ServiceDefinition[NotificationsSettings, Notifications] = ServiceDefinition(
+    name="notifications",
+    settings_factory=NotificationsSettings,
+    migrations=Path(__file__).parent / "migrations",
+    bootstrap=bootstrap,
+    create_app=create_app,
+    create_consumers=create_consumers,
+    create_workers=create_workers,
+)
