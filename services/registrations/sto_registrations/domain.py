@@ -32,6 +32,20 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
+class EventUnknown(DomainError):
+    status = 404
+    message = "Evenement niet gevonden"
+
+
+class RegistrationUnknown(DomainError):
+    status = 404
+    message = "Aanmelding niet gevonden"
+
+
+class CheckInRefused(DomainError):
+    """This registration cannot be checked in; the message says why, in Dutch."""
+
+
 class SignUpRefused(DomainError):
     """The sign-up cannot be accepted; ``status`` is the HTTP answer (409 full, 410 closed)."""
 
@@ -169,6 +183,11 @@ def seats_to_grant(capacity: int | None, confirmed: int, wanted: int) -> int:
     return max(0, min(wanted, capacity - confirmed))
 
 
+def promotions(seats: SeatState) -> int:
+    """How many on the waiting list move into seats now: as many as the seat rule grants."""
+    return seats_to_grant(seats.terms.capacity, seats.confirmed, seats.waitlisted)
+
+
 def check_in_refusal(event: EventTerms, status: RegistrationStatus) -> str | None:
     """Why this registration cannot be checked in, in Dutch; None when it can."""
     if event.kind == WEBINAR:
@@ -183,6 +202,20 @@ def check_in_refusal(event: EventTerms, status: RegistrationStatus) -> str | Non
 def email_digest(email: str) -> str:
     """The SHA-256 of the normalised address: names a person in messages without the address."""
     return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    status: RegistrationStatus
+    applicant: Applicant
+    viewer_id: str
+    queue_number: int
+    created_at: datetime
+    checked_in_at: datetime | None = None
+    group_id: uuid.UUID | None = None
+    erased: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sto_registrations.api.schemas import AttendeePublic
-from sto_registrations.domain import ROLES, is_single_line
-from sto_registrations.repository import Registration
+from sto_registrations.domain import ROLES, Registration, is_single_line
 from stolive_shared.spreadsheets import spreadsheet_csv
 from stolive_shared.templating import local_time
 

@@ -29,8 +29,7 @@ from sto_registrations.api.schemas import (
     PersonRequest,
     Problem,
 )
-from sto_registrations.domain import WEBINAR, EventTerms, email_digest
-from sto_registrations.repository import Registration
+from sto_registrations.domain import WEBINAR, EventTerms, Registration, email_digest
 from stolive_shared.spreadsheets import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/organiser", tags=["organisers"])

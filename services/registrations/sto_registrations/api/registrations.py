@@ -19,8 +19,7 @@ from sto_registrations.api.schemas import (
     SignUp,
     SignUpReceived,
 )
-from sto_registrations.domain import Applicant
-from sto_registrations.repository import Registration
+from sto_registrations.domain import Applicant, Registration
 from sto_registrations.service import RegistrationsService, SignUpResult
 from stolive_shared.organisers.web import PUBLIC
 
