@@ -27,7 +27,6 @@ from sto_notifications.mime import build_message
 from sto_notifications.repository import email_status
 from sto_notifications.service import (
     EmailSender,
-    Links,
     MailingService,
     NotificationsService,
     Scheduler,
@@ -55,9 +54,11 @@ from stolive_shared.contracts.registrations import (
     RegistrationWaitlisted,
 )
 from stolive_shared.db import apply_migrations, create_pool
+from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging.consumer import Delivery
 from stolive_shared.runtime import Runtime
 from stolive_shared.settings import KafkaSettings
+from stolive_shared.urls import PublicUrls
 from tests.support import Clock, ReceivedEmail, SmtpSink, eventually, produce_messages
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -119,7 +120,7 @@ def harness(
     clock = Clock(datetime(2026, 10, 1, 12, 0, tzinfo=UTC))
     service = NotificationsService(
         schema=SCHEMA,
-        links=Links.of(settings),
+        links=PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
         mail_from=settings.mail_from,
         clock=clock,
     )
@@ -691,7 +692,7 @@ async def test_a_sign_up_with_the_newsletter_opt_in_still_confirms_by_email(
     harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     registration = view(event, email).model_copy(update={"newsletter_opt_in": True})
     async with harness.pool.acquire() as conn, conn.transaction():
-        await harness.service.on_registration(conn, "registration.confirmed", registration, "")
+        await harness.service.on_seat(conn, RegistrationConfirmed.create(registration=registration))
     await harness.deliver()
     subjects = sorted(m.subject for m in harness.mail_to(email))
     assert subjects == [

@@ -19,7 +19,13 @@ from pydantic import SecretStr
 
 from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
-from sto_notifications.service import EmailSender, MailingSender, MailingService, Scheduler
+from sto_notifications.service import (
+    EmailSender,
+    MailingSender,
+    MailingService,
+    NotificationsService,
+    Scheduler,
+)
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
 from tests.support import Clock, ReceivedEmail, SmtpSink, organiser_session
@@ -45,6 +51,7 @@ class Office:
     clock: Clock
     web: httpx.AsyncClient
     organiser: httpx.AsyncClient
+    reactions: NotificationsService
     scheduler: Scheduler
     emails: EmailSender
     mailings: MailingSender
@@ -95,6 +102,7 @@ async def office(
             clock=clock,
             web=web,
             organiser=organiser,
+            reactions=parts.reactions,
             scheduler=Scheduler(pool, settings, parts.reactions, mailing_service, clock=clock),
             emails=EmailSender(pool, settings, clock=clock),
             mailings=MailingSender(pool, settings, clock=clock),
@@ -334,3 +342,33 @@ async def test_a_5xx_mailing_recipient_is_not_retried_and_a_4xx_one_is(office: O
         )
     assert attempts == {gone: 1, busy: 2}
     assert finished >= 1
+
+
+async def test_two_schedulers_ticking_at_once_start_a_due_mailing_once(office: Office) -> None:
+    region = f"R{uuid.uuid4().hex[:4].upper()}"
+    readers = [address() for _ in range(2)]
+    for reader in readers:
+        await confirmed_subscriber(office, reader, region_code=region)
+    created = await office.organiser.post(
+        "/api/mailings",
+        json={"subject": "Twee planners", "body": "Eén keer, niet twee keer.",
+              "audience": {"kind": "subscribers", "regions": [region]}},
+    )  # fmt: skip
+    mailing_id = uuid.UUID(created.json()["id"])
+    await office.organiser.post(f"/api/mailings/{mailing_id}/schedule", json={})
+    second = Scheduler(
+        office.pool,
+        office.settings,
+        office.reactions,
+        MailingService(office.pool, office.settings, clock=office.clock),
+        clock=office.clock,
+    )
+    await asyncio.gather(office.scheduler.tick(), second.tick())
+    async with office.pool.acquire() as conn:
+        rows = await conn.fetchval(
+            "SELECT count(*) FROM mailing_recipients WHERE mailing_id = $1", mailing_id
+        )
+        status = await conn.fetchval("SELECT status FROM mailings WHERE id = $1", mailing_id)
+    assert (rows, status) == (2, "sending")
+    await office.send_everything()
+    assert all(len(office.mail_to(r)) == 2 for r in readers), "the opt-in and one newsletter"

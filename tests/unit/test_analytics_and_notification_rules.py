@@ -40,18 +40,72 @@ def view(revision: int = 3) -> RegistrationView:
 
 def test_one_email_per_registration_kind_and_event_revision() -> None:
     registration = view()
-    first = notifications.registration_email("registration.confirmed", registration)
-    again = notifications.registration_email("registration.confirmed", registration)
-    assert first is not None
-    assert again is not None
+    first = notifications.registration_email("registration_confirmed", registration)
+    again = notifications.registration_email("registration_confirmed", registration)
     assert first.dedup_key == again.dedup_key
-    later = notifications.registration_email("registration.confirmed", view(revision=4))
-    assert later is not None
+    later = notifications.registration_email("registration_confirmed", view(revision=4))
     assert later.dedup_key != first.dedup_key
 
 
-def test_messages_without_an_email_are_ignored() -> None:
-    assert notifications.registration_email("registration.exploded", view()) is None
+class TestWhatARegistrationChangeMeans:
+    def test_a_seat_brings_the_confirmation_the_invitation_and_the_reminders(self) -> None:
+        for change in ("confirmed", "promoted"):
+            reaction = notifications.registration_reaction(change)
+            assert reaction.calendar == "REQUEST"
+            assert reaction.reminders == "plan"
+        assert notifications.registration_reaction("promoted").email == "registration_promoted"
+
+    def test_the_waiting_list_brings_an_email_alone(self) -> None:
+        reaction = notifications.registration_reaction("waitlisted")
+        assert reaction == notifications.Reaction("registration_waitlisted")
+
+    def test_cancelling_a_seat_withdraws_the_invitation_the_person_holds(self) -> None:
+        reaction = notifications.registration_reaction(
+            "cancelled", previous_status="confirmed", invited=True
+        )
+        assert reaction == notifications.Reaction("registration_cancelled", "CANCEL", "drop")
+
+    def test_leaving_the_waiting_list_withdraws_no_invitation(self) -> None:
+        reaction = notifications.registration_reaction(
+            "cancelled", previous_status="waitlisted", invited=False
+        )
+        assert reaction == notifications.Reaction("registration_cancelled", None, "drop")
+
+    def test_after_the_event_was_cancelled_a_cancellation_sends_nothing_more(self) -> None:
+        reaction = notifications.registration_reaction(
+            "cancelled", previous_status="confirmed", event_cancelled=True, invited=True
+        )
+        assert reaction == notifications.Reaction(reminders="drop")
+
+
+class TestWhatAnEventChangeMeans:
+    def test_a_cancelled_event_withdraws_invitations_only_where_we_sent_one(self) -> None:
+        seated = notifications.event_reaction("cancelled", status="confirmed", invited=True)
+        waiting = notifications.event_reaction("cancelled", status="waitlisted", invited=False)
+        assert seated == notifications.Reaction("event_cancelled", "CANCEL", "drop")
+        assert waiting == notifications.Reaction("event_cancelled", None, "drop")
+
+    def test_a_move_updates_the_invitation_and_reminders_of_the_seated(self) -> None:
+        seated = notifications.event_reaction("rescheduled", status="confirmed", invited=True)
+        waiting = notifications.event_reaction("rescheduled", status="waitlisted", invited=False)
+        assert seated == notifications.Reaction("event_rescheduled", "REQUEST", "plan")
+        assert waiting == notifications.Reaction("event_rescheduled")
+
+    def test_going_live_is_told_to_the_seated_only(self) -> None:
+        seated = notifications.event_reaction("went_live", status="confirmed", invited=True)
+        waiting = notifications.event_reaction("went_live", status="waitlisted", invited=False)
+        assert seated == notifications.Reaction("event_live")
+        assert waiting == notifications.NOTHING
+
+    def test_a_new_schedule_of_reminders_is_planned_for_the_seated_without_an_email(
+        self,
+    ) -> None:
+        for change in ("published", "updated"):
+            reaction = notifications.event_reaction(change, status="confirmed", invited=True)
+            assert reaction == notifications.Reaction(reminders="plan")
+        assert notifications.event_reaction("ended", status="confirmed", invited=True) == (
+            notifications.NOTHING
+        )
 
 
 def test_only_5xx_answers_are_permanent() -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 from sto_notifications.app import create_app
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, create_workers
-from sto_notifications.service import Links, MailingService, NotificationsService
+from sto_notifications.service import MailingService, NotificationsService
 from sto_notifications.smtp import SmtpPool
+from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
+from stolive_shared.urls import PublicUrls
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ def bootstrap(runtime: Runtime[NotificationsSettings]) -> Notifications:
     return Notifications(
         runtime=runtime,
         reactions=NotificationsService(
-            schema=settings.db_schema, links=Links.of(settings), mail_from=settings.mail_from
+            schema=settings.db_schema,
+            links=PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
+            mail_from=settings.mail_from,
         ),
         mailings=MailingService(runtime.pool, settings),
         smtp=SmtpPool(settings),

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from sto_notifications.domain import CalendarMethod
+
 UID_DOMAIN = "stolive.sterktechniekonderwijs.nl"
-CalendarMethod = Literal["REQUEST", "CANCEL"]
 
 
 @dataclass(frozen=True)

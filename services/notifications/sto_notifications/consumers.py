@@ -10,9 +10,7 @@ SMTP pool and rate limit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from sto_notifications.service import (
     EmailSender,
@@ -21,6 +19,7 @@ from sto_notifications.service import (
     Scheduler,
 )
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
+from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import (
     EventCancelled,
     EventEnded,
@@ -38,67 +37,33 @@ from stolive_shared.contracts.registrations import (
     RegistrationWaitlisted,
 )
 from stolive_shared.contracts.topics import ANALYTICS, EVENTS, REGISTRATIONS
-from stolive_shared.messaging.consumer import Delivery, Handler, MessageConsumer
+from stolive_shared.messaging.consumer import Handler, MessageConsumer, on
 from stolive_shared.runtime import BackgroundWorker
 
 if TYPE_CHECKING:
     from sto_notifications.bootstrap import Notifications
 
 
-def message_handlers(service: NotificationsService) -> dict[Any, Handler]:
-    """Which message type runs which use case (shared by the consumers and the tests)."""
-
-    async def on_registration(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        previous = getattr(message, "previous_status", "")
-        await service.on_registration(conn, message.type, message.registration, previous)
-
-    async def on_repeated(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        await service.on_sign_up_repeated(conn, message.registration, message.message_id)
-
-    async def on_event(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        extra = ""
-        if isinstance(message, EventRescheduled):
-            extra = message.previous_starts_at.isoformat()
-        elif isinstance(message, EventCancelled):
-            extra = message.reason
-        await service.on_event(conn, message.type, message.event, extra)
-
-    async def on_erased(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        await service.on_person_erased(conn, message.email_sha256, list(message.registration_ids))
-
-    async def on_attendance(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        await service.on_attendance(
-            conn,
-            message.event_id,
-            message.registration_id,
-            message.attended,
-            message.minutes_watched,
-        )
-
-    async def on_finalised(conn: asyncpg.Connection, message: Any, _d: Delivery) -> None:
-        await service.on_attendance_finalised(conn, message.event_id)
-
-    registration_types = (
-        RegistrationConfirmed,
-        RegistrationWaitlisted,
-        RegistrationPromoted,
-        RegistrationCancelled,
+def message_handlers(service: NotificationsService) -> dict[type[Message], Handler]:
+    """Which message runs which use case (shared by the consumers and the tests)."""
+    return dict(
+        [
+            on(RegistrationConfirmed, service.on_seat),
+            on(RegistrationPromoted, service.on_seat),
+            on(RegistrationWaitlisted, service.on_waitlisted),
+            on(RegistrationCancelled, service.on_registration_cancelled),
+            on(RegistrationSignUpRepeated, service.on_sign_up_repeated),
+            on(PersonErased, service.on_person_erased),
+            on(EventPublished, service.on_event_changed),
+            on(EventUpdated, service.on_event_changed),
+            on(EventEnded, service.on_event_changed),
+            on(EventRescheduled, service.on_event_rescheduled),
+            on(EventWentLive, service.on_event_went_live),
+            on(EventCancelled, service.on_event_cancelled),
+            on(AttendanceRecorded, service.on_attendance),
+            on(AttendanceFinalised, service.on_attendance_finalised),
+        ]
     )
-    event_types = (
-        EventPublished,
-        EventUpdated,
-        EventRescheduled,
-        EventWentLive,
-        EventEnded,
-        EventCancelled,
-    )
-    handlers: dict[Any, Handler] = dict.fromkeys(registration_types, on_registration)
-    handlers.update(dict.fromkeys(event_types, on_event))
-    handlers[RegistrationSignUpRepeated] = on_repeated
-    handlers[PersonErased] = on_erased
-    handlers[AttendanceRecorded] = on_attendance
-    handlers[AttendanceFinalised] = on_finalised
-    return handlers
 
 
 def create_consumers(parts: Notifications) -> list[MessageConsumer]:

@@ -41,14 +41,72 @@ from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.contracts.registrations import RegistrationView
 from stolive_shared.errors import DomainError
 
-REGISTRATION_EMAILS: dict[str, EmailKind] = {
-    "registration.confirmed": "registration_confirmed",
-    "registration.waitlisted": "registration_waitlisted",
-    "registration.promoted": "registration_promoted",
-    "registration.cancelled": "registration_cancelled",
+# What a registration message says happened to it (one per message class).
+RegistrationChange = Literal["confirmed", "promoted", "waitlisted", "cancelled"]
+# What an event message says happened to the event.
+EventChange = Literal["published", "updated", "rescheduled", "went_live", "ended", "cancelled"]
+CalendarMethod = Literal["REQUEST", "CANCEL"]
+
+_SEAT_EMAILS: dict[RegistrationChange, EmailKind] = {
+    "confirmed": "registration_confirmed",
+    "promoted": "registration_promoted",
+    "waitlisted": "registration_waitlisted",
+    "cancelled": "registration_cancelled",
 }
-# Emails that carry the calendar invitation (REQUEST) for a seat.
-SEAT_EMAILS: frozenset[EmailKind] = frozenset({"registration_confirmed", "registration_promoted"})
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What one change means for one registered person: an e-mail of this kind (or none),
+    the calendar object it carries (or none), and what happens to their reminders."""
+
+    email: EmailKind | None = None
+    calendar: CalendarMethod | None = None
+    reminders: Literal["plan", "drop", "keep"] = "keep"
+
+
+NOTHING = Reaction()
+
+
+def registration_reaction(
+    change: RegistrationChange,
+    *,
+    previous_status: str = "",
+    event_cancelled: bool = False,
+    invited: bool = False,
+) -> Reaction:
+    """A seat brings the confirmation with the invitation and the reminders; the waiting list
+    an e-mail alone. A cancellation drops the reminders and says so, withdrawing the
+    invitation the person had (``invited``); after the event's own cancellation nothing more
+    is sent: its notice, with the CANCEL, already told them."""
+    if change in ("confirmed", "promoted"):
+        return Reaction(_SEAT_EMAILS[change], "REQUEST", "plan")
+    if change == "waitlisted":
+        return Reaction(_SEAT_EMAILS[change])
+    if event_cancelled:
+        return Reaction(reminders="drop")
+    calendar: CalendarMethod | None = (
+        "CANCEL" if previous_status == "confirmed" and invited else None
+    )
+    return Reaction("registration_cancelled", calendar, "drop")
+
+
+def event_reaction(change: EventChange, *, status: str, invited: bool) -> Reaction:
+    """What a change of the event means for a person registered with ``status``
+    (``invited``: they hold our calendar invitation)."""
+    seated = status == "confirmed"
+    if change == "cancelled":
+        return Reaction("event_cancelled", "CANCEL" if invited else None, "drop")
+    if change == "rescheduled":
+        return Reaction(
+            "event_rescheduled", "REQUEST" if seated else None, "plan" if seated else "keep"
+        )
+    if change == "went_live":
+        return Reaction("event_live") if seated else NOTHING
+    if change in ("published", "updated"):
+        return Reaction(reminders="plan") if seated else NOTHING
+    return NOTHING
+
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -76,10 +134,8 @@ def repeated_sign_up_email(registration: RegistrationView, notice_id: uuid.UUID)
     )
 
 
-def registration_email(message_type: str, registration: RegistrationView) -> EmailRequest | None:
-    kind = REGISTRATION_EMAILS.get(message_type)
-    if kind is None:
-        return None
+def registration_email(kind: EmailKind, registration: RegistrationView) -> EmailRequest:
+    """An e-mail about the registration's own change; one per kind and event revision."""
     return _about(
         registration,
         kind,

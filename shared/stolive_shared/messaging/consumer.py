@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -60,6 +60,21 @@ class Delivery:
 
 
 Handler = Callable[[asyncpg.Connection, Any, Delivery], Awaitable[None]]
+M = TypeVar("M", bound=Message)
+
+
+def on(
+    model: type[M], use_case: Callable[[asyncpg.Connection, M], Awaitable[None]]
+) -> tuple[type[Message], Handler]:
+    """``model`` handled by ``use_case``, which receives it typed as ``model`` inside the
+    consumer's transaction: the consumer dispatches once, on the message's type, and the use
+    case never asks again. ``MessageConsumer(handlers=dict([on(A, f), on(B, g)]))``."""
+
+    async def handle(conn: asyncpg.Connection, message: Any, _delivery: Delivery) -> None:
+        assert isinstance(message, model)
+        await use_case(conn, message)
+
+    return model, handle
 
 
 @dataclass

@@ -22,13 +22,8 @@ from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, Signer
 
 from sto_notifications import domain
-from sto_notifications.service import (
-    NEWSLETTER_CONFIRM,
-    UNSUBSCRIBE,
-    MailingService,
-    MailingUnknown,
-    NotificationsService,
-)
+from sto_notifications.service import MailingService, MailingUnknown, NotificationsService
+from stolive_shared.links import NEWSLETTER_CONFIRMATION, UNSUBSCRIBE
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.programme import PROFILES, ROLES
@@ -117,7 +112,7 @@ def public_router(
 
     @router.get("/nieuwsbrief/bevestigen/{token}", response_class=HTMLResponse)
     async def confirm_page(token: str, request: Request) -> HTMLResponse:
-        if not mailings.signed_by_us(NEWSLETTER_CONFIRM, token):
+        if not mailings.signed_by_us(NEWSLETTER_CONFIRMATION, token):
             return _broken_link(request)
         return pages.render(
             request,

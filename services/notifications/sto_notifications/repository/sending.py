@@ -1,0 +1,254 @@
+"""SQL of the e-mail queue and its senders: queue, claim, requeue what a dead sender left,
+record outcomes, for transactional e-mails and mailing recipients alike; suppressions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from sto_notifications.domain import EmailRequest
+from sto_notifications.rendering import RenderedEmail
+
+# Advisory-lock namespace of sender processes (the first key of pg_advisory_lock(int, int)).
+SENDER_LOCK_CLASS = 7306
+# A suppressed address: no newsletter goes there (the column's name in place of {col}).
+SUPPRESSED_SQL = "EXISTS (SELECT 1 FROM suppressions x WHERE x.email = lower({col}))"
+
+
+@dataclass(frozen=True)
+class QueuedEmail:
+    id: uuid.UUID
+    kind: str
+    event_id: uuid.UUID | None
+    registration_id: uuid.UUID | None
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str
+    attempts: int
+    ics: str | None = None
+    ics_method: str | None = None
+    traceparent: str | None = None
+
+
+async def queue_email(
+    conn: asyncpg.Connection,
+    request: EmailRequest,
+    rendered: RenderedEmail,
+    *,
+    ics: str | None = None,
+    ics_method: str | None = None,
+    at: datetime | None = None,
+    traceparent: str | None = None,
+) -> uuid.UUID | None:
+    """Queue once per dedup key; the new email's id, or None when it was queued before."""
+    email_id = uuid.uuid4()
+    inserted = await conn.fetchval(
+        """INSERT INTO emails (id, dedup_key, kind, event_id, registration_id, recipient, subject,
+               body_text, body_html, ics, ics_method, next_attempt_at, status, traceparent)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()),
+                   CASE WHEN EXISTS (SELECT 1 FROM suppressions
+                                     WHERE email = lower($6) AND scope = 'all')
+                        THEN 'suppressed' ELSE 'queued' END, $13)
+           ON CONFLICT (dedup_key) DO NOTHING RETURNING true""",
+        email_id,
+        request.dedup_key,
+        request.kind,
+        request.event_id,
+        request.registration_id,
+        request.recipient,
+        rendered.subject,
+        rendered.text,
+        rendered.html,
+        ics,
+        ics_method,
+        at,
+        traceparent,
+    )
+    return email_id if inserted else None
+
+
+async def claim_due(
+    conn: asyncpg.Connection, limit: int, now: datetime, claimed_by: int
+) -> list[QueuedEmail]:
+    """Due emails for this sender; suppressed addresses are settled here, not sent."""
+    rows = await conn.fetch(
+        """WITH picked AS (
+               SELECT id FROM emails WHERE status = 'queued' AND next_attempt_at <= $2
+               ORDER BY next_attempt_at, created_at LIMIT $1 FOR UPDATE SKIP LOCKED),
+           claimed AS (
+               UPDATE emails e SET
+                   status = CASE WHEN EXISTS (SELECT 1 FROM suppressions s
+                                              WHERE s.email = lower(e.recipient)
+                                                AND s.scope = 'all')
+                                 THEN 'suppressed' ELSE 'sending' END,
+                   attempts = e.attempts + 1, claimed_by = $3
+               FROM picked WHERE e.id = picked.id
+               RETURNING e.id, e.kind, e.event_id, e.registration_id, e.recipient, e.subject,
+                         e.body_text, e.body_html, e.attempts, e.ics, e.ics_method,
+                         e.traceparent, e.status)
+           SELECT * FROM claimed WHERE status = 'sending'""",
+        limit,
+        now,
+        claimed_by,
+    )
+    return [QueuedEmail(**{k: v for k, v in dict(row).items() if k != "status"}) for row in rows]
+
+
+_ORPHANED = f"""status = 'sending' AND claimed_by IS NOT NULL AND claimed_by NOT IN (
+                   SELECT objid::bigint FROM pg_locks
+                   WHERE locktype = 'advisory' AND classid = {SENDER_LOCK_CLASS}
+                     AND objsubid = 2 AND granted
+                     AND database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database()))"""
+
+
+async def requeue_orphaned(conn: asyncpg.Connection) -> tuple[int, int]:
+    """Rows claimed by a sender whose process is gone (its advisory lock went with its
+    connection) go back to 'queued': (emails, mailing recipients) requeued."""
+    emails: str = await conn.execute(f"UPDATE emails SET status = 'queued' WHERE {_ORPHANED}")
+    recipients: str = await conn.execute(
+        f"UPDATE mailing_recipients SET status = 'queued' WHERE {_ORPHANED}"
+    )
+    return int(emails.split()[-1]), int(recipients.split()[-1])
+
+
+async def mark_sent(conn: asyncpg.Connection, email_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE emails SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+        email_id,
+    )
+
+
+async def mark_retry(
+    conn: asyncpg.Connection, email_id: uuid.UUID, at: datetime, error: str
+) -> None:
+    await conn.execute(
+        "UPDATE emails SET status = 'queued', next_attempt_at = $2, last_error = $3 WHERE id = $1",
+        email_id,
+        at,
+        error[:1000],
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, email_id: uuid.UUID, error: str) -> None:
+    await conn.execute(
+        "UPDATE emails SET status = 'failed', last_error = $2 WHERE id = $1", email_id, error[:1000]
+    )
+
+
+async def hard_failures(conn: asyncpg.Connection, recipient: str) -> int:
+    count: int = await conn.fetchval(
+        """SELECT (SELECT count(*) FROM emails
+                   WHERE lower(recipient) = lower($1) AND status = 'failed')
+                + (SELECT count(*) FROM mailing_recipients
+                   WHERE email = lower($1) AND status = 'failed')""",
+        recipient,
+    )
+    return count
+
+
+async def suppress(conn: asyncpg.Connection, email: str, reason: str, scope: str = "all") -> bool:
+    """Add to the suppression list; a wider scope replaces a narrower one. True if new."""
+    result = await conn.fetchval(
+        """INSERT INTO suppressions (email, reason, scope) VALUES (lower($1), $2, $3)
+           ON CONFLICT (email) DO UPDATE SET scope = 'all', reason = EXCLUDED.reason
+               WHERE EXCLUDED.scope = 'all' AND suppressions.scope <> 'all'
+           RETURNING xmax = 0""",
+        email,
+        reason,
+        scope,
+    )
+    return bool(result)
+
+
+async def is_suppressed(conn: asyncpg.Connection, email: str, *, newsletter: bool) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM suppressions WHERE email = lower($1) AND (scope = 'all' OR $2)",
+        email,
+        newsletter,
+    )
+    return bool(found)
+
+
+async def email_status(
+    conn: asyncpg.Connection, registration_id: uuid.UUID
+) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        "SELECT id, kind, status, attempts, created_at, sent_at FROM emails"
+        " WHERE registration_id = $1 ORDER BY created_at",
+        registration_id,
+    )
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ClaimedRecipient:
+    id: uuid.UUID
+    mailing_id: uuid.UUID
+    email: str
+    name: str
+    attempts: int
+
+
+async def claim_recipients(
+    conn: asyncpg.Connection, limit: int, now: datetime, claimed_by: int
+) -> list[ClaimedRecipient]:
+    """A small batch of due recipients of sending mailings; suppressed ones settled here."""
+    rows = await conn.fetch(
+        f"""WITH picked AS (
+                SELECT r.id FROM mailing_recipients r
+                JOIN mailings m ON m.id = r.mailing_id AND m.status = 'sending'
+                WHERE r.status = 'queued' AND r.next_attempt_at <= $2
+                ORDER BY r.next_attempt_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED),
+            claimed AS (
+                UPDATE mailing_recipients r SET
+                    status = CASE WHEN {SUPPRESSED_SQL.format(col="r.email")}
+                                  THEN 'suppressed' ELSE 'sending' END,
+                    attempts = r.attempts + 1, claimed_by = $3
+                FROM picked WHERE r.id = picked.id
+                RETURNING r.id, r.mailing_id, r.email, r.name, r.attempts, r.status)
+            SELECT id, mailing_id, email, name, attempts FROM claimed WHERE status = 'sending'""",
+        limit,
+        now,
+        claimed_by,
+    )
+    return [ClaimedRecipient(**dict(r)) for r in rows]
+
+
+async def mark_recipients_sent(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    await conn.execute(
+        "UPDATE mailing_recipients SET status = 'sent', sent_at = now(), last_error = NULL"
+        " WHERE id = ANY($1::uuid[])",
+        ids,
+    )
+
+
+async def recipient_retry(
+    conn: asyncpg.Connection, recipient_id: uuid.UUID, at: datetime, error: str
+) -> None:
+    await conn.execute(
+        "UPDATE mailing_recipients SET status = 'queued', next_attempt_at = $2, last_error = $3"
+        " WHERE id = $1",
+        recipient_id,
+        at,
+        error[:1000],
+    )
+
+
+async def recipient_failed(conn: asyncpg.Connection, recipient_id: uuid.UUID, error: str) -> None:
+    await conn.execute(
+        "UPDATE mailing_recipients SET status = 'failed', last_error = $2 WHERE id = $1",
+        recipient_id,
+        error[:1000],
+    )
+
+
+async def recipient_email(conn: asyncpg.Connection, recipient_id: uuid.UUID) -> str | None:
+    email: str | None = await conn.fetchval(
+        "SELECT email FROM mailing_recipients WHERE id = $1", recipient_id
+    )
+    return email

@@ -1,0 +1,35 @@
+"""The use cases of the notifications service, and the only place that opens transactions.
+
+- ``reactions``: what a message means (e-mails queued, reminders planned), inside the
+  consumer's transaction;
+- ``sending``: the e-mail and mailing senders, and the send/crash window they keep small;
+- ``scheduling``: the worker that acts when something falls due;
+- ``mailings``: what organisers do with a mailing, and the newsletter's personal links;
+- ``wakeups``: the NOTIFY channels that wake the workers.
+"""
+
+from __future__ import annotations
+
+from sto_notifications.service.mailings import (
+    DraftInvalid,
+    MailingDraft,
+    MailingService,
+    MailingUnknown,
+    web_version_of,
+)
+from sto_notifications.service.reactions import NotificationsService
+from sto_notifications.service.scheduling import Scheduler
+from sto_notifications.service.sending import EmailSender, MailingSender, SenderStats
+
+__all__ = [
+    "DraftInvalid",
+    "EmailSender",
+    "MailingDraft",
+    "MailingSender",
+    "MailingService",
+    "MailingUnknown",
+    "NotificationsService",
+    "Scheduler",
+    "SenderStats",
+    "web_version_of",
+]

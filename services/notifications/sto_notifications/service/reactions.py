@@ -1,0 +1,464 @@
+"""What the notifications service does when a message arrives: queue e-mails (each under a
+unique key, with its calendar object), plan or drop reminders, keep its copies of events and
+registrations. Every handler runs inside the consumer's transaction, so the e-mails queued,
+the reminders planned and the message marked handled commit together.
+
+What a change means for a person (which e-mail, which calendar method, which reminders) is
+decided by ``domain.registration_reaction`` and ``domain.event_reaction``; this module only
+reads what they need and writes what they decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from sto_notifications import domain, repository
+from sto_notifications.calendar import Invitation, invitation_ics
+from sto_notifications.domain import CalendarMethod, EmailRequest, Reaction
+from sto_notifications.rendering import EmailRenderer
+from sto_notifications.repository import EventRow, RegistrationRow
+from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
+from stolive_shared.clock import Clock, utc_now
+from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
+from stolive_shared.contracts.events import (
+    DEFAULT_REMINDER_OFFSETS_HOURS,
+    EventCancelled,
+    EventEnded,
+    EventPublished,
+    EventRescheduled,
+    EventSnapshot,
+    EventUpdated,
+    EventWentLive,
+)
+from stolive_shared.contracts.notifications import EmailKind
+from stolive_shared.contracts.registrations import (
+    PersonErased,
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationPromoted,
+    RegistrationSignUpRepeated,
+    RegistrationView,
+    RegistrationWaitlisted,
+)
+from stolive_shared.links import PersonalLinks
+from stolive_shared.telemetry import current_traceparent
+
+log = logging.getLogger(__name__)
+
+SeatMessage = RegistrationConfirmed | RegistrationPromoted
+EventChanged = EventPublished | EventUpdated | EventEnded
+
+
+@dataclass
+class NotificationsService:
+    """The reactions to messages: one method per message class (``consumers`` maps them)."""
+
+    schema: str
+    links: PersonalLinks
+    mail_from: str
+    clock: Clock = utc_now
+    renderer: EmailRenderer = field(default_factory=EmailRenderer)
+
+    # -- registrations -----------------------------------------------------------------------
+
+    async def on_seat(self, conn: asyncpg.Connection, message: SeatMessage) -> None:
+        change: domain.RegistrationChange = (
+            "promoted" if isinstance(message, RegistrationPromoted) else "confirmed"
+        )
+        await self._registration_changed(conn, message.registration, change)
+
+    async def on_waitlisted(
+        self, conn: asyncpg.Connection, message: RegistrationWaitlisted
+    ) -> None:
+        await self._registration_changed(conn, message.registration, "waitlisted")
+
+    async def on_registration_cancelled(
+        self, conn: asyncpg.Connection, message: RegistrationCancelled
+    ) -> None:
+        await self._registration_changed(
+            conn, message.registration, "cancelled", previous_status=message.previous_status
+        )
+
+    async def on_sign_up_repeated(
+        self, conn: asyncpg.Connection, message: RegistrationSignUpRepeated
+    ) -> None:
+        """Someone signed this address up again: tell the address, not whoever typed it."""
+        await self._queue(
+            conn, domain.repeated_sign_up_email(message.registration, message.message_id)
+        )
+
+    async def _registration_changed(
+        self,
+        conn: asyncpg.Connection,
+        view: RegistrationView,
+        change: domain.RegistrationChange,
+        previous_status: str = "",
+    ) -> None:
+        await self._keep_copy(conn, view)
+        if change in ("confirmed", "waitlisted") and view.newsletter_opt_in:
+            # The sign-up form's opt-in: still a double opt-in, by its own email.
+            await self.subscribe(
+                conn,
+                email=view.attendee.email,
+                name=view.attendee.name,
+                role=view.attendee.role,
+                region_code=view.attendee.region_code,
+                interests=list(view.attendee.profiles),
+                source="registration",
+            )
+        registration = await repository.get_registration(conn, view.registration_id)
+        event = await repository.get_event(conn, view.event_id)
+        if registration is None or event is None:
+            return
+        reaction = domain.registration_reaction(
+            change,
+            previous_status=previous_status,
+            event_cancelled=event.status == "cancelled",
+            invited=registration.ics_sequence >= 0,
+        )
+        await self._apply_reminders(conn, reaction, registration, event)
+        if reaction.email is not None:
+            await self._queue(
+                conn,
+                domain.registration_email(reaction.email, view),
+                calendar=self._calendar(reaction, registration, event),
+            )
+
+    async def _keep_copy(self, conn: asyncpg.Connection, view: RegistrationView) -> None:
+        """What a registration message tells of the event and the person, kept here."""
+        await repository.upsert_event(
+            conn,
+            EventRow(
+                event_id=view.event_id,
+                revision=view.event_revision,
+                status="published",
+                title=view.event_title,
+                starts_at=view.event_starts_at,
+                ends_at=view.event_ends_at,
+                venue=None,
+                replay_url=None,
+                reminder_offsets_hours=DEFAULT_REMINDER_OFFSETS_HOURS,
+            ),
+            from_view=True,
+        )
+        await repository.upsert_registration(
+            conn,
+            registration_id=view.registration_id,
+            event_id=view.event_id,
+            status=view.status,
+            name=view.attendee.name,
+            email=view.attendee.email,
+            role=view.attendee.role,
+            region_code=view.attendee.region_code,
+            viewer_id=view.viewer_id,
+            manage_url=view.manage_url,
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def on_event_cancelled(self, conn: asyncpg.Connection, message: EventCancelled) -> None:
+        await self._event_changed(conn, message.event, "cancelled", reason=message.reason)
+
+    async def on_event_rescheduled(
+        self, conn: asyncpg.Connection, message: EventRescheduled
+    ) -> None:
+        await self._event_changed(
+            conn, message.event, "rescheduled", previous_starts_at=message.previous_starts_at
+        )
+
+    async def on_event_went_live(self, conn: asyncpg.Connection, message: EventWentLive) -> None:
+        await self._event_changed(conn, message.event, "went_live")
+
+    async def on_event_changed(self, conn: asyncpg.Connection, message: EventChanged) -> None:
+        change: domain.EventChange = (
+            "published"
+            if isinstance(message, EventPublished)
+            else "ended"
+            if isinstance(message, EventEnded)
+            else "updated"
+        )
+        await self._event_changed(conn, message.event, change)
+
+    async def _event_changed(
+        self,
+        conn: asyncpg.Connection,
+        snapshot: EventSnapshot,
+        change: domain.EventChange,
+        **facts: Any,
+    ) -> None:
+        event = EventRow(
+            event_id=snapshot.event_id,
+            revision=snapshot.revision,
+            status=snapshot.status,
+            title=snapshot.title,
+            starts_at=snapshot.starts_at,
+            ends_at=snapshot.ends_at,
+            venue=snapshot.venue,
+            replay_url=snapshot.replay_url,
+            reminder_offsets_hours=snapshot.reminder_offsets_hours,
+        )
+        if not await repository.upsert_event(conn, event):
+            return  # an older revision than we know: nothing it says still holds
+        if change == "cancelled":
+            await repository.drop_reminders(conn, event_id=event.event_id)
+        for registration in await repository.registrations_of(
+            conn, event.event_id, ("confirmed", "waitlisted")
+        ):
+            reaction = domain.event_reaction(
+                change, status=registration.status, invited=registration.ics_sequence >= 0
+            )
+            await self._apply_reminders(conn, reaction, registration, event)
+            if reaction.email is None:
+                continue
+            if change == "went_live":
+                facts = {"join_url": self.links.watch(event.event_id, registration.viewer_id)}
+            request = self._event_email(
+                reaction.email,
+                registration,
+                event,
+                has_calendar=reaction.calendar is not None,
+                **facts,
+            )
+            if change == "went_live":
+                # Once per registration and event: going live twice sends no second email.
+                request = _rekey(request, f"event_live:{registration.registration_id}")
+            await self._queue(conn, request, calendar=self._calendar(reaction, registration, event))
+
+    # -- reminders ---------------------------------------------------------------------------
+
+    async def _apply_reminders(
+        self,
+        conn: asyncpg.Connection,
+        reaction: Reaction,
+        registration: RegistrationRow,
+        event: EventRow,
+    ) -> None:
+        if reaction.reminders == "plan":
+            planned = domain.plan_reminders(
+                event.starts_at, event.reminder_offsets_hours, self.clock()
+            )
+            await repository.plan_reminders(
+                conn, registration.registration_id, event.event_id, event.revision, planned
+            )
+            await notify(conn, WORK_CHANGED)
+        elif reaction.reminders == "drop":
+            await repository.drop_reminders(conn, registration_id=registration.registration_id)
+
+    async def queue_due_reminders(self, conn: asyncpg.Connection, limit: int = 200) -> int:
+        """Queue every reminder due by now (see ``domain``: catch-up and missed)."""
+        now = self.clock()
+        queued = 0
+        for due in await repository.claim_due_reminders(conn, now, limit):
+            event, registration = due.event, due.registration
+            if (
+                event.status == "cancelled"
+                or registration.status != "confirmed"
+                or due.event_revision != event.revision
+            ):
+                await repository.settle_reminder(
+                    conn, due.registration_id, due.offset_minutes, "dropped", None
+                )
+                continue
+            verdict = domain.catch_up_verdict(due.due_at, event.starts_at, now)
+            if verdict != "send":
+                await repository.settle_reminder(
+                    conn, due.registration_id, due.offset_minutes, "missed", None
+                )
+                continue
+            request = self._event_email(
+                "reminder",
+                registration,
+                event,
+                label=domain.reminder_label(due.offset_minutes),
+                join_url=self.links.watch(event.event_id, registration.viewer_id)
+                if event.venue is None
+                else None,
+            )
+            request = _rekey(
+                request,
+                domain.reminder_dedup_key(
+                    registration.registration_id, due.offset_minutes, event.revision
+                ),
+            )
+            rendered = self.renderer.render("reminder", request.context)
+            email_id = await repository.queue_email(conn, request, rendered, at=now)
+            await repository.settle_reminder(
+                conn, due.registration_id, due.offset_minutes, "queued", email_id
+            )
+            queued += 1
+        if queued:
+            await notify(conn, EMAIL_QUEUED)
+        return queued
+
+    # -- attendance --------------------------------------------------------------------------
+
+    async def on_attendance(self, conn: asyncpg.Connection, message: AttendanceRecorded) -> None:
+        await repository.record_attendance(
+            conn,
+            message.registration_id,
+            message.event_id,
+            message.attended,
+            message.minutes_watched,
+        )
+
+    async def on_attendance_finalised(
+        self, conn: asyncpg.Connection, message: AttendanceFinalised
+    ) -> None:
+        """Thank those who attended; offer the replay to the other confirmed registrants
+        (only when the event has a replay: no email promising what does not exist)."""
+        event_id = message.event_id
+        if not await repository.mark_finalised(conn, event_id):
+            return
+        event = await repository.get_event(conn, event_id)
+        if event is None:
+            return
+        attended = await repository.attended_ids(conn, event_id)
+        for registration in await repository.registrations_of(conn, event_id, ("confirmed",)):
+            if registration.registration_id in attended:
+                kind: EmailKind = "thank_you"
+            elif event.replay_url:
+                kind = "replay"
+            else:
+                continue
+            request = self._event_email(kind, registration, event, replay_url=event.replay_url)
+            await self._queue(conn, _rekey(request, f"{kind}:{registration.registration_id}"))
+
+    # -- people ------------------------------------------------------------------------------
+
+    async def on_person_erased(self, conn: asyncpg.Connection, message: PersonErased) -> None:
+        erased = await repository.erase_person(
+            conn, message.email_sha256, list(message.registration_ids)
+        )
+        log.info("erased a person: %s", erased)
+
+    async def subscribe(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        email: str,
+        name: str,
+        role: str | None,
+        region_code: str | None,
+        interests: list[str],
+        source: str,
+    ) -> bool:
+        """Record the wish and send the opt-in email; False for an address we cannot use.
+        A confirmed subscriber is not mailed again (and nobody learns who is subscribed)."""
+        if not domain.is_valid_address(email):
+            return False
+        subscriber = await repository.add_subscriber(
+            conn,
+            email=email,
+            email_sha256=domain.email_sha256(email),
+            name=domain.display_name(name),
+            role=role,
+            region_code=region_code,
+            interests=interests,
+            source=source,
+        )
+        if subscriber.status != "pending":
+            return True
+        request = EmailRequest(
+            kind="subscription_confirmation",
+            # One opt-in email per subscriber per day: repeated posts do not flood a mailbox.
+            dedup_key=f"subscription_confirmation:{subscriber.id}:{self.clock():%Y-%m-%d}",
+            recipient=subscriber.email,
+            event_id=None,
+            registration_id=None,
+            context={
+                "name": subscriber.name,
+                "confirm_url": self.links.newsletter_confirmation(subscriber.id),
+            },
+        )
+        await self._queue(conn, request)
+        return True
+
+    # -- queueing ----------------------------------------------------------------------------
+
+    def _calendar(
+        self, reaction: Reaction, registration: RegistrationRow, event: EventRow
+    ) -> tuple[RegistrationRow, EventRow, CalendarMethod] | None:
+        if reaction.calendar is None:
+            return None
+        return registration, event, reaction.calendar
+
+    def _event_email(
+        self, kind: EmailKind, registration: RegistrationRow, event: EventRow, **extra: Any
+    ) -> EmailRequest:
+        return EmailRequest(
+            kind=kind,
+            dedup_key=f"{kind}:{registration.registration_id}:{event.revision}",
+            recipient=registration.email,
+            event_id=event.event_id,
+            registration_id=registration.registration_id,
+            context={
+                "name": domain.display_name(registration.name),
+                "event_title": event.title,
+                "starts_at": event.starts_at,
+                "ends_at": event.ends_at,
+                "manage_url": registration.manage_url,
+                "venue": event.venue,
+                **extra,
+            },
+        )
+
+    async def _queue(
+        self,
+        conn: asyncpg.Connection,
+        request: EmailRequest,
+        *,
+        calendar: tuple[RegistrationRow, EventRow, CalendarMethod] | None = None,
+    ) -> uuid.UUID | None:
+        """Queue an email (with a calendar object whose SEQUENCE is one above the last)."""
+        ics = method = None
+        sequence = 0
+        if calendar is not None:
+            registration, event, method = calendar
+            sequence = registration.ics_sequence + 1
+            ics = invitation_ics(
+                Invitation(
+                    registration_id=registration.registration_id,
+                    sequence=sequence,
+                    method=method,
+                    title=event.title,
+                    starts_at=event.starts_at,
+                    ends_at=event.ends_at,
+                    attendee_name=domain.display_name(registration.name),
+                    attendee_email=registration.email,
+                    organiser_email=self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip(),
+                    url=registration.manage_url,
+                    location=event.venue,
+                ),
+                stamp=self.clock(),
+            )
+        rendered = self.renderer.render(request.kind, request.context)
+        email_id = await repository.queue_email(
+            conn,
+            request,
+            rendered,
+            ics=ics,
+            ics_method=method,
+            at=self.clock(),
+            traceparent=current_traceparent(),
+        )
+        if email_id is not None:
+            if calendar is not None:
+                await repository.set_ics_sequence(conn, calendar[0].registration_id, sequence)
+            await notify(conn, EMAIL_QUEUED)
+        return email_id
+
+
+def _rekey(request: EmailRequest, dedup_key: str) -> EmailRequest:
+    return EmailRequest(
+        kind=request.kind,
+        dedup_key=dedup_key,
+        recipient=request.recipient,
+        event_id=request.event_id,
+        registration_id=request.registration_id,
+        context=request.context,
+    )
