@@ -127,7 +127,7 @@ async def run(seconds: float) -> BenchResult:
 
 async def _sample_message(mailings: Any, mailing_id: uuid.UUID) -> bytes:
     """One personalised message as the sender builds it: the ceiling sends bytes this size."""
-    from sto_notifications.mime import MailingComposer
+    from sto_notifications.adapters.mime import MailingComposer
 
     mailing = await mailings.get(mailing_id)
     rendered = await mailings.render(mailing, personal=True)

@@ -19,11 +19,12 @@ import icalendar
 import pytest
 from pydantic import SecretStr
 
+from sto_notifications.adapters.mime import build_message
+from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, message_handlers
 from sto_notifications.domain import email_sha256
-from sto_notifications.mime import build_message
 from sto_notifications.repository import email_status
 from sto_notifications.service import (
     EmailSender,
@@ -31,7 +32,6 @@ from sto_notifications.service import (
     NotificationsService,
     Scheduler,
 )
-from sto_notifications.smtp import SmtpPool
 from stolive_shared import links
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.base import Message

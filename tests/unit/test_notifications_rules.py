@@ -16,16 +16,16 @@ import icalendar
 import pytest
 
 from sto_notifications import domain
-from sto_notifications.calendar import Invitation, invitation_ics
-from sto_notifications.mime import MailingComposer, build_message
-from sto_notifications.rendering import (
+from sto_notifications.adapters.calendar import Invitation, invitation_ics
+from sto_notifications.adapters.mime import MailingComposer, build_message
+from sto_notifications.adapters.rendering import (
     Block,
     MailingRenderer,
     UpcomingEvent,
     parse_body,
 )
+from sto_notifications.adapters.smtp import RateLimiter
 from sto_notifications.service import web_version_of
-from sto_notifications.smtp import RateLimiter
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

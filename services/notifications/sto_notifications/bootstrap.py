@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.app import create_app
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, create_workers
 from sto_notifications.service import MailingService, NotificationsService
-from sto_notifications.smtp import SmtpPool
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition

@@ -14,12 +14,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from sto_notifications import domain, repository
+from sto_notifications.adapters.agenda import EventsUnavailable
+from sto_notifications.adapters.mime import MESSAGE_ID_DOMAIN
+from sto_notifications.adapters.smtp import SendFailure
 from sto_notifications.api.public import templates
 from sto_notifications.domain import Audience, MailingRefused
-from sto_notifications.events_api import EventsUnavailable
-from sto_notifications.mime import MESSAGE_ID_DOMAIN
 from sto_notifications.service import DraftInvalid, MailingDraft, MailingService
-from sto_notifications.smtp import SendFailure
 from stolive_shared.organisers.web import OrganiserDep as Organiser
 from stolive_shared.organisers.web import OrganiserPageDep as Page
 from stolive_shared.pages import FormPages, base_path

@@ -9,8 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from sto_notifications.adapters.rendering import RenderedEmail
 from sto_notifications.domain import EmailRequest
-from sto_notifications.rendering import RenderedEmail
 
 # Advisory-lock namespace of sender processes (the first key of pg_advisory_lock(int, int)).
 SENDER_LOCK_CLASS = 7306

@@ -14,14 +14,14 @@ from typing import Any
 import asyncpg
 
 from sto_notifications import domain, repository
+from sto_notifications.adapters.agenda import EventsDirectory, EventsUnavailable
+from sto_notifications.adapters.mime import MailingComposer
+from sto_notifications.adapters.rendering import NAME_MARK, MailingRenderer, RenderedEmail
+from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.domain import Audience
-from sto_notifications.events_api import EventsDirectory, EventsUnavailable
-from sto_notifications.mime import MailingComposer
-from sto_notifications.rendering import NAME_MARK, MailingRenderer, RenderedEmail
 from sto_notifications.service.reactions import NotificationsService
 from sto_notifications.service.wakeups import WORK_CHANGED, notify
-from sto_notifications.smtp import SmtpPool
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.notifications import MailingFinished
 from stolive_shared.errors import DomainError

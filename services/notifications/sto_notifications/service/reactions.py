@@ -18,9 +18,9 @@ from typing import Any
 import asyncpg
 
 from sto_notifications import domain, repository
-from sto_notifications.calendar import Invitation, invitation_ics
+from sto_notifications.adapters.calendar import Invitation, invitation_ics
+from sto_notifications.adapters.rendering import EmailRenderer
 from sto_notifications.domain import CalendarMethod, EmailRequest, Reaction
-from sto_notifications.rendering import EmailRenderer
 from sto_notifications.repository import EventRow, RegistrationRow
 from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now

@@ -55,10 +55,11 @@ import asyncpg
 from opentelemetry import trace
 
 from sto_notifications import domain, repository
+from sto_notifications.adapters.mime import MailingComposer, build_message
+from sto_notifications.adapters.rendering import RenderedEmail
+from sto_notifications.adapters.smtp import SendFailure, SmtpPool
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.domain import MailingRefused
-from sto_notifications.mime import MailingComposer, build_message
-from sto_notifications.rendering import RenderedEmail
 from sto_notifications.repository import SENDER_LOCK_CLASS, ClaimedRecipient, QueuedEmail
 from sto_notifications.service.wakeups import (
     EMAIL_QUEUED,
@@ -66,7 +67,6 @@ from sto_notifications.service.wakeups import (
     listening,
     woken_or_after,
 )
-from sto_notifications.smtp import SendFailure, SmtpPool
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.notifications import EmailFailed, EmailSent

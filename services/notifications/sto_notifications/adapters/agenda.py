@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sto_notifications.rendering import UpcomingEvent
+from sto_notifications.adapters.rendering import UpcomingEvent
 from stolive_shared.events_client import EventsClient, EventsUnavailable
 from stolive_shared.urls import PublicUrls
 

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.templating import local_time
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"
 
 SUBJECTS: dict[str, str] = {
     "registration_confirmed": "Je bent aangemeld: {event_title}",

@@ -30,8 +30,8 @@ from email import policy, quoprimime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
+from sto_notifications.adapters.rendering import NAME_MARK, UNSUBSCRIBE_MARK, RenderedEmail
 from sto_notifications.domain import display_name
-from sto_notifications.rendering import NAME_MARK, UNSUBSCRIBE_MARK, RenderedEmail
 
 MESSAGE_ID_DOMAIN = "stolive.sterktechniekonderwijs.nl"
 _MARKS = re.compile(f"({re.escape(NAME_MARK)}|{re.escape(UNSUBSCRIBE_MARK)})")
