@@ -94,8 +94,8 @@ class Platform:
             capacity=40,
             waitlist_enabled=True,
         )
-        async with self.registrations.pool.acquire() as conn, conn.transaction():
-            await self.registrations.apply_event(conn, event)
+        async with self.registrations.store.transaction() as registrations:
+            await self.registrations.apply_event(registrations, event)
         return event.event_id
 
 

@@ -51,8 +51,8 @@ class Site:
             "waitlist_enabled": True,
         }
         fields.update(changes)
-        async with self.service.pool.acquire() as conn, conn.transaction():
-            await self.service.apply_event(conn, EventSnapshot(**fields))
+        async with self.service.store.transaction() as registrations:
+            await self.service.apply_event(registrations, EventSnapshot(**fields))
         event_id: uuid.UUID = fields["event_id"]
         return event_id
 

@@ -61,8 +61,8 @@ def snapshot(event_id: uuid.UUID | None = None, **changes: Any) -> EventSnapshot
 
 
 async def apply(service: RegistrationsService, event: EventSnapshot) -> uuid.UUID:
-    async with service.pool.acquire() as conn, conn.transaction():
-        await service.apply_event(conn, event)
+    async with service.store.transaction() as registrations:
+        await service.apply_event(registrations, event)
     return event.event_id
 
 

@@ -1,14 +1,15 @@
-"""The registrations service's Kafka face: it follows the events topic."""
+"""The registrations service's Kafka face: it follows the events topic, each change applied
+(``RegistrationsService.apply_event``) inside the consumer's transaction."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from stolive_shared.contracts.events import EVENT_MESSAGES
+from stolive_shared.contracts.events import EVENT_MESSAGES, EventMessage
 from stolive_shared.contracts.topics import EVENTS
-from stolive_shared.messaging.consumer import Delivery, Handler, MessageConsumer
+from stolive_shared.messaging.consumer import MessageConsumer, on
 
 if TYPE_CHECKING:
     from sto_registrations.bootstrap import Registrations
@@ -17,15 +18,14 @@ if TYPE_CHECKING:
 def create_consumers(parts: Registrations) -> list[MessageConsumer]:
     runtime, service = parts.runtime, parts.service
 
-    async def on_event_changed(conn: asyncpg.Connection, message: Any, _delivery: Delivery) -> None:
-        await service.apply_event(conn, message.event)
+    async def follow(conn: asyncpg.Connection, message: EventMessage) -> None:
+        await service.apply_event(service.repository_on(conn), message.event)
 
-    handlers: dict[Any, Handler] = dict.fromkeys(EVENT_MESSAGES, on_event_changed)
     return [
         MessageConsumer(
             name="registrations.events",
             topics=[EVENTS.name],
-            handlers=handlers,
+            handlers=dict(on(model, follow) for model in EVENT_MESSAGES),
             pool=runtime.pool,
             kafka=runtime.settings.kafka,
             max_attempts=runtime.settings.consumer_max_attempts,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import RegistrationStatus
 from stolive_shared.errors import DomainError
 from stolive_shared.programme import PROFILES, ROLES
@@ -68,6 +69,23 @@ class EventTerms:
     waitlist_enabled: bool
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
+
+    @classmethod
+    def of(cls, event: EventSnapshot) -> EventTerms:
+        """The terms an event message states."""
+        return cls(
+            id=event.event_id,
+            revision=event.revision,
+            kind=event.kind,
+            status=event.status,
+            title=event.title,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            capacity=event.capacity,
+            waitlist_enabled=event.waitlist_enabled,
+            registration_opens_at=event.registration_opens_at,
+            registration_closes_at=event.registration_closes_at,
+        )
 
 
 @dataclass(frozen=True)

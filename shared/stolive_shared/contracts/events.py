@@ -48,7 +48,9 @@ class EventSnapshot(BaseModel):
     reminder_offsets_hours: tuple[float, ...] = DEFAULT_REMINDER_OFFSETS_HOURS
 
 
-class _EventMessage(Message):
+class EventMessage(Message):
+    """Every message about an event carries the whole event as it now is (its snapshot)."""
+
     TOPIC: ClassVar[str] = EVENTS.name
     event: EventSnapshot
 
@@ -56,12 +58,12 @@ class _EventMessage(Message):
         return str(self.event.event_id)
 
 
-class EventPublished(_EventMessage):
+class EventPublished(EventMessage):
     type: Literal["event.published"] = "event.published"
     version: Literal[1] = 1
 
 
-class EventUpdated(_EventMessage):
+class EventUpdated(EventMessage):
     """Details changed (title, capacity, venue ...) without moving the event in time."""
 
     type: Literal["event.updated"] = "event.updated"
@@ -69,30 +71,30 @@ class EventUpdated(_EventMessage):
     changed_fields: tuple[str, ...] = ()
 
 
-class EventRescheduled(_EventMessage):
+class EventRescheduled(EventMessage):
     type: Literal["event.rescheduled"] = "event.rescheduled"
     version: Literal[1] = 1
     previous_starts_at: AwareDatetime
     previous_ends_at: AwareDatetime
 
 
-class EventWentLive(_EventMessage):
+class EventWentLive(EventMessage):
     type: Literal["event.went_live"] = "event.went_live"
     version: Literal[1] = 1
 
 
-class EventEnded(_EventMessage):
+class EventEnded(EventMessage):
     type: Literal["event.ended"] = "event.ended"
     version: Literal[1] = 1
 
 
-class EventCancelled(_EventMessage):
+class EventCancelled(EventMessage):
     type: Literal["event.cancelled"] = "event.cancelled"
     version: Literal[1] = 1
     reason: str = ""
 
 
-EVENT_MESSAGES: tuple[type[Message], ...] = (
+EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
     EventPublished,
     EventUpdated,
     EventRescheduled,

@@ -4,7 +4,10 @@ transactions (the use cases in ``service`` do).
 - ``events``: what this service knows of each event, and its seats (locked for a decision);
 - ``sign_ups``: a batch of sign-ups read and stored in one statement;
 - ``registrations``: a registration's life after that, lists, bookings, privacy;
-- ``rows``: rows into domain objects.
+- ``rows``: rows into domain objects;
+- ``port``: what the use cases after a sign-up need of storage (``RegistrationsRepository``),
+  with ``postgres`` (``PostgresRegistrations``, over the SQL above) and ``memory``
+  (``InMemoryRegistrations``, the fake for unit tests).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from sto_registrations.repository.events import (
     seat_state,
     store_event,
 )
+from sto_registrations.repository.memory import InMemoryRegistrations, RegistrationsState
+from sto_registrations.repository.port import RegistrationsRepository
+from sto_registrations.repository.postgres import PostgresRegistrations
 from sto_registrations.repository.registrations import (
     attendees,
     booked_colleagues,
@@ -39,6 +45,10 @@ from sto_registrations.repository.sign_ups import (
 )
 
 __all__ = [
+    "InMemoryRegistrations",
+    "PostgresRegistrations",
+    "RegistrationsRepository",
+    "RegistrationsState",
     "SeatCountsChanged",
     "attendees",
     "booked_colleagues",

@@ -44,23 +44,7 @@ async def store_event(conn: asyncpg.Connection, event: EventSnapshot) -> EventTe
         event.registration_opens_at,
         event.registration_closes_at,
     )
-    return previous or _terms_from_snapshot(event)
-
-
-def _terms_from_snapshot(event: EventSnapshot) -> EventTerms:
-    return EventTerms(
-        id=event.event_id,
-        revision=event.revision,
-        kind=event.kind,
-        status=event.status,
-        title=event.title,
-        starts_at=event.starts_at,
-        ends_at=event.ends_at,
-        capacity=event.capacity,
-        waitlist_enabled=event.waitlist_enabled,
-        registration_opens_at=event.registration_opens_at,
-        registration_closes_at=event.registration_closes_at,
-    )
+    return previous or EventTerms.of(event)
 
 
 async def get_terms(

@@ -23,6 +23,41 @@ async def get_registration(
     return registration_of(row) if row else None
 
 
+async def add_registration(conn: asyncpg.Connection, registration: Registration) -> Registration:
+    """One registration, its seat or waiting-list place counted on the event's row."""
+    applicant = registration.applicant
+    row = await conn.fetchrow(
+        f"""WITH added AS (
+                INSERT INTO registrations (id, event_id, status, name, email, organisation,
+                    role, region_code, profiles, newsletter, viewer_id, created_at,
+                    checked_in_at, group_id, confirmed_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                        CASE WHEN $3 = 'confirmed' THEN now() END)
+                RETURNING {REGISTRATION_COLUMNS}),
+            counted AS (
+                UPDATE events SET confirmed_count = confirmed_count + ($3 = 'confirmed')::int,
+                                  waitlisted_count = waitlisted_count + ($3 = 'waitlisted')::int
+                WHERE id = $2)
+            SELECT * FROM added""",
+        registration.id,
+        registration.event_id,
+        registration.status,
+        applicant.name,
+        applicant.email,
+        applicant.organisation,
+        applicant.role,
+        applicant.region_code,
+        list(applicant.profiles),
+        applicant.newsletter,
+        registration.viewer_id,
+        registration.created_at,
+        registration.checked_in_at,
+        registration.group_id,
+    )
+    assert row is not None
+    return registration_of(row)
+
+
 async def mark_cancelled(conn: asyncpg.Connection, registration: Registration, reason: str) -> None:
     """Cancel, and give back the seat or the waiting-list place it held, in one statement."""
     await conn.execute(

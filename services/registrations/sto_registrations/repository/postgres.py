@@ -1,0 +1,97 @@
+"""The registrations repository on PostgreSQL: the port's methods over one connection (and
+so inside whatever transaction it is in), each running the SQL of ``events`` or
+``registrations``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from sto_registrations.domain import EventTerms, Registration, SeatState
+from sto_registrations.repository import events, registrations
+from sto_registrations.repository.port import RegistrationsRepository
+from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.messaging import outbox
+
+
+class PostgresRegistrations(RegistrationsRepository):
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+
+    async def store_event(self, event: EventSnapshot) -> EventTerms | None:
+        return await events.store_event(self.conn, event)
+
+    async def terms(self, event_id: uuid.UUID, *, for_update: bool = False) -> EventTerms | None:
+        return await events.get_terms(self.conn, event_id, for_update=for_update)
+
+    async def seat_state(self, event_id: uuid.UUID) -> SeatState | None:
+        return await events.seat_state(self.conn, event_id)
+
+    async def open_events(self, now: datetime) -> list[EventTerms]:
+        return await events.open_events(self.conn, now)
+
+    async def events_by_start(self, limit: int = 200) -> list[EventTerms]:
+        return await events.events_by_start(self.conn, limit)
+
+    async def add(self, registration: Registration) -> Registration:
+        return await registrations.add_registration(self.conn, registration)
+
+    async def registration(
+        self, registration_id: uuid.UUID, *, for_update: bool = False
+    ) -> Registration | None:
+        return await registrations.get_registration(
+            self.conn, registration_id, for_update=for_update
+        )
+
+    async def mark_cancelled(self, registration: Registration, reason: str) -> None:
+        await registrations.mark_cancelled(self.conn, registration, reason)
+
+    async def cancel_all_active(self, event_id: uuid.UUID, reason: str) -> list[Registration]:
+        return await registrations.cancel_all_active(self.conn, event_id, reason)
+
+    async def promote_first_waitlisted(self, event_id: uuid.UUID, count: int) -> list[Registration]:
+        return await registrations.promote_first_waitlisted(self.conn, event_id, count)
+
+    async def mark_checked_in(
+        self, registration_id: uuid.UUID, organiser: str
+    ) -> Registration | None:
+        return await registrations.mark_checked_in(self.conn, registration_id, organiser)
+
+    async def waitlist_position(self, registration: Registration) -> int:
+        return await registrations.waitlist_position(self.conn, registration)
+
+    async def status_counts(self, event_id: uuid.UUID) -> dict[str, int]:
+        return await registrations.status_counts(self.conn, event_id)
+
+    async def attendees(
+        self,
+        event_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        region_code: str | None = None,
+        role: str | None = None,
+    ) -> list[Registration]:
+        return await registrations.attendees(
+            self.conn, event_id, status=status, region_code=region_code, role=role
+        )
+
+    async def record_booking(self, group_id: uuid.UUID, booker_id: uuid.UUID) -> None:
+        await registrations.record_booking(self.conn, group_id, booker_id)
+
+    async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
+        return await registrations.booked_colleagues(self.conn, booker_id)
+
+    async def person_records(self, email: str) -> list[dict[str, Any]]:
+        return await registrations.person_records(self.conn, email)
+
+    async def erase_person(self, email: str) -> list[uuid.UUID]:
+        return await registrations.erase_person(self.conn, email)
+
+    async def add_messages(self, messages: Sequence[Message]) -> None:
+        await outbox.enqueue_many(self.conn, list(messages), schema=self.schema)

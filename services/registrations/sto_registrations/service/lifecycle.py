@@ -1,0 +1,240 @@
+"""What happens to a registration after its sign-up: cancelling (and the promotion from the
+waiting list it may bring), following the event's changes, checking in, the privacy requests,
+and the reads the pages need. Each use case runs in one transaction of its ``Store``, so the
+change and the messages it causes commit together; they hold no connection themselves, and
+run as well on the in-memory repository (the unit tests) as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sto_registrations import domain
+from sto_registrations.domain import (
+    CheckInRefused,
+    EventTerms,
+    EventUnknown,
+    Registration,
+    RegistrationUnknown,
+)
+from sto_registrations.repository import RegistrationsRepository
+from sto_registrations.service.views import registration_view
+from stolive_shared.clock import Clock, utc_now
+from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.contracts.registrations import (
+    PersonErased,
+    RegistrationCancelled,
+    RegistrationCheckedIn,
+    RegistrationPromoted,
+    RegistrationStatus,
+    RegistrationView,
+)
+from stolive_shared.links import PersonalLinks
+from stolive_shared.store import Store
+
+
+class RegistrationLifecycle:
+    def __init__(
+        self,
+        store: Store[RegistrationsRepository],
+        links: PersonalLinks,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.links = links
+        self.clock = clock
+
+    # -- cancelling and promoting ----------------------------------------------------------
+
+    async def cancel(self, registration_id: uuid.UUID, reason: str = "") -> Registration:
+        """Cancel (or leave the waiting list); a freed seat goes to the first on the waiting
+        list in the same commit."""
+        async with self.store.transaction() as registrations:
+            registration = await registrations.registration(registration_id, for_update=True)
+            if registration is None:
+                raise RegistrationUnknown()
+            if registration.status == "cancelled":
+                return registration
+            terms = await registrations.terms(registration.event_id, for_update=True)
+            assert terms is not None
+            await registrations.mark_cancelled(registration, reason)
+            messages: list[Message] = [
+                RegistrationCancelled.create(
+                    registration=self._view(registration, terms, status="cancelled"),
+                    previous_status=registration.status,
+                    reason=reason,
+                )
+            ]
+            if registration.status == "confirmed":
+                messages += await self._promote(registrations, terms.id)
+            await registrations.add_messages(messages)
+        return registration
+
+    async def _promote(
+        self, registrations: RegistrationsRepository, event_id: uuid.UUID
+    ) -> list[Message]:
+        """Give free seats to the waiting list, first come first served: as many as the seat
+        rule grants on the event's locked row (``domain.promotions``)."""
+        seats = await registrations.seat_state(event_id)
+        assert seats is not None
+        count = domain.promotions(seats)
+        if count == 0:
+            return []
+        return [
+            RegistrationPromoted.create(registration=self._view(promoted, seats.terms))
+            for promoted in await registrations.promote_first_waitlisted(event_id, count)
+        ]
+
+    async def apply_event(
+        self, registrations: RegistrationsRepository, event: EventSnapshot
+    ) -> None:
+        """Follow the events topic (inside the consumer's transaction, ``registrations``).
+
+        Cancelled: every registration is cancelled with that reason. Capacity raised: the
+        waiting list moves up. Capacity lowered: nobody confirmed loses a seat; new sign-ups
+        wait until enough people have cancelled.
+        """
+        previous = await registrations.store_event(event)
+        if previous is None:
+            return  # an older or repeated revision
+        terms = await registrations.terms(event.event_id)
+        assert terms is not None
+        messages: list[Message] = []
+        if event.status == "cancelled":
+            for registration in await registrations.cancel_all_active(
+                event.event_id, "event_cancelled"
+            ):
+                messages.append(
+                    RegistrationCancelled.create(
+                        registration=self._view(registration, terms, status="cancelled"),
+                        previous_status=registration.status,
+                        reason="event_cancelled",
+                    )
+                )
+        elif event.status in ("published", "live"):
+            messages += await self._promote(registrations, terms.id)
+        await registrations.add_messages(messages)
+
+    # -- checking in -----------------------------------------------------------------------
+
+    async def check_in(self, registration_id: uuid.UUID, organiser: str) -> Registration:
+        """Check a confirmed person in at a physical meeting; a second check-in changes nothing."""
+        async with self.store.transaction() as registrations:
+            registration = await registrations.registration(registration_id, for_update=True)
+            if registration is None:
+                raise RegistrationUnknown()
+            terms = await registrations.terms(registration.event_id)
+            assert terms is not None
+            refusal = domain.check_in_refusal(terms, registration.status)
+            if refusal is not None:
+                raise CheckInRefused(refusal)
+            checked = await registrations.mark_checked_in(registration_id, organiser)
+            if checked is None:
+                return registration
+            assert checked.checked_in_at is not None
+            await registrations.add_messages(
+                [
+                    RegistrationCheckedIn.create(
+                        registration=self._view(checked, terms), checked_in_at=checked.checked_in_at
+                    )
+                ]
+            )
+        return checked
+
+    # -- privacy ---------------------------------------------------------------------------
+
+    async def person_export(self, email: str) -> dict[str, Any]:
+        """Everything this service holds about an email address."""
+        address = domain.normalise_email(email)
+        async with self.store.reading() as registrations:
+            records = await registrations.person_records(address)
+        return {"email": address, "exported_at": self.clock(), "registrations": records}
+
+    async def erase_person(self, email: str) -> list[uuid.UUID]:
+        """Remove the person's details, keep the counts, and tell every service to erase too.
+
+        ``person.erased`` is published even when nothing is held here: another service (the
+        newsletter list, say) may hold the address.
+        """
+        address = domain.normalise_email(email)
+        async with self.store.transaction() as registrations:
+            erased = await registrations.erase_person(address)
+            await registrations.add_messages(
+                [
+                    PersonErased.create(
+                        email_sha256=domain.email_digest(address),
+                        registration_ids=tuple(erased),
+                        erased_at=self.clock(),
+                    )
+                ]
+            )
+        return erased
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def get(self, registration_id: uuid.UUID) -> tuple[Registration, EventTerms]:
+        async with self.store.reading() as registrations:
+            registration = await registrations.registration(registration_id)
+            if registration is None:
+                raise RegistrationUnknown()
+            terms = await registrations.terms(registration.event_id)
+        assert terms is not None
+        return registration, terms
+
+    async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
+        async with self.store.reading() as registrations:
+            return await registrations.booked_colleagues(booker_id)
+
+    async def cancel_colleague(self, booker_id: uuid.UUID, colleague_id: uuid.UUID) -> Registration:
+        """A booker cancels a colleague they signed up (and only those)."""
+        if colleague_id not in {c.id for c in await self.booked_colleagues(booker_id)}:
+            raise RegistrationUnknown()
+        before, _ = await self.get(colleague_id)
+        reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_booker"
+        return await self.cancel(colleague_id, reason)
+
+    async def waitlist_position(self, registration: Registration) -> int:
+        async with self.store.reading() as registrations:
+            return await registrations.waitlist_position(registration)
+
+    async def event_terms(self, event_id: uuid.UUID) -> EventTerms:
+        async with self.store.reading() as registrations:
+            terms = await registrations.terms(event_id)
+        if terms is None or terms.status == "draft":
+            raise EventUnknown()
+        return terms
+
+    async def open_events(self) -> list[EventTerms]:
+        async with self.store.reading() as registrations:
+            return await registrations.open_events(self.clock())
+
+    async def all_events(self) -> list[EventTerms]:
+        async with self.store.reading() as registrations:
+            return await registrations.events_by_start()
+
+    async def counts(self, event_id: uuid.UUID) -> dict[str, int]:
+        async with self.store.reading() as registrations:
+            return await registrations.status_counts(event_id)
+
+    async def attendees(
+        self,
+        event_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        region_code: str | None = None,
+        role: str | None = None,
+    ) -> list[Registration]:
+        async with self.store.reading() as registrations:
+            return await registrations.attendees(
+                event_id, status=status, region_code=region_code, role=role
+            )
+
+    def _view(
+        self,
+        registration: Registration,
+        terms: EventTerms,
+        status: RegistrationStatus | None = None,
+    ) -> RegistrationView:
+        return registration_view(self.links, registration, terms, status)
