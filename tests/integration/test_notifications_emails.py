@@ -24,7 +24,7 @@ from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.bootstrap import DEFINITION
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, message_handlers
-from sto_notifications.domain import email_sha256
+from sto_notifications.domain import NewsletterWish, email_sha256
 from sto_notifications.repository import email_status
 from sto_notifications.service import (
     EmailSender,
@@ -656,12 +656,14 @@ async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: H
     async with harness.pool.acquire() as conn, conn.transaction():
         await harness.service.subscribe(
             conn,
-            email=email.upper(),
-            name="Anna",
-            role="docent",
-            region_code="NN",
-            interests=["PIE"],
-            source="subscribe_form",
+            NewsletterWish(
+                email=email.upper(),
+                name="Anna",
+                role="docent",
+                region_code="NN",
+                interests=("PIE",),
+                source="subscribe_form",
+            ),
         )
     await harness.handle(
         PersonErased.create(

@@ -112,6 +112,19 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[
 
 
 @dataclass(frozen=True)
+class NewsletterWish:
+    """Someone asks for the newsletter: on its own form, or by the tick on a sign-up form.
+    Either way it takes the opt-in e-mail's link before anything is sent."""
+
+    email: str
+    name: str
+    role: str | None
+    region_code: str | None
+    interests: tuple[str, ...]
+    source: str  # "subscribe_form" or "registration"
+
+
+@dataclass(frozen=True)
 class EmailRequest:
     """An email to queue: who, what kind, about what, and the facts the template shows."""
 

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, Signer
 
 from sto_notifications import domain
+from sto_notifications.domain import NewsletterWish
 from sto_notifications.service import MailingService, MailingUnknown, NotificationsService
 from stolive_shared.links import NEWSLETTER_CONFIRMATION, UNSUBSCRIBE
 from stolive_shared.organisers.web import PUBLIC
@@ -101,12 +102,14 @@ def public_router(
             return form_page(request, values, errors, 422)
         await mailings.subscribe(
             service,
-            email=email,
-            name=name,
-            role=role or None,
-            region_code=region_code or None,
-            interests=interests,
-            source="subscribe_form",
+            NewsletterWish(
+                email=email,
+                name=name,
+                role=role or None,
+                region_code=region_code or None,
+                interests=tuple(interests),
+                source="subscribe_form",
+            ),
         )
         return pages.message(request, "Bijna klaar", _CHECK_MAILBOX)
 

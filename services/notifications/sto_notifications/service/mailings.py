@@ -19,7 +19,7 @@ from sto_notifications.adapters.mime import MailingComposer
 from sto_notifications.adapters.rendering import NAME_MARK, MailingRenderer, RenderedEmail
 from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.config import NotificationsSettings
-from sto_notifications.domain import Audience
+from sto_notifications.domain import Audience, NewsletterWish
 from sto_notifications.service.reactions import NotificationsService
 from sto_notifications.service.wakeups import WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now
@@ -311,27 +311,10 @@ class MailingService:
         async with self._pool.acquire() as conn, conn.transaction():
             return await repository.confirm_subscriber(conn, subscriber_id) is not None
 
-    async def subscribe(
-        self,
-        service: NotificationsService,
-        *,
-        email: str,
-        name: str,
-        role: str | None,
-        region_code: str | None,
-        interests: list[str],
-        source: str,
-    ) -> bool:
+    async def subscribe(self, service: NotificationsService, wish: NewsletterWish) -> bool:
+        """The newsletter form's wish, in a transaction of its own (``service.subscribe``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            return await service.subscribe(
-                conn,
-                email=email.strip(),
-                name=name,
-                role=role,
-                region_code=region_code,
-                interests=interests,
-                source=source,
-            )
+            return await service.subscribe(conn, wish)
 
 
 def web_version_of(frozen_html: str) -> str:

@@ -20,7 +20,7 @@ import asyncpg
 from sto_notifications import domain, repository
 from sto_notifications.adapters.calendar import Invitation, invitation_ics
 from sto_notifications.adapters.rendering import EmailRenderer
-from sto_notifications.domain import CalendarMethod, EmailRequest, Reaction
+from sto_notifications.domain import CalendarMethod, EmailRequest, NewsletterWish, Reaction
 from sto_notifications.repository import EventRow, RegistrationRow
 from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now
@@ -104,12 +104,14 @@ class NotificationsService:
             # The sign-up form's opt-in: still a double opt-in, by its own email.
             await self.subscribe(
                 conn,
-                email=view.attendee.email,
-                name=view.attendee.name,
-                role=view.attendee.role,
-                region_code=view.attendee.region_code,
-                interests=list(view.attendee.profiles),
-                source="registration",
+                NewsletterWish(
+                    email=view.attendee.email,
+                    name=view.attendee.name,
+                    role=view.attendee.role,
+                    region_code=view.attendee.region_code,
+                    interests=view.attendee.profiles,
+                    source="registration",
+                ),
             )
         registration = await repository.get_registration(conn, view.registration_id)
         event = await repository.get_event(conn, view.event_id)
@@ -336,30 +338,21 @@ class NotificationsService:
         )
         log.info("erased a person: %s", erased)
 
-    async def subscribe(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        email: str,
-        name: str,
-        role: str | None,
-        region_code: str | None,
-        interests: list[str],
-        source: str,
-    ) -> bool:
+    async def subscribe(self, conn: asyncpg.Connection, wish: NewsletterWish) -> bool:
         """Record the wish and send the opt-in email; False for an address we cannot use.
         A confirmed subscriber is not mailed again (and nobody learns who is subscribed)."""
+        email = wish.email.strip()
         if not domain.is_valid_address(email):
             return False
         subscriber = await repository.add_subscriber(
             conn,
             email=email,
             email_sha256=domain.email_sha256(email),
-            name=domain.display_name(name),
-            role=role,
-            region_code=region_code,
-            interests=interests,
-            source=source,
+            name=domain.display_name(wish.name),
+            role=wish.role,
+            region_code=wish.region_code,
+            interests=list(wish.interests),
+            source=wish.source,
         )
         if subscriber.status != "pending":
             return True
