@@ -3,15 +3,11 @@ the public newsletter pages (subscribe, confirm, unsubscribe, read online)."""
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from sto_notifications import repository
-from sto_notifications.api.organiser import organiser_router
-from sto_notifications.api.public import public_router
-from stolive_shared.organisers.web import OrganiserDep
+from sto_notifications.api import emails, organiser, public
 from stolive_shared.web import service_app
 
 if TYPE_CHECKING:
@@ -28,24 +24,8 @@ def create_app(parts: Notifications) -> FastAPI:
         pool=runtime.pool,
     )
     app.include_router(runtime.health_router())
-    router = APIRouter(prefix="/api", tags=["emails"])
-
-    @router.get("/registrations/{registration_id}/emails", summary="Emails about one registration")
-    async def emails_for_registration(
-        registration_id: uuid.UUID, _organiser: OrganiserDep
-    ) -> list[dict[str, Any]]:
-        async with runtime.pool.acquire() as conn:
-            return await repository.email_status(conn, registration_id)
-
-    app.include_router(router)
-    app.include_router(organiser_router(parts.mailings))
-    app.include_router(
-        public_router(
-            parts.mailings,
-            parts.reactions,
-            settings.link_key(),
-            settings.subscribe_min_fill_s,
-            (parts.limits, parts.subscribe_limit),
-        )
-    )
+    app.state.parts = parts
+    app.include_router(emails.router)
+    app.include_router(organiser.router)
+    app.include_router(public.router)
     return app

@@ -11,7 +11,7 @@ from sto_notifications.adapters.smtp import SmtpPool
 from sto_notifications.app import create_app
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, create_workers
-from sto_notifications.service import MailingService, NotificationsService
+from sto_notifications.service import EmailHistory, MailingService, NotificationsService
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
@@ -25,6 +25,7 @@ class Notifications:
     runtime: Runtime[NotificationsSettings]
     reactions: NotificationsService
     mailings: MailingService
+    history: EmailHistory
     smtp: SmtpPool
     limits: SharedLimits
     subscribe_limit: Limit
@@ -40,6 +41,7 @@ def bootstrap(runtime: Runtime[NotificationsSettings]) -> Notifications:
             mail_from=settings.mail_from,
         ),
         mailings=MailingService(runtime.pool, settings),
+        history=EmailHistory(runtime.pool),
         smtp=SmtpPool(settings),
         limits=SharedLimits(runtime.pool),
         subscribe_limit=Limit(

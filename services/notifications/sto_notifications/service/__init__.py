@@ -5,11 +5,13 @@
 - ``sending``: the e-mail and mailing senders, and the send/crash window they keep small;
 - ``scheduling``: the worker that acts when something falls due;
 - ``mailings``: what organisers do with a mailing, and the newsletter's personal links;
+- ``history``: what was sent about a registration, for organisers;
 - ``wakeups``: the NOTIFY channels that wake the workers.
 """
 
 from __future__ import annotations
 
+from sto_notifications.service.history import EmailHistory
 from sto_notifications.service.mailings import (
     DraftInvalid,
     MailingDraft,
@@ -23,6 +25,7 @@ from sto_notifications.service.sending import EmailSender, MailingSender, Sender
 
 __all__ = [
     "DraftInvalid",
+    "EmailHistory",
     "EmailSender",
     "MailingDraft",
     "MailingSender",

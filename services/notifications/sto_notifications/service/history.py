@@ -1,0 +1,20 @@
+"""What was sent about a registration: an organiser's answer to "did they get the e-mail?"."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from sto_notifications import repository
+
+
+class EmailHistory:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def of_registration(self, registration_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Every e-mail about the registration, oldest first, with how it went."""
+        async with self._pool.acquire() as conn:
+            return await repository.email_status(conn, registration_id)
