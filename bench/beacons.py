@@ -41,6 +41,7 @@ from bench.common import (
 from bench.result import BenchResult
 from sto_events.bootstrap import DEFINITION
 from sto_events.domain import Event
+from sto_events.repository.postgres import postgres_store
 from sto_events.service import EventsService
 from stolive.broker import EmbeddedBroker
 from stolive_shared.contracts.topics import ALL_TOPICS, VIEWER_ACTIVITY
@@ -57,7 +58,7 @@ async def _live_event(database_url: str) -> uuid.UUID:
     await apply_migrations(database_url, "events", [DEFINITION.migrations])
     pool = await create_pool(database_url, "events", max_size=2)
     try:
-        service = EventsService(pool, "events")
+        service = EventsService(postgres_store(pool, "events"))
         starts = datetime.now(UTC) + timedelta(hours=1)
         event = await service.create_event(
             Event(

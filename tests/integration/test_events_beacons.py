@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sto_events.repository.postgres import postgres_store
 from sto_events.service import EventsService
 from stolive.broker import EmbeddedBroker, free_port
 from stolive_shared import links
@@ -183,7 +184,7 @@ async def test_a_go_live_by_another_process_is_seen_within_seconds(
     event_id = await event_in(events_app, "publish")
     pool = await create_pool(database_url, "events", max_size=1)
     try:
-        await EventsService(pool, "events").go_live(uuid.UUID(event_id))
+        await EventsService(postgres_store(pool, "events")).go_live(uuid.UUID(event_id))
     finally:
         await pool.close()
 

@@ -10,9 +10,9 @@ import icalendar
 import pytest
 
 from sto_events import domain
+from sto_events.adapters.beacons import EventStatusCache
+from sto_events.adapters.calendar_feed import build_feed
 from sto_events.api.watch import heartbeat_seconds
-from sto_events.beacons import EventStatusCache
-from sto_events.calendar_feed import build_feed
 from sto_events.domain import (
     Beacon,
     BeaconRefused,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sto_events.adapters.beacons import BeaconPublisher, EventStatusCache
 from sto_events.api.beacons import BeaconEndpoint
 from sto_events.app import create_app
-from sto_events.beacons import BeaconPublisher, EventStatusCache
 from sto_events.config import EventsSettings
 from sto_events.domain import ViewerThrottle
+from sto_events.repository.postgres import postgres_store
 from sto_events.service import EventsService
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
@@ -36,7 +37,7 @@ class Events:
 
 def bootstrap(runtime: Runtime[EventsSettings]) -> Events:
     settings = runtime.settings
-    service = EventsService(runtime.pool, settings.db_schema)
+    service = EventsService(postgres_store(runtime.pool, settings.db_schema))
     statuses = EventStatusCache(service.public_statuses, settings.status_refresh_s)
     service.listeners.append(statuses.note)
     throttle = ViewerThrottle(settings.beacon_min_interval_s)

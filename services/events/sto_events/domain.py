@@ -60,6 +60,10 @@ class DuplicateSeriesNumber(EventRuleViolation):
 
     status = 409
 
+    @classmethod
+    def taken(cls, number: int | None) -> DuplicateSeriesNumber:
+        return cls(f"uitzending #{number} bestaat al in deze reeks", "series_number")
+
 
 def to_utc(moment: datetime, field: str) -> datetime:
     """An aware UTC datetime; a naive one is read as Amsterdam wall-clock time.
@@ -165,6 +169,15 @@ def _check_details(event: Event) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Series:
+    """A numbered run of webinars, such as the STO LIVE broadcasts."""
+
+    code: str
+    title: str
+    description: str = ""
+
+
 def in_series(event: Event, taken_numbers: set[int]) -> Event:
     """The webinar with its series and broadcast number: the next free one unless given."""
     if event.kind != "webinar":
@@ -174,9 +187,7 @@ def in_series(event: Event, taken_numbers: set[int]) -> Event:
     if number is None:
         number = max(taken_numbers, default=0) + 1
     elif number in taken_numbers:
-        raise DuplicateSeriesNumber(
-            f"uitzending #{number} bestaat al in deze reeks", "series_number"
-        )
+        raise DuplicateSeriesNumber.taken(number)
     return replace(event, series_code=series, series_number=number)
 
 

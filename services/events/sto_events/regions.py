@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sto_events.config import EventsSettings
 from sto_events.domain import EventRuleViolation, Region, parse_regions_csv
+from sto_events.repository.postgres import postgres_store
 from sto_events.service import EventsService
 from stolive_shared.db import create_pool
 
@@ -25,7 +26,8 @@ async def _import(regions: list[Region]) -> int:
     settings = EventsSettings()
     pool = await create_pool(settings.database_url, settings.db_schema, max_size=1)
     try:
-        return await EventsService(pool, settings.db_schema).import_regions(regions)
+        service = EventsService(postgres_store(pool, settings.db_schema))
+        return await service.import_regions(regions)
     finally:
         await pool.close()
 

@@ -1,7 +1,9 @@
 """Use cases of the events service; the only place that opens a transaction.
 
 Each change loads the event under a row lock, applies a domain rule, saves the result and
-writes the messages the rule produced to the outbox, all in one transaction.
+writes the messages the rule produced to the outbox, all in one transaction of the ``Store``;
+listeners hear of it only after it committed. The store is PostgreSQL in production
+(``bootstrap.py``) and the in-memory fake in the use-case tests (``repository/memory.py``).
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
-
-from sto_events import domain, repository
-from sto_events.domain import DuplicateSeriesNumber, Event, EventRuleViolation, Region
-from sto_events.repository import EventFilter, Series
+from sto_events import domain
+from sto_events.domain import Event, EventRuleViolation, Region, Series
+from sto_events.repository import EventFilter, EventsRepository
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.errors import DomainError
-from stolive_shared.messaging import outbox
+from stolive_shared.store import Store
 
 
 class EventNotFound(DomainError):
@@ -32,62 +32,56 @@ class RegionNotFound(DomainError):
     message = "Regio niet gevonden"
 
 
+async def _refuse_unknown_regions(events: EventsRepository, codes: tuple[str, ...]) -> None:
+    unknown = await events.unknown_region_codes(codes)
+    if unknown:
+        raise EventRuleViolation(f"onbekende regio: {', '.join(unknown)}", "region_codes")
+
+
 @dataclass
 class EventsService:
-    pool: asyncpg.Pool
-    schema: str
+    store: Store[EventsRepository]
     clock: Clock = utc_now
     # Told about every committed change, e.g. the beacon endpoint's status cache.
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
 
     async def create_event(self, event: Event) -> Event:
         domain.validate_new_event(event, self.clock())
-        async with self.pool.acquire() as conn, conn.transaction():
-            unknown = await repository.unknown_region_codes(conn, event.region_codes)
-            if unknown:
-                raise EventRuleViolation(f"onbekende regio: {', '.join(unknown)}", "region_codes")
+        async with self.store.transaction() as events:
+            await _refuse_unknown_regions(events, event.region_codes)
             if event.kind == "webinar":
                 series = event.series_code or domain.DEFAULT_SERIES
-                taken = await repository.lock_series_numbers(conn, series)
+                taken = await events.lock_series_numbers(series)
                 if taken is None:
                     raise EventRuleViolation(f"onbekende reeks: {series}", "series_code")
                 event = domain.in_series(event, taken)
-            try:
-                await repository.insert_event(conn, event)
-            except asyncpg.UniqueViolationError as exc:
-                raise DuplicateSeriesNumber(
-                    f"uitzending #{event.series_number} bestaat al in deze reeks", "series_number"
-                ) from exc
+            await events.insert_event(event)
         return event
 
     async def get_event(self, event_id: uuid.UUID, *, public_only: bool) -> Event:
-        async with self.pool.acquire() as conn:
-            event = await repository.get_event(conn, event_id)
+        async with self.store.reading() as events:
+            event = await events.get_event(event_id)
         if event is None or (public_only and event.status in ("draft", "cancelled")):
             raise EventNotFound()
         return event
 
     async def list_events(self, where: EventFilter) -> list[Event]:
-        async with self.pool.acquire() as conn:
-            return await repository.list_events(conn, where)
+        async with self.store.reading() as events:
+            return await events.list_events(where)
 
     async def change(self, event_id: uuid.UUID, rule: Callable[[Event], Event]) -> Event:
         """Apply ``rule`` to the event under a row lock; save it and its messages together."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            event = await repository.get_event(conn, event_id, for_update=True)
+        async with self.store.transaction() as events:
+            event = await events.get_event(event_id, for_update=True)
             if event is None:
                 raise EventNotFound()
             changed = rule(event)
             if changed is event:
                 return event
             if changed.region_codes != event.region_codes:
-                unknown = await repository.unknown_region_codes(conn, changed.region_codes)
-                if unknown:
-                    raise EventRuleViolation(
-                        f"onbekende regio: {', '.join(unknown)}", "region_codes"
-                    )
-            await repository.update_event(conn, changed)
-            await outbox.enqueue_many(conn, changed.events, schema=self.schema)
+                await _refuse_unknown_regions(events, changed.region_codes)
+            await events.update_event(changed)
+            await events.add_messages(changed.events)
         for listener in self.listeners:
             listener(changed)
         return changed
@@ -114,29 +108,29 @@ class EventsService:
         return await self.change(event_id, lambda e: domain.update(e, changes))
 
     async def import_regions(self, regions: list[Region]) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await repository.upsert_regions(conn, regions)
+        async with self.store.transaction() as events:
+            await events.upsert_regions(regions)
         return len(regions)
 
     async def regions(self) -> list[Region]:
-        async with self.pool.acquire() as conn:
-            return await repository.list_regions(conn)
+        async with self.store.reading() as events:
+            return await events.list_regions()
 
     async def region(self, code: str) -> Region:
-        async with self.pool.acquire() as conn:
-            region = await repository.get_region(conn, code)
+        async with self.store.reading() as events:
+            region = await events.get_region(code)
         if region is None:
             raise RegionNotFound()
         return region
 
     async def save_series(self, series: Series) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await repository.upsert_series(conn, series)
+        async with self.store.transaction() as events:
+            await events.upsert_series(series)
 
     async def series(self) -> list[Series]:
-        async with self.pool.acquire() as conn:
-            return await repository.list_series(conn)
+        async with self.store.reading() as events:
+            return await events.list_series()
 
     async def public_statuses(self) -> dict[uuid.UUID, EventStatus]:
-        async with self.pool.acquire() as conn:
-            return await repository.public_statuses(conn)
+        async with self.store.reading() as events:
+            return await events.public_statuses()

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from sto_events.adapters.calendar_feed import build_feed
 from sto_events.api.deps import ServiceDep
 from sto_events.api.rendering import pages, public_url
 from sto_events.api.schemas import CalendarMonth, CalendarPublic, EventPublic
-from sto_events.calendar_feed import build_feed
 from sto_events.domain import PROGRAMME_TZ, Event, year_bounds
 from sto_events.repository import EventFilter
 from sto_events.service import RegionNotFound

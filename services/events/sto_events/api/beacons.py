@@ -3,7 +3,7 @@
 The hot path of the service: no PostgreSQL work, no organiser check, one JSON parse. Accepts
 one beacon or a list, as ``application/json`` or as the ``text/plain`` body that
 ``navigator.sendBeacon`` sends with a string. Answers 204 once the beacons are in the
-producer's buffer (see ``sto_events.beacons``).
+producer's buffer (see ``sto_events.adapters.beacons``).
 
 ``BeaconEndpoint`` is plain ASGI, and ``EventsApp`` (``app.py``) hands it beacon requests
 before the middleware stack: the per-request span and Starlette's ``BaseHTTPMiddleware`` cost
@@ -25,8 +25,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
+from sto_events.adapters.beacons import BeaconPublisher, BrokerUnavailable, EventStatusCache
 from sto_events.api.schemas import BEACONS, BeaconIn
-from sto_events.beacons import BeaconPublisher, BrokerUnavailable, EventStatusCache
 from sto_events.domain import (
     BeaconRefused,
     ViewerThrottle,

@@ -21,8 +21,8 @@ from sto_events.api.schemas import (
     SeriesIn,
     SeriesPublic,
 )
-from sto_events.domain import Region, parse_regions_csv, to_utc
-from sto_events.repository import EventFilter, Series
+from sto_events.domain import Region, Series, parse_regions_csv, to_utc
+from sto_events.repository import EventFilter
 from stolive_shared.contracts.events import EventKind, EventStatus
 from stolive_shared.organisers.web import PUBLIC, OrganiserDep
 

@@ -2,8 +2,9 @@
 
 Logging in checks an organiser token and starts a server-side session whose cookie (path
 ``/``) every service accepts (``stolive_shared.organisers``); logging out ends it everywhere.
-Every form carries the double-submit CSRF token. Forms go through the same request schemas and
-use cases as the JSON API, so a page can do nothing the API would refuse, and vice versa.
+Every form carries the double-submit CSRF token. Forms are read into the same request schemas
+as the JSON API (``organiser_forms``) and go through the same use cases, so a page can do
+nothing the API would refuse, and vice versa.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from sto_events.api import organiser_forms as forms
 from sto_events.api.deps import ServiceDep
 from sto_events.api.rendering import pages
-from sto_events.api.schemas import Cancellation, Ending, EventCreate, EventUpdate, Reschedule
 from sto_events.domain import (
     DuplicateSeriesNumber,
     Event,
     EventRuleViolation,
     IllegalTransition,
-    InvalidLocalTime,
     parse_regions_csv,
     to_utc,
 )
@@ -41,7 +41,6 @@ from stolive_shared.organisers.web import (
 )
 from stolive_shared.pages import base_path
 from stolive_shared.ratelimit import Take, client_address
-from stolive_shared.templating import local_time
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/organiser", include_in_schema=False)
@@ -53,90 +52,6 @@ KINDS: tuple[EventKind, ...] = (
     "national_day",
 )
 STATUSES: tuple[EventStatus, ...] = ("draft", "published", "live", "ended", "cancelled")
-OFFSETS = {
-    "+02:00": "zomertijd (UTC+2, de eerste keer)",
-    "+01:00": "wintertijd (UTC+1, de tweede keer)",
-}
-_PYDANTIC_NL = {
-    "missing": "Vul dit veld in.",
-    "string_too_short": "Dit is te kort.",
-    "string_too_long": "Dit is te lang.",
-    "url_parsing": "Dit is geen geldig webadres (begin met https://).",
-    "url_scheme": "Dit is geen geldig webadres (begin met https://).",
-    "int_parsing": "Vul een heel getal in.",
-    "float_parsing": "Vul getallen in, gescheiden door komma's.",
-    "datetime_from_date_parsing": "Vul een datum en tijd in.",
-    "datetime_parsing": "Vul een datum en tijd in.",
-    "greater_than_equal": "Dit getal is te klein.",
-    "less_than_equal": "Dit getal is te groot.",
-    "literal_error": "Kies een van de mogelijkheden.",
-    "too_long": "Dit zijn er te veel.",
-}
-
-
-def _service(request: Request) -> EventsService:
-    service: EventsService = request.app.state.events
-    return service
-
-
-def _problems(exc: ValidationError) -> dict[str, str]:
-    problems: dict[str, str] = {}
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "form"
-        problems.setdefault(field, _PYDANTIC_NL.get(error["type"], "Deze waarde klopt niet."))
-    return problems
-
-
-def _moment(form: FormData, name: str) -> str | None:
-    """A datetime-local value, with the offset the organiser chose for an autumn overlap."""
-    value = str(form.get(name, "")).strip()
-    if not value:
-        return None
-    offset = str(form.get(f"{name}_offset", ""))
-    return value + offset if offset in OFFSETS else value
-
-
-def _text(form: FormData, name: str) -> str | None:
-    value = str(form.get(name, "")).strip()
-    return value or None
-
-
-def _reminders(form: FormData) -> list[str]:
-    raw = str(form.get("reminder_offsets_hours", "")).replace(";", ",")
-    return [part.strip().replace(",", ".") for part in raw.split(",") if part.strip()]
-
-
-def _rule_problem(exc: EventRuleViolation) -> tuple[dict[str, str], set[str]]:
-    field = exc.field or "form"
-    ask_offset = {field} if isinstance(exc, InvalidLocalTime) and "twee keer" in str(exc) else set()
-    return {field: str(exc)[:1].upper() + str(exc)[1:] + "."}, ask_offset
-
-
-def _echo(form: FormData) -> dict[str, Any]:
-    echoed: dict[str, Any] = {key: str(value) for key, value in form.items()}
-    echoed["region_codes"] = [str(code) for code in form.getlist("region_codes")]
-    return echoed
-
-
-def _event_form_values(event: Event) -> dict[str, Any]:
-    def local(moment: Any) -> str:
-        return local_time(moment, "%Y-%m-%dT%H:%M") if moment else ""
-
-    return {
-        "title": event.title,
-        "description": event.description,
-        "venue": event.venue or "",
-        "stream_url": event.stream_url or "",
-        "replay_url": event.replay_url or "",
-        "capacity": "" if event.capacity is None else str(event.capacity),
-        "waitlist_enabled": "ja" if event.waitlist_enabled else "",
-        "region_codes": list(event.region_codes),
-        "reminder_offsets_hours": ", ".join(f"{h:g}" for h in event.reminder_offsets_hours),
-        "starts_at": local(event.starts_at),
-        "ends_at": local(event.ends_at),
-        "registration_opens_at": local(event.registration_opens_at),
-        "registration_closes_at": local(event.registration_closes_at),
-    }
 
 
 # -- session -------------------------------------------------------------------------------
@@ -257,7 +172,7 @@ async def _render_new(
         form=form,
         errors=errors,
         ask_offset=ask_offset,
-        offsets=OFFSETS,
+        offsets=forms.OFFSETS,
         kinds=KINDS,
         regions=await service.regions(),
         series=await service.series(),
@@ -269,42 +184,23 @@ async def create_event(
     request: Request, service: ServiceDep, organiser: OrganiserPageDep
 ) -> Response:
     form = await pages.form(request)
-    data: dict[str, Any] = {
-        "kind": form.get("kind") or None,
-        "title": str(form.get("title", "")).strip(),
-        "description": str(form.get("description", "")).strip(),
-        "starts_at": _moment(form, "starts_at"),
-        "ends_at": _moment(form, "ends_at"),
-        "venue": _text(form, "venue"),
-        "stream_url": _text(form, "stream_url"),
-        "region_codes": [str(code) for code in form.getlist("region_codes")],
-        "capacity": _text(form, "capacity"),
-        "waitlist_enabled": form.get("waitlist_enabled") == "ja",
-        "registration_opens_at": _moment(form, "registration_opens_at"),
-        "registration_closes_at": _moment(form, "registration_closes_at"),
-        "reminder_offsets_hours": _reminders(form),
-    }
-    if form.get("kind") == "webinar":
-        data["series_code"] = _text(form, "series_code")
-        data["series_number"] = _text(form, "series_number")
     errors: dict[str, str] = {}
     ask_offset: set[str] = set()
     status_code = 422
     try:
-        body = EventCreate.model_validate({k: v for k, v in data.items() if v is not None})
-        event = await service.create_event(body.to_event())
+        event = await service.create_event(forms.new_event(form).to_event())
     except ValidationError as exc:
-        errors = _problems(exc)
+        errors = forms.problems(exc)
     except DuplicateSeriesNumber as exc:
-        errors, status_code = _rule_problem(exc)[0], 409
+        errors, status_code = forms.rule_problem(exc)[0], 409
     except EventRuleViolation as exc:
-        errors, ask_offset = _rule_problem(exc)
+        errors, ask_offset = forms.rule_problem(exc)
     else:
         return RedirectResponse(
             f"{base_path(request)}/organiser/evenementen/{event.id}?aangemaakt=1", status_code=303
         )
     return await _render_new(
-        request, service, organiser, _echo(form), errors, ask_offset, status_code
+        request, service, organiser, forms.echo(form), errors, ask_offset, status_code
     )
 
 
@@ -381,10 +277,10 @@ async def _render_event(
         status_code,
         organiser=organiser,
         event=event,
-        form=form or _event_form_values(event),
+        form=form or forms.event_form_values(event),
         errors=errors or {},
         ask_offset=ask_offset or set(),
-        offsets=OFFSETS,
+        offsets=forms.OFFSETS,
         regions=await service.regions(),
         notice=notice,
         sign_up_url=request.app.state.parts.urls.sign_up_form(event.id),
@@ -446,20 +342,35 @@ async def _step(
         await _apply(service, event, step, form)
     except ValidationError as exc:
         return await _render_event(
-            request, service, organiser, event, form={**_event_form_values(event), **_echo(form)},
-            errors=_problems(exc), status_code=422,
-        )  # fmt: skip
+            request,
+            service,
+            organiser,
+            event,
+            form=forms.refill(event, form),
+            errors=forms.problems(exc),
+            status_code=422,
+        )
     except IllegalTransition as exc:
         return await _render_event(
-            request, service, organiser, event,
-            errors={"form": str(exc)[:1].upper() + str(exc)[1:] + "."}, status_code=409,
-        )  # fmt: skip
+            request,
+            service,
+            organiser,
+            event,
+            errors={"form": forms.sentence(exc)},
+            status_code=409,
+        )
     except EventRuleViolation as exc:
-        errors, ask_offset = _rule_problem(exc)
+        errors, ask_offset = forms.rule_problem(exc)
         return await _render_event(
-            request, service, organiser, event, form={**_event_form_values(event), **_echo(form)},
-            errors=errors, ask_offset=ask_offset, status_code=422,
-        )  # fmt: skip
+            request,
+            service,
+            organiser,
+            event,
+            form=forms.refill(event, form),
+            errors=errors,
+            ask_offset=ask_offset,
+            status_code=422,
+        )
     done = "opgeslagen" if step == "opslaan" else step
     return RedirectResponse(
         f"{base_path(request)}/organiser/evenementen/{event_id}?{done}=1", status_code=303
@@ -469,36 +380,17 @@ async def _step(
 async def _apply(service: EventsService, event: Event, step: str, form: FormData) -> Event:
     """One form's change through the API's schemas and the service's use cases."""
     if step == "opslaan":
-        fields: dict[str, Any] = {
-            "title": str(form.get("title", "")).strip(),
-            "description": str(form.get("description", "")).strip(),
-            "venue": _text(form, "venue"),
-            "stream_url": _text(form, "stream_url"),
-            "replay_url": _text(form, "replay_url"),
-            "capacity": _text(form, "capacity"),
-            "waitlist_enabled": form.get("waitlist_enabled") == "ja",
-            "region_codes": [str(code) for code in form.getlist("region_codes")],
-            "reminder_offsets_hours": _reminders(form),
-            "registration_opens_at": _moment(form, "registration_opens_at"),
-            "registration_closes_at": _moment(form, "registration_closes_at"),
-        }
-        # Unticked boxes send nothing; every other field the form lacks stays as it is.
-        sent = set(form.keys()) | {"waitlist_enabled", "region_codes"}
-        update = EventUpdate.model_validate({k: v for k, v in fields.items() if k in sent})
-        return await service.update(event.id, update.changes())
+        return await service.update(event.id, forms.event_update(form).changes())
     if step == "publiceren":
         return await service.publish(event.id)
     if step == "live":
         return await service.go_live(event.id)
     if step == "beeindigen":
-        ending = Ending.model_validate({"replay_url": _text(form, "replay_url")})
+        ending = forms.ending(form)
         return await service.end(event.id, str(ending.replay_url) if ending.replay_url else None)
     if step == "annuleren":
-        cancellation = Cancellation.model_validate({"reason": str(form.get("reason", "")).strip()})
-        return await service.cancel(event.id, cancellation.reason)
-    moved = Reschedule.model_validate(
-        {"starts_at": _moment(form, "starts_at"), "ends_at": _moment(form, "ends_at")}
-    )
+        return await service.cancel(event.id, forms.cancellation(form).reason)
+    moved = forms.reschedule(form)
     return await service.reschedule(
         event.id, to_utc(moved.starts_at, "starts_at"), to_utc(moved.ends_at, "ends_at")
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import Request
 
-from sto_events.calendar_feed import KIND_NL
+from sto_events.adapters.calendar_feed import KIND_NL
 from stolive_shared.pages import FormPages, base_path
 from stolive_shared.templating import make_templates
 
