@@ -1,4 +1,6 @@
-"""``python -m sto_analytics [api|worker|migrate]``: ``worker`` is the Faust worker."""
+"""``python -m sto_analytics [api|relay|migrate|worker]``: the shared runtime runs the API,
+relay and migrations (``bootstrap.DEFINITION``); ``worker`` is the Faust worker, built by
+``bootstrap.worker_app`` and run by ``streams.worker``."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""The analytics service's FastAPI application (the read side; Faust workers write)."""
+"""The analytics service's FastAPI application (the read side; the Faust worker writes). Its
+routes reach the read model only through the use cases in ``parts.service``."""
 
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ def create_app(parts: Analytics) -> FastAPI:
             "organiser session), except the registration counts and the certificate page."
         ),
     )
-    app.state.pool = runtime.pool
-    app.state.settings = settings
     app.state.parts = parts
     app.include_router(runtime.health_router())
     app.include_router(figures.router)

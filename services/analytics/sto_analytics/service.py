@@ -1,5 +1,10 @@
-"""Use cases of the analytics read side: an event's figures, a series' figures, and the
-finalisation of an ended broadcast (the only place that opens a transaction).
+"""Use cases of analytics: the only place that reaches the pool or opens a transaction.
+
+``AnalyticsService`` is what the API reads: an event's figures and live count, its
+attendance list, the series, the dashboard and a registrant's certificate. ``ReadModelWriter``
+is what the Faust worker writes, one call per kind of batch (an event, an erasure, a flush of
+registrations, a batch of beacons), and the finalisation of ended broadcasts; the agents keep
+their batching and retry until a write is in, so a record is acked only after its effect.
 
 Finalising an event writes its final figures and per-registrant attendance to the read model
 and enqueues ``attendance.recorded`` (one per confirmed registrant who watched or was checked
@@ -12,47 +17,79 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
-from sto_analytics import read_model as rm
+from sto_analytics import repository
 from sto_analytics.domain import BroadcastSummary as Summary
 from sto_analytics.domain import (
     Funnel,
+    RegistrationTally,
     SeriesFigures,
     WatchFigures,
     attended,
     average_live_viewers,
     series_figures,
 )
+from stolive_shared import links
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
+from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging.outbox import enqueue_many
 
 log = logging.getLogger(__name__)
 
 _MESSAGE_IDS = uuid.UUID("6f0c6a56-3f43-4f58-9a55-51f7a6f0a7e1")
 
+# The worker's pool is made on first use, inside Faust's event loop: the writer asks for it.
+PoolSource = Callable[[], Awaitable[asyncpg.Pool]]
+
 
 @dataclass(frozen=True)
 class EventReport:
-    event: rm.TrackedEvent | None
-    live: rm.LiveNow
+    event: repository.TrackedEvent | None
+    live: repository.LiveNow
     per_minute: list[tuple[int, int]]
     watch: WatchFigures
     average_live_viewers: float
     broadcast_minutes: float
     funnel: Funnel
-    by_region: list[rm.GroupFigures]
-    by_role: list[rm.GroupFigures]
+    by_region: list[repository.GroupFigures]
+    by_role: list[repository.GroupFigures]
     attended_by_region: dict[str, int]
     attended_by_role: dict[str, int]
     min_minutes: float
     final: bool
 
 
-def funnel_of(registrants: list[rm.RegistrantWatching], min_minutes: float) -> Funnel:
+@dataclass(frozen=True)
+class RegistrantAttendance:
+    """One line of an event's attendance list: the registrant and whether they attended."""
+
+    registrant: repository.RegistrantWatching
+    attended: bool
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The dashboard's index: recent events (live ones first) and the series with figures."""
+
+    events: list[repository.TrackedEvent]
+    series: list[str]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """An event's dashboard: its figures and, for an event of a series, the series'."""
+
+    report: EventReport
+    series: SeriesFigures | None
+
+
+def funnel_of(registrants: list[repository.RegistrantWatching], min_minutes: float) -> Funnel:
     confirmed = [r for r in registrants if r.status == "confirmed"]
     return Funnel(
         registered=len(registrants),
@@ -66,13 +103,154 @@ def funnel_of(registrants: list[rm.RegistrantWatching], min_minutes: float) -> F
     )
 
 
-async def event_report(
+class AnalyticsService:
+    """The figures the API shows, each read on one connection from the read model."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, personal_links: PersonalLinks, *, min_minutes: float
+    ) -> None:
+        self._pool = pool
+        self._links = personal_links
+        self._min_minutes = min_minutes
+
+    async def registrations(self, event_id: uuid.UUID) -> RegistrationTally:
+        async with self._pool.acquire() as conn:
+            return await repository.registration_tally(conn, event_id)
+
+    async def event_report(self, event_id: uuid.UUID) -> EventReport:
+        async with self._pool.acquire() as conn:
+            return await _event_report(conn, event_id, self._min_minutes)
+
+    async def live_now(self, event_id: uuid.UUID) -> repository.LiveNow:
+        async with self._pool.acquire() as conn:
+            return await repository.live_now(conn, event_id)
+
+    async def attendance(self, event_id: uuid.UUID) -> list[RegistrantAttendance]:
+        """Every registrant with the minutes they watched; only confirmed ones can attend."""
+        async with self._pool.acquire() as conn:
+            registrants = await repository.registrant_watching(conn, event_id)
+        return [
+            RegistrantAttendance(
+                registrant=r,
+                attended=r.status == "confirmed"
+                and attended(r.minutes_watched, r.checked_in, self._min_minutes),
+            )
+            for r in registrants
+        ]
+
+    async def series_codes(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return await repository.series_codes(conn)
+
+    async def series_report(self, series_code: str) -> SeriesFigures:
+        async with self._pool.acquire() as conn:
+            return await _series_report(conn, series_code)
+
+    async def overview(self) -> Overview:
+        async with self._pool.acquire() as conn:
+            return Overview(
+                events=await repository.recent_events(conn),
+                series=await repository.series_codes(conn),
+            )
+
+    async def dashboard(self, event_id: uuid.UUID) -> Dashboard:
+        async with self._pool.acquire() as conn:
+            report = await _event_report(conn, event_id, self._min_minutes)
+            series = (
+                await _series_report(conn, report.event.series_code)
+                if report.event and report.event.series_code
+                else None
+            )
+        return Dashboard(report=report, series=series)
+
+    async def certificate(self, token: str) -> repository.Certificate | None:
+        """The certificate a personal link shows: only for a valid link of a registrant who
+        attended a finalised event."""
+        registration_id = self._links.subject(links.CERTIFICATE, token)
+        if registration_id is None:
+            return None
+        async with self._pool.acquire() as conn:
+            found = await repository.certificate(conn, registration_id)
+        return found if found is not None and found.attended else None
+
+
+class ReadModelWriter:
+    """What the worker's agents and timers write. Each call is one attempt on one connection
+    (one transaction where several statements must land together); the agents decide whether
+    to retry."""
+
+    def __init__(
+        self, pool: PoolSource, *, schema: str, grace_s: float, min_minutes: float
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._grace_s = grace_s
+        self._min_minutes = min_minutes
+
+    async def record_event(
+        self,
+        snapshot: EventSnapshot,
+        *,
+        went_live_at: datetime | None,
+        ended_at: datetime | None,
+    ) -> None:
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            await repository.save_event(
+                conn, snapshot.model_dump(), went_live_at=went_live_at, ended_at=ended_at
+            )
+
+    async def erase_names(self, registration_ids: Sequence[uuid.UUID]) -> None:
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            await repository.erase_names(conn, registration_ids)
+
+    async def save_registrations(
+        self,
+        tallies: dict[uuid.UUID, RegistrationTally],
+        registrants: Sequence[repository.RegistrantRow],
+    ) -> None:
+        """The tallies and registrants of a flush, in one transaction."""
+        pool = await self._pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.save_registration_tallies(conn, tallies)
+            await repository.save_registrants(conn, registrants)
+
+    async def save_viewing(
+        self,
+        minutes: Sequence[tuple[uuid.UUID, str, str, int]],
+        live: Sequence[repository.LiveRow],
+        minute_maxima: Sequence[tuple[uuid.UUID, int, int]],
+    ) -> None:
+        """A batch of beacons: new watched minutes, live counts and per-minute maxima."""
+        pool = await self._pool()
+        # One transaction: one commit (one WAL flush) per batch, not three.
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.add_viewer_minutes(conn, minutes)
+            await repository.save_live_counts(conn, live)
+            await repository.raise_live_minutes(conn, minute_maxima)
+
+    async def finalise_due_events(self) -> list[uuid.UUID]:
+        """Finalise every ended event past its grace period; return the ones this call did."""
+        pool = await self._pool()
+        done: list[uuid.UUID] = []
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                event = await repository.claim_event_to_finalise(conn, self._grace_s)
+                if event is None:
+                    return done
+                await _finalise(conn, event, schema=self._schema, min_minutes=self._min_minutes)
+            done.append(event.event_id)
+            log.info("event finalised", extra={"ctx_event_id": str(event.event_id)})
+
+
+async def _event_report(
     conn: asyncpg.Connection, event_id: uuid.UUID, min_minutes: float
 ) -> EventReport:
     """Figures of one event, computed now from the read model (live or ended alike)."""
-    event = await rm.tracked_event(conn, event_id)
-    watch = await rm.watch_figures(conn, event_id)
-    registrants = await rm.registrant_watching(conn, event_id)
+    event = await repository.tracked_event(conn, event_id)
+    watch = await repository.watch_figures(conn, event_id)
+    registrants = await repository.registrant_watching(conn, event_id)
     funnel = funnel_of(registrants, min_minutes)
     attended_by_region: dict[str, int] = {}
     attended_by_role: dict[str, int] = {}
@@ -84,14 +262,14 @@ async def event_report(
     minutes = event.broadcast_minutes if event else 0.0
     return EventReport(
         event=event,
-        live=await rm.live_now(conn, event_id),
-        per_minute=await rm.live_minutes(conn, event_id),
+        live=await repository.live_now(conn, event_id),
+        per_minute=await repository.live_minutes(conn, event_id),
         watch=watch,
         average_live_viewers=average_live_viewers(watch.watch_minutes_live, minutes),
         broadcast_minutes=minutes,
         funnel=funnel,
-        by_region=await rm.watching_by(conn, event_id, "region_code"),
-        by_role=await rm.watching_by(conn, event_id, "role"),
+        by_region=await repository.watching_by(conn, event_id, "region_code"),
+        by_role=await repository.watching_by(conn, event_id, "role"),
         attended_by_region=attended_by_region,
         attended_by_role=attended_by_role,
         min_minutes=min_minutes,
@@ -99,9 +277,9 @@ async def event_report(
     )
 
 
-async def series_report(conn: asyncpg.Connection, series_code: str) -> SeriesFigures:
+async def _series_report(conn: asyncpg.Connection, series_code: str) -> SeriesFigures:
     """The series' totals from the final figures of its ended broadcasts."""
-    broadcasts = await rm.series_broadcasts(conn, series_code)
+    broadcasts = await repository.series_broadcasts(conn, series_code)
     return series_figures(
         series_code,
         [
@@ -118,33 +296,18 @@ async def series_report(conn: asyncpg.Connection, series_code: str) -> SeriesFig
     )
 
 
-async def finalise_due_events(
-    pool: asyncpg.Pool, *, schema: str, grace_s: float, min_minutes: float
-) -> list[uuid.UUID]:
-    """Finalise every ended event past its grace period; return the ones this call did."""
-    done: list[uuid.UUID] = []
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            event = await rm.claim_event_to_finalise(conn, grace_s)
-            if event is None:
-                return done
-            await _finalise(conn, event, schema=schema, min_minutes=min_minutes)
-        done.append(event.event_id)
-        log.info("event finalised", extra={"ctx_event_id": str(event.event_id)})
-
-
 async def _finalise(
-    conn: asyncpg.Connection, event: rm.TrackedEvent, *, schema: str, min_minutes: float
+    conn: asyncpg.Connection, event: repository.TrackedEvent, *, schema: str, min_minutes: float
 ) -> None:
-    report = await event_report(conn, event.event_id, min_minutes)
-    registrants = await rm.registrant_watching(conn, event.event_id)
+    report = await _event_report(conn, event.event_id, min_minutes)
+    registrants = await repository.registrant_watching(conn, event.event_id)
     seen = [
         r
         for r in registrants
         if r.status == "confirmed" and (r.minutes_watched > 0 or r.checked_in)
     ]
     rows = [
-        rm.AttendanceRow(
+        repository.AttendanceRow(
             registration_id=r.registration_id,
             event_id=event.event_id,
             minutes_watched=r.minutes_watched,
@@ -154,11 +317,11 @@ async def _finalise(
         )
         for r in seen
     ]
-    await rm.save_attendance(conn, rows)
+    await repository.save_attendance(conn, rows)
     watch, funnel = report.watch, report.funnel
-    await rm.save_broadcast_figures(
+    await repository.save_broadcast_figures(
         conn,
-        rm.BroadcastFigures(
+        repository.BroadcastFigures(
             event_id=event.event_id,
             title=event.title,
             series_code=event.series_code,
@@ -208,4 +371,4 @@ async def _finalise(
         )
     )
     await enqueue_many(conn, list(messages), schema=schema)
-    await rm.mark_finalised(conn, event.event_id)
+    await repository.mark_finalised(conn, event.event_id)

@@ -1,4 +1,5 @@
 """Routes for figures: per event (live, views, attendance), per series, CSV and the live feed.
+Each reads through a use case of ``AnalyticsService`` and shapes its answer.
 
 Everything except the registration counts needs an organiser (bearer token or the site-wide
 organiser session). The live feed is Server-Sent Events: the live count is pushed every
@@ -18,10 +19,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
-from sto_analytics import read_model as rm
-from sto_analytics.domain import attended
-from sto_analytics.read_model import registration_tally
-from sto_analytics.service import EventReport, event_report, series_report
+from sto_analytics import repository
+from sto_analytics.api.deps import ServiceDep, SettingsDep
+from sto_analytics.service import EventReport
 from stolive_shared.organisers.web import PUBLIC, OrganiserDep
 from stolive_shared.spreadsheets import CSV_MEDIA_TYPE, spreadsheet_csv
 
@@ -41,9 +41,8 @@ class RegistrationFigures(BaseModel):
     summary="Registrations counted from the registrations topic (counts only, no login)",
     dependencies=[PUBLIC],
 )
-async def registration_figures(event_id: uuid.UUID, request: Request) -> RegistrationFigures:
-    async with request.app.state.pool.acquire() as conn:
-        counted = await registration_tally(conn, event_id)
+async def registration_figures(event_id: uuid.UUID, service: ServiceDep) -> RegistrationFigures:
+    counted = await service.registrations(event_id)
     return RegistrationFigures(
         event_id=event_id,
         confirmed=counted.confirmed,
@@ -108,7 +107,7 @@ class EventFigures(BaseModel):
     by_role: list[GroupOut]
 
 
-def _live(live: rm.LiveNow) -> LiveFigures:
+def _live(live: repository.LiveNow) -> LiveFigures:
     return LiveFigures(
         event_id=live.event_id,
         viewers=live.viewers,
@@ -121,7 +120,7 @@ def _live(live: rm.LiveNow) -> LiveFigures:
 
 
 def _groups(
-    groups: list[rm.GroupFigures], live_now: dict[str, int], attended: dict[str, int]
+    groups: list[repository.GroupFigures], live_now: dict[str, int], attended: dict[str, int]
 ) -> list[GroupOut]:
     out = {
         g.group: GroupOut(
@@ -188,18 +187,15 @@ def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
     summary="Every figure of an event: live, peak, views, watch time, per region and role, "
     "registrations and attendance",
 )
-async def event_figures(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> EventFigures:
-    async with request.app.state.pool.acquire() as conn:
-        report = await event_report(
-            conn, event_id, request.app.state.settings.attendance_min_minutes
-        )
-    return figures_of(event_id, report)
+async def event_figures(
+    event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep
+) -> EventFigures:
+    return figures_of(event_id, await service.event_report(event_id))
 
 
 @router.get("/events/{event_id}/live", response_model=LiveFigures, summary="Live viewers now")
-async def live_figures(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> LiveFigures:
-    async with request.app.state.pool.acquire() as conn:
-        return _live(await rm.live_now(conn, event_id))
+async def live_figures(event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep) -> LiveFigures:
+    return _live(await service.live_now(event_id))
 
 
 @router.get(
@@ -207,17 +203,21 @@ async def live_figures(event_id: uuid.UUID, request: Request, _who: OrganiserDep
     summary="Server-Sent Events: the live count, pushed at least once a second while it changes",
     response_class=StreamingResponse,
 )
-async def live_feed(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> StreamingResponse:
-    interval = request.app.state.settings.live_feed_interval_s
-    pool = request.app.state.pool
+async def live_feed(
+    event_id: uuid.UUID,
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    _who: OrganiserDep,
+) -> StreamingResponse:
+    interval = settings.live_feed_interval_s
 
     async def stream() -> AsyncIterator[str]:
         last: str | None = None
         last_sent = time.monotonic()
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
-            async with pool.acquire() as conn:
-                live = _live(await rm.live_now(conn, event_id))
+            live = _live(await service.live_now(event_id))
             data = json.dumps(
                 {
                     "viewers": live.viewers,
@@ -247,19 +247,14 @@ async def live_feed(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -
     summary="Per-registrant attendance as CSV (UTF-8 with BOM, ';' for Dutch Excel)",
     response_class=Response,
 )
-async def attendance_csv(event_id: uuid.UUID, request: Request, _who: OrganiserDep) -> Response:
-    min_minutes = request.app.state.settings.attendance_min_minutes
-    async with request.app.state.pool.acquire() as conn:
-        registrants = await rm.registrant_watching(conn, event_id)
+async def attendance_csv(event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep) -> Response:
     rows = []
-    for r in registrants:
-        was_there = r.status == "confirmed" and attended(
-            r.minutes_watched, r.checked_in, min_minutes
-        )
+    for line in await service.attendance(event_id):
+        r = line.registrant
         rows.append(
             [str(r.registration_id), r.name, STATUS_NL.get(r.status, r.status), r.region_code,
              r.role, r.minutes_watched, "ja" if r.watched_live else "nee",
-             "ja" if r.checked_in else "nee", "ja" if was_there else "nee"]
+             "ja" if r.checked_in else "nee", "ja" if line.attended else "nee"]
         )  # fmt: skip
     header = [
         "registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
@@ -295,9 +290,8 @@ class SeriesOut(BaseModel):
 
 
 @router.get("/series", response_model=list[str], summary="Series with ended broadcasts")
-async def list_series(request: Request, _who: OrganiserDep) -> list[str]:
-    async with request.app.state.pool.acquire() as conn:
-        return await rm.series_codes(conn)
+async def list_series(service: ServiceDep, _who: OrganiserDep) -> list[str]:
+    return await service.series_codes()
 
 
 @router.get(
@@ -305,9 +299,8 @@ async def list_series(request: Request, _who: OrganiserDep) -> list[str]:
     response_model=SeriesOut,
     summary="A series: broadcasts, total views, average live viewers per broadcast, trend",
 )
-async def series_figures(series_code: str, request: Request, _who: OrganiserDep) -> SeriesOut:
-    async with request.app.state.pool.acquire() as conn:
-        figures = await series_report(conn, series_code)
+async def series_figures(series_code: str, service: ServiceDep, _who: OrganiserDep) -> SeriesOut:
+    figures = await service.series_report(series_code)
     if figures.broadcasts == 0:
         raise HTTPException(404, "Deze reeks heeft nog geen afgelopen uitzendingen")
     return SeriesOut(

@@ -1,1 +1,4 @@
-"""The faust-streaming side of analytics: the app, its tables and its agents."""
+"""Analytics' Kafka face, the faust-streaming side: the configured app, its tables and its
+agents (``registrations``, ``viewers``, ``events``), the worker's gauges and how the worker
+runs. ``bootstrap.worker_app`` registers them; what they write goes through the use cases in
+``service`` (``ReadModelWriter``)."""

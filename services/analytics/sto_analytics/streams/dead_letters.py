@@ -11,7 +11,6 @@ retries. A record too large even for the dead-letter topic is dead-lettered with
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -29,7 +28,7 @@ class DeadLetters:
         self._source = source.name
         self._consumer = consumer
 
-    async def send(self, event: faust.EventT[Any], error: Exception) -> None:
+    async def send(self, event: faust.EventT[bytes], error: Exception) -> None:
         message = event.message
         headers: dict[str, bytes] = {
             **{str(k): bytes(v) for k, v in (event.headers or {}).items() if v is not None},

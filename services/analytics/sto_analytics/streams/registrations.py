@@ -3,8 +3,9 @@
 ``registration_status`` holds each registration's latest status and ``registrant_profiles``
 its viewer id (from the personal join link), region, role, name and whether it was checked
 in: sets keyed by registration id, so replays after a crash change nothing. A timer writes
-the tallies and registrants of changed events to the PostgreSQL read model, and every 30 s
-all local ones, so a restarted worker refreshes what it owns. ``person.erased`` blanks the
+the tallies and registrants of changed events to the PostgreSQL read model (through
+``ReadModelWriter.save_registrations``, one transaction a flush), and every 30 s all local
+ones, so a restarted worker refreshes what it owns. ``person.erased`` blanks the
 person's name in the read model at once (counts stay).
 
 Only the worker that owns an event's partition writes its figures, and not while a rebalance
@@ -16,7 +17,6 @@ four moved events back from 240 to 200 for seconds, until the new owner's refres
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -25,23 +25,40 @@ import asyncpg
 import faust
 from aiokafka import TopicPartition
 
-from sto_analytics import read_model as rm
+from sto_analytics import repository
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.domain import Profile, RegistrationTally, tally, with_profile, with_status
+from sto_analytics.service import ReadModelWriter
 from sto_analytics.streams.dead_letters import DeadLetters
-from sto_analytics.streams.shared import Shared
+from sto_analytics.streams.shared import Shared, until_written
 from stolive_shared.contracts.codec import decode
-from stolive_shared.contracts.registrations import PersonErased, RegistrationView
+from stolive_shared.contracts.registrations import (
+    PersonErased,
+    RegistrationCancelled,
+    RegistrationCheckedIn,
+    RegistrationConfirmed,
+    RegistrationPromoted,
+    RegistrationWaitlisted,
+)
 from stolive_shared.contracts.topics import REGISTRATIONS
 from stolive_shared.errors import PoisonMessage
 
 log = logging.getLogger(__name__)
 
-CHECKED_IN = "registration.checked_in"
-REPEATED = "registration.sign_up_repeated"
+# The messages that change a registration's status or profile; a repeated sign-up changes
+# nothing.
+RegistrationChange = (
+    RegistrationConfirmed
+    | RegistrationWaitlisted
+    | RegistrationPromoted
+    | RegistrationCancelled
+    | RegistrationCheckedIn
+)
 
 
-def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> None:
+def register(
+    app: faust.App, settings: AnalyticsSettings, shared: Shared, writer: ReadModelWriter
+) -> None:
     source = app.topic(
         REGISTRATIONS.name,
         key_serializer="raw",
@@ -76,45 +93,38 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Non
         return partition is None or partition in owned
 
     @app.agent(source, name="count-registrations")
-    async def count_registrations(stream: faust.StreamT[Any]) -> None:
+    async def count_registrations(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            raw: bytes = event.value
             try:
-                message = decode(raw)
+                message = decode(event.value)
             except PoisonMessage as exc:
                 await dead_letters.send(event, exc)
                 continue
             if isinstance(message, PersonErased):
-                await erase(list(message.registration_ids))
-                continue
-            registration = getattr(message, "registration", None)
-            if not isinstance(registration, RegistrationView) or message.type == REPEATED:
-                continue  # a repeated sign-up changes nothing
-            key = str(registration.event_id)
-            partition_of[key] = event.message.partition
-            registration_id = str(registration.registration_id)
-            statuses[key] = with_status(statuses[key], registration_id, registration.status)
-            profile = Profile(
-                viewer_id=registration.viewer_id,
-                region_code=registration.attendee.region_code,
-                role=registration.attendee.role,
-                name=registration.attendee.name,
-                checked_in=message.type == CHECKED_IN,
-            )
-            profiles[key] = with_profile(profiles[key], registration_id, profile)
-            shared.profiles_changed(key)
-            changed.add(key)
+                await erase(message)
+            elif isinstance(message, RegistrationChange):
+                count(message, event.message.partition)
 
-    async def erase(registration_ids: list[uuid.UUID]) -> None:
-        while True:
-            try:
-                pool = await shared.pool()
-                async with pool.acquire() as conn:
-                    await rm.erase_names(conn, registration_ids)
-                return
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("erasure not written, retrying: %r", exc)
-                await asyncio.sleep(1.0)
+    def count(message: RegistrationChange, partition: int) -> None:
+        registration = message.registration
+        key = str(registration.event_id)
+        partition_of[key] = partition
+        registration_id = str(registration.registration_id)
+        statuses[key] = with_status(statuses[key], registration_id, registration.status)
+        profile = Profile(
+            viewer_id=registration.viewer_id,
+            region_code=registration.attendee.region_code,
+            role=registration.attendee.role,
+            name=registration.attendee.name,
+            checked_in=isinstance(message, RegistrationCheckedIn),
+        )
+        profiles[key] = with_profile(profiles[key], registration_id, profile)
+        shared.profiles_changed(key)
+        changed.add(key)
+
+    async def erase(message: PersonErased) -> None:
+        registration_ids = list(message.registration_ids)
+        await until_written("erasure", lambda: writer.erase_names(registration_ids))
 
     async def flush(keys: set[str]) -> None:
         if not keys:
@@ -122,13 +132,13 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Non
         tallies: dict[uuid.UUID, RegistrationTally] = {
             uuid.UUID(key): tally(statuses[key]) for key in keys
         }
-        rows: list[rm.RegistrantRow] = []
+        rows: list[repository.RegistrantRow] = []
         for key in keys:
             status_of = statuses[key]
             for registration_id, fields in profiles[key].items():
                 profile = Profile.from_list(fields)
                 rows.append(
-                    rm.RegistrantRow(
+                    repository.RegistrantRow(
                         registration_id=uuid.UUID(registration_id),
                         event_id=uuid.UUID(key),
                         viewer_id=profile.viewer_id,
@@ -139,10 +149,7 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Non
                         checked_in=profile.checked_in,
                     )
                 )
-        pool = await shared.pool()
-        async with pool.acquire() as conn, conn.transaction():
-            await rm.save_registration_tallies(conn, tallies)
-            await rm.save_registrants(conn, rows)
+        await writer.save_registrations(tallies, rows)
 
     @app.timer(interval=settings.flush_interval_s)
     async def flush_changed() -> None:
@@ -166,11 +173,11 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Non
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("read model refresh failed: %r", exc)
 
-    async def on_revoked(_app: Any, revoked: set[TopicPartition], **_kwargs: Any) -> None:
+    async def on_revoked(_app: faust.App, revoked: set[TopicPartition], **_kwargs: Any) -> None:
         # ``changed`` stays: a revoked partition may come straight back (the flush filters).
         owned.difference_update(tp.partition for tp in revoked if tp.topic == REGISTRATIONS.name)
 
-    async def on_assigned(_app: Any, assigned: set[TopicPartition], **_kwargs: Any) -> None:
+    async def on_assigned(_app: faust.App, assigned: set[TopicPartition], **_kwargs: Any) -> None:
         owned.clear()
         owned.update(tp.partition for tp in assigned if tp.topic == REGISTRATIONS.name)
 

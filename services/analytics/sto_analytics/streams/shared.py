@@ -1,5 +1,6 @@
-"""What the worker's agents share: one PostgreSQL pool, made on first use (never at import),
-and the viewer id -> registration profile index the live breakdown per region and role uses.
+"""What the worker's agents share: the viewer id -> registration profile index the live
+breakdown per region and role uses, the background tasks they start, and the one way they
+wait for PostgreSQL before acking a record.
 
 The registrations and viewer-activity topics have the same partition count and key (the
 event id), so Faust's co-partitioning assignor gives one worker both partitions of an event:
@@ -9,35 +10,28 @@ the profiles of an event's registrants are in this worker's ``registrant_profile
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from faust.types import TableT
 
-from sto_analytics.config import AnalyticsSettings
 from sto_analytics.domain import Profile
-from stolive_shared.db import create_pool
+
+log = logging.getLogger(__name__)
 
 
 class Shared:
-    def __init__(self, settings: AnalyticsSettings) -> None:
-        self._settings = settings
-        self._pool: asyncpg.Pool | None = None
-        self._pool_lock = asyncio.Lock()
-        self.profiles_table: Any = None
+    def __init__(self) -> None:
+        # registration id -> profile fields, per event key (set by the registrations agent)
+        self.profiles_table: TableT[str, dict[str, Any]] | None = None
         self._profile_versions: dict[str, int] = {}
         # event -> (version, built at, index); rebuilt after a change, or after 30 s in case
         # the table was recovered from its changelog after the index was first built.
         self._profile_index: dict[str, tuple[int, float, dict[str, Profile]]] = {}
         self.background: set[asyncio.Future[Any]] = set()
-
-    async def pool(self) -> asyncpg.Pool:
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await create_pool(
-                    self._settings.database_url, self._settings.db_schema, max_size=4
-                )
-            return self._pool
 
     def profiles_changed(self, event_key: str) -> None:
         self._profile_versions[event_key] = self._profile_versions.get(event_key, 0) + 1
@@ -56,3 +50,15 @@ class Shared:
             index[profile.viewer_id] = profile
         self._profile_index[event_key] = (version, now, index)
         return index
+
+
+async def until_written(what: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Retry ``write`` every second until PostgreSQL takes it: the record that caused it is
+    acked only afterwards, so nothing is lost while the database is away."""
+    while True:
+        try:
+            await write()
+            return
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("%s not written, retrying: %r", what, exc)
+            await asyncio.sleep(1.0)

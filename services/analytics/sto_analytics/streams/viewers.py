@@ -2,9 +2,10 @@
 
 Per beacon the worker does only in-memory work; per batch (``take_events``: up to
 ``beacon_batch_size`` beacons or what arrived within ``beacon_batch_within_s``) it does one
-write to the ``live_viewers`` table per event touched and one round of read-model writes: the
-new (viewer, mode, minute) entries, the live counts and the per-minute maxima. Faust acks the
-batch only after that, so a beacon whose minute is not in PostgreSQL is never committed.
+write to the ``live_viewers`` table per event touched and one round of read-model writes
+(``ReadModelWriter.save_viewing``, one transaction): the new (viewer, mode, minute) entries,
+the live counts and the per-minute maxima. Faust acks the batch only after that, so a beacon
+whose minute is not in PostgreSQL is never committed.
 
 The set of live viewers (see ``domain.LiveViewers``) lives in memory, not in a table: a
 changelog write per beacon is what made a plain Faust agent too slow. When this worker gets a
@@ -34,11 +35,12 @@ import faust
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from sto_analytics import read_model as rm
+from sto_analytics import repository
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.domain import UNKNOWN, LiveViewers, Peak, breakdown, minute_of
+from sto_analytics.service import ReadModelWriter
 from sto_analytics.streams.dead_letters import DeadLetters
-from sto_analytics.streams.shared import Shared
+from sto_analytics.streams.shared import Shared, until_written
 from stolive_shared.contracts.codec import MAX_MESSAGE_BYTES, decode
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
@@ -103,7 +105,9 @@ class LiveState:
             del self.events[key]
 
 
-def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> LiveState:
+def register(
+    app: faust.App, settings: AnalyticsSettings, shared: Shared, writer: ReadModelWriter
+) -> LiveState:
     source = app.topic(
         VIEWER_ACTIVITY.name,
         key_serializer="raw",
@@ -124,7 +128,7 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Liv
     owned: set[int] = set()
 
     @app.agent(source, name="count-viewers")
-    async def count_viewers(stream: faust.StreamT[Any]) -> None:
+    async def count_viewers(stream: faust.StreamT[bytes]) -> None:
         batches: Any = stream
         async for events in batches.take_events(
             settings.beacon_batch_size, within=settings.beacon_batch_within_s
@@ -173,29 +177,18 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Liv
             if live is None:
                 continue
             minute_rows.extend((uuid.UUID(key), m, n) for m, n in live.minute_max.items())
-        while True:
-            try:
-                pool = await shared.pool()
-                # One transaction: one commit (one WAL flush) per batch, not three.
-                async with pool.acquire() as conn, conn.transaction():
-                    await rm.add_viewer_minutes(conn, minutes)
-                    await rm.save_live_counts(conn, rows)
-                    await rm.raise_live_minutes(conn, minute_rows)
-                break
-            except (OSError, asyncpg.PostgresError) as exc:
-                # Not acked until written: wait for PostgreSQL rather than lose minutes.
-                log.warning("read model not written, retrying: %r", exc)
-                await asyncio.sleep(1.0)
+        # Not acked until written: wait for PostgreSQL rather than lose minutes.
+        await until_written("read model", lambda: writer.save_viewing(minutes, rows, minute_rows))
         current = minute_of(time.time())
         for key in keys:
             live = state.events.get(key)
             if live is not None:
                 live.minute_max = {m: n for m, n in live.minute_max.items() if m >= current}
 
-    def live_row(key: str) -> rm.LiveRow:
+    def live_row(key: str) -> repository.LiveRow:
         live = state.events[key]
         newest = live.viewers.newest_at
-        return rm.LiveRow(
+        return repository.LiveRow(
             event_id=uuid.UUID(key),
             viewers=live.viewers.count(),
             peak=live.peak.viewers,
@@ -232,12 +225,12 @@ def register(app: faust.App, settings: AnalyticsSettings, shared: Shared) -> Liv
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await write_read_model([], changed)
 
-    async def on_revoked(_app: Any, revoked: set[TopicPartition], **_kwargs: Any) -> None:
+    async def on_revoked(_app: faust.App, revoked: set[TopicPartition], **_kwargs: Any) -> None:
         lost = {tp.partition for tp in revoked if tp.topic == VIEWER_ACTIVITY.name}
         state.forget_partitions(lost)
         owned.difference_update(lost)
 
-    async def on_assigned(_app: Any, assigned: set[TopicPartition], **_kwargs: Any) -> None:
+    async def on_assigned(_app: faust.App, assigned: set[TopicPartition], **_kwargs: Any) -> None:
         gained = {
             tp.partition
             for tp in assigned

@@ -1,0 +1,108 @@
+"""What the beacon batches write and the live figures read: the (viewer, mode, minute)
+entries, the live count per event with its peak, and the highest count per minute
+(``viewer_minutes``, ``live_counts``, ``live_minutes``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+async def add_viewer_minutes(
+    conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, str, str, int]]
+) -> None:
+    """Add (event, viewer, mode, minute) entries; ones already there change nothing."""
+    if not rows:
+        return
+    events, viewers, modes, minutes = zip(*rows, strict=True)
+    await conn.execute(
+        """INSERT INTO viewer_minutes (event_id, viewer_id, mode, minute)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[])
+           ON CONFLICT DO NOTHING""",
+        list(events),
+        list(viewers),
+        list(modes),
+        list(minutes),
+    )
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    event_id: uuid.UUID
+    viewers: int
+    peak: int
+    peak_at: datetime | None
+    by_region: dict[str, int]
+    by_role: dict[str, int]
+    counted_through: datetime | None
+
+
+async def save_live_counts(conn: asyncpg.Connection, rows: Sequence[LiveRow]) -> None:
+    """The count now is replaced; the peak only ever rises (its first moment is kept)."""
+    await conn.executemany(
+        """INSERT INTO live_counts (event_id, viewers, peak, peak_at, by_region, by_role,
+                                    counted_through, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+           ON CONFLICT (event_id) DO UPDATE SET viewers = EXCLUDED.viewers,
+               peak = GREATEST(live_counts.peak, EXCLUDED.peak),
+               peak_at = CASE WHEN EXCLUDED.peak > live_counts.peak THEN EXCLUDED.peak_at
+                              ELSE live_counts.peak_at END,
+               by_region = EXCLUDED.by_region, by_role = EXCLUDED.by_role,
+               counted_through = GREATEST(live_counts.counted_through, EXCLUDED.counted_through),
+               updated_at = now()""",
+        [
+            (r.event_id, r.viewers, r.peak, r.peak_at, r.by_region, r.by_role, r.counted_through)
+            for r in rows
+        ],
+    )
+
+
+async def raise_live_minutes(
+    conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, int, int]]
+) -> None:
+    """(event, minute, live count seen): each minute keeps the highest count seen in it."""
+    await conn.executemany(
+        """INSERT INTO live_minutes (event_id, minute, viewers) VALUES ($1, $2, $3)
+           ON CONFLICT (event_id, minute)
+           DO UPDATE SET viewers = GREATEST(live_minutes.viewers, EXCLUDED.viewers)""",
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class LiveNow:
+    event_id: uuid.UUID
+    viewers: int
+    peak: int
+    peak_at: datetime | None
+    by_region: dict[str, int]
+    by_role: dict[str, int]
+    updated_at: datetime | None
+
+
+async def live_now(conn: asyncpg.Connection, event_id: uuid.UUID) -> LiveNow:
+    row = await conn.fetchrow(
+        """SELECT viewers, peak, peak_at, by_region, by_role, updated_at
+           FROM live_counts WHERE event_id = $1""",
+        event_id,
+    )
+    if row is None:
+        return LiveNow(event_id, 0, 0, None, {}, {}, None)
+    return LiveNow(event_id=event_id, **dict(row))
+
+
+async def total_live_viewers(conn: asyncpg.Connection) -> int:
+    """Live viewers now over every event: the workers rewrite each count as viewers expire."""
+    total: int = await conn.fetchval("SELECT coalesce(sum(viewers), 0) FROM live_counts")
+    return total
+
+
+async def live_minutes(conn: asyncpg.Connection, event_id: uuid.UUID) -> list[tuple[int, int]]:
+    rows = await conn.fetch(
+        "SELECT minute, viewers FROM live_minutes WHERE event_id = $1 ORDER BY minute", event_id
+    )
+    return [(row["minute"], row["viewers"]) for row in rows]
