@@ -7,6 +7,7 @@ broker lacks features Apache Kafka has (see ``../shared/BROKER.md`` in the progr
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -108,6 +109,39 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
+
+    # The privacy and accessibility statements (served by events at /events/privacyverklaring
+    # and /events/toegankelijkheidsverklaring) take their facts from here, never from a template.
+    # Who decides what happens to the personal data (the AVG's verwerkingsverantwoordelijke).
+    privacy_controller: str = "Sterk Techniekonderwijs (programmabureau)"
+    # Where a person asks about, or exercises a right over, their personal data.
+    privacy_contact_email: str = "privacy@sterktechniekonderwijs.nl"
+    # Where a person reports an accessibility problem of the pages.
+    accessibility_contact_email: str = "toegankelijkheid@sterktechniekonderwijs.nl"
+    # The privacy statement's version, the date it was set (YYYY-MM-DD): the version a person
+    # agrees to on the sign-up and newsletter forms. A new text gets a new date.
+    privacy_statement_version: str = "2026-12-02"
+    # When the accessibility statement was drawn up (YYYY-MM-DD), after the last check.
+    accessibility_statement_date: str = "2026-12-02"
+    # Days after an event that its registrations keep name, e-mail, school, role, region and
+    # profiles; then they are anonymised (the counts stay). 180: by then the follow-up e-mails
+    # are sent, certificates downloaded and the half-yearly report to the programme is done.
+    registration_retention_days: int = Field(default=180, ge=1)
+    # Days an issued attendance certificate keeps working (three years: long enough to show
+    # it for a teacher's professional development record).
+    certificate_retention_days: int = Field(default=1095, ge=1)
+    # Days a newsletter sign-up that was never confirmed (double opt-in) is kept.
+    unconfirmed_subscription_days: int = Field(default=7, ge=1)
+    # Days the content of a sent e-mail is kept (for questions and bounces); the fact that it
+    # was sent, with date and subject, stays with the registration.
+    mail_content_retention_days: int = Field(default=90, ge=1)
+
+    @field_validator("privacy_statement_version", "accessibility_statement_date")
+    @classmethod
+    def _is_a_date(cls, value: str) -> str:
+        if date.fromisoformat(value).isoformat() != value:  # a ValueError too if no real day
+            raise ValueError("must be a date written as YYYY-MM-DD")
+        return value
 
     @field_validator("db_schema")
     @classmethod

@@ -27,6 +27,12 @@ class PublicUrls:
     def agenda(self) -> str:
         return f"{self.base}/events/agenda"
 
+    def privacy_statement(self) -> str:
+        return f"{self.base}/events/privacyverklaring"
+
+    def accessibility_statement(self) -> str:
+        return f"{self.base}/events/toegankelijkheidsverklaring"
+
     # registrations
     def sign_up_form(self, event_id: uuid.UUID | str) -> str:
         return f"{self.base}/registrations/events/{event_id}/aanmelden"
