@@ -19,6 +19,8 @@ import asyncpg
 from stolive_shared.errors import ConfigurationError, DependencyUnavailable
 from stolive_shared.organisers import MIGRATIONS as ORGANISERS_MIGRATIONS
 from stolive_shared.organisers import SCHEMA as ORGANISERS_SCHEMA
+from stolive_shared.privacy import MIGRATIONS as PRIVACY_MIGRATIONS
+from stolive_shared.privacy import SCHEMA as PRIVACY_SCHEMA
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -103,12 +105,13 @@ def migration_files(directories: Sequence[Path]) -> list[tuple[str, Path]]:
 async def apply_migrations(url: str, schema: str, directories: Sequence[Path]) -> list[str]:
     """Create ``schema`` and apply the shared then the given migrations; return what ran.
 
-    The organisers' schema (tokens and sessions every service checks) comes first: a
-    service cannot serve an organiser page without it.
+    The schemas every service shares come first: the organisers' (tokens and sessions every
+    service checks) and privacy's (the data keys that seal personal data on the topics).
     """
     conn = await asyncpg.connect(url, timeout=10)
     try:
         applied = await _apply(conn, ORGANISERS_SCHEMA, migration_files([ORGANISERS_MIGRATIONS]))
+        applied += await _apply(conn, PRIVACY_SCHEMA, migration_files([PRIVACY_MIGRATIONS]))
         files = migration_files([SHARED_MIGRATIONS, *directories])
         return applied + await _apply(conn, schema, files)
     finally:

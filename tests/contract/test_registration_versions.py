@@ -1,5 +1,6 @@
-"""Version 2 of the registration messages: the newsletter opt-in and the attendee's profiles,
-filled in (never overwritten) when a version-1 message is read."""
+"""Versions of the registration messages. Version 2 added the newsletter opt-in and the
+attendee's profiles; version 3 seals the contact. Upcasters fill in what an older version
+lacked, never overwrite; a message from before sealing has no readable contact."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.registrations import (
     REGISTRATION_VIEW_MESSAGES,
+    PersonErased,
     upcast_registration_v1_v2,
+    upcast_registration_v2_v3,
 )
+from stolive_shared.contracts.sealed import Contact
+from stolive_shared.privacy.sealing import open_sealed
 
 EXAMPLES = Path(__file__).parent / "examples"
 TYPES = [model.model_fields["type"].default for model in REGISTRATION_VIEW_MESSAGES]
@@ -24,7 +29,7 @@ def test_a_version_1_message_reads_as_version_2_without_opt_in_or_profiles(
 ) -> None:
     message = decode((EXAMPLES / f"{message_type}.v1.json").read_bytes())
 
-    assert message.version == 2
+    assert message.version == 3
     view = message.registration  # type: ignore[attr-defined]
     assert view.newsletter_opt_in is False
     assert view.attendee.profiles == ()
@@ -46,3 +51,55 @@ def test_the_upcaster_fills_in_and_never_overwrites() -> None:
 
     assert upcast == stored
     assert upcast_registration_v1_v2({"registration": None}) == {"registration": None}
+
+
+# The key the version-3 examples were sealed with (a test key, not a secret).
+EXAMPLE_KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize("message_type", TYPES)
+def test_a_version_3_message_carries_the_contact_sealed_and_nothing_personal_in_clear(
+    message_type: str,
+) -> None:
+    raw = (EXAMPLES / f"{message_type}.v3.json").read_bytes()
+    message = decode(raw)
+
+    view = message.registration  # type: ignore[attr-defined]
+    assert view.contact is not None
+    assert open_sealed(EXAMPLE_KEY, view.contact) == Contact(
+        name="Anna de Vries", email="anna@school.nl", organisation="Dollard College"
+    )
+    for clear in (b"Anna", b"anna@school.nl", b"Dollard", b"/registrations/r/"):
+        assert clear not in raw
+
+
+@pytest.mark.parametrize("message_type", TYPES)
+def test_a_version_2_message_reads_without_a_contact_so_it_cannot_bring_anyone_back(
+    message_type: str,
+) -> None:
+    message = decode((EXAMPLES / f"{message_type}.v2.json").read_bytes())
+
+    assert message.version == 3
+    view = message.registration  # type: ignore[attr-defined]
+    assert view.contact is None
+    assert view.webinar is False
+
+
+def test_a_version_2_webinar_is_known_by_its_watch_link() -> None:
+    stored = json.loads((EXAMPLES / "registration.confirmed.v2.json").read_text())
+    stored["registration"]["join_url"] = "https://sto.test/events/watch/x?v=token"
+
+    upcast = upcast_registration_v2_v3(stored)
+
+    assert upcast["registration"]["webinar"] is True
+    assert upcast["registration"]["join_url"] == "https://sto.test/events/watch/x?v=token"
+
+
+def test_an_erasure_names_the_person_by_a_keyed_hash_since_version_2() -> None:
+    old = decode((EXAMPLES / "person.erased.v1.json").read_bytes())
+    new = decode((EXAMPLES / "person.erased.v2.json").read_bytes())
+
+    assert isinstance(old, PersonErased)
+    assert isinstance(new, PersonErased)
+    assert (old.person_key, old.email_sha256) == (None, "a" * 64)
+    assert (new.person_key, new.email_sha256) == ("b" * 64, "")

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 
 from stolive_shared.contracts.codec import header
-from stolive_shared.contracts.registrations import Attendee, RegistrationConfirmed, RegistrationView
+from stolive_shared.contracts.registrations import RegistrationConfirmed
 from stolive_shared.contracts.topics import EVENTS, REGISTRATIONS
 from stolive_shared.messaging.kafka import create_producer
 from tests.e2e.conftest import Platform
+from tests.sealing import TEST_KEYS
 from tests.support import eventually, form_token, produce_messages, read_topic
 
 
@@ -214,19 +216,22 @@ async def test_a_registration_message_is_mailed_once_however_often_it_is_deliver
     event_id = await published_event(platform, title="Dubbel bezorgd")
     starts = datetime.now(UTC) + timedelta(days=5)
     message = RegistrationConfirmed.create(
-        registration=RegistrationView(
-            registration_id=uuid.uuid4(),
+        registration=TEST_KEYS.view(
             event_id=uuid.UUID(event_id),
-            status="confirmed",
-            attendee=Attendee(name="Dirk", email="dirk@school.nl"),
+            name="Dirk",
+            email="dirk@school.nl",
             viewer_id="v_dirk",
-            manage_url="http://127.0.0.1/registrations/r/x",
             event_title="Dubbel bezorgd",
             event_starts_at=starts,
             event_ends_at=starts + timedelta(minutes=30),
             event_revision=2,
         )
     )
+    keys_db = await asyncpg.connect(platform.stack.database_url)
+    try:
+        await TEST_KEYS.store(keys_db)  # as the sign-up stored it with the registration
+    finally:
+        await keys_db.close()
     await produce_messages(platform.kafka, [message] * 3)  # the same message, three times
     await eventually(lambda: platform.smtp.to("dirk@school.nl"), what="Dirk's email")
     await eventually(lambda: _equals(analytics_confirmed(platform, event_id), 1), what="count 1")

@@ -44,7 +44,6 @@ from stolive_shared.contracts.events import (
     EventWentLive,
 )
 from stolive_shared.contracts.registrations import (
-    Attendee,
     PersonErased,
     RegistrationCancelled,
     RegistrationConfirmed,
@@ -59,6 +58,7 @@ from stolive_shared.messaging.consumer import Delivery
 from stolive_shared.runtime import Runtime
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.urls import PublicUrls
+from tests.sealing import TEST_KEYS
 from tests.support import Clock, ReceivedEmail, SmtpSink, eventually, produce_messages
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -100,6 +100,7 @@ class Harness:
         """Run the consumer's handler for ``message`` in a transaction, as the loop does."""
         handler = message_handlers(self.service)[type(message)]
         async with self.pool.acquire() as conn, conn.transaction():
+            await TEST_KEYS.store(conn)
             await handler(conn, message, Delivery("test", 0, 0, 0))
 
     async def deliver(self) -> int:
@@ -162,14 +163,13 @@ def view(
     status: RegistrationStatus = "confirmed",
     name: str = "Anna de Vries",
 ) -> RegistrationView:
-    registration_id = uuid.uuid4()
-    return RegistrationView(
-        registration_id=registration_id,
+    return TEST_KEYS.view(
         event_id=event.event_id,
         status=status,
-        attendee=Attendee(name=name, email=email, role="docent", region_code="NN"),
-        viewer_id=f"v_{registration_id.hex[:10]}",
-        manage_url=f"https://stolive.test/registrations/r/{registration_id.hex}",
+        name=name,
+        email=email,
+        role="docent",
+        region_code="NN",
         event_title=event.title,
         event_starts_at=event.starts_at,
         event_ends_at=event.ends_at,
@@ -211,6 +211,7 @@ async def test_the_confirmation_arrives_through_kafka_with_an_invitation_a_calen
     consumer = next(c for c in create_consumers(parts) if "registrations" in c.name)
     task = asyncio.create_task(consumer.run())
     try:
+        await TEST_KEYS.store(pool)
         await produce_messages(kafka, [RegistrationConfirmed.create(registration=registration)])
 
         async def delivered() -> list[ReceivedEmail]:
@@ -398,9 +399,8 @@ async def test_a_repeated_sign_up_tells_the_address_itself_once_with_its_own_lin
     event = snapshot(uuid.uuid4(), starts, revision=1)
     email = address()
     harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    registration = view(event, email, status="waitlisted").model_copy(
-        update={"join_url": "https://stolive.test/events/watch/x?v=v_1.sig"}
-    )
+    registration = view(event, email, status="waitlisted").model_copy(update={"webinar": True})
+    links = harness.service.links
     repeated = RegistrationSignUpRepeated.create(registration=registration)
     await harness.handle(repeated)
     await harness.handle(repeated)  # redelivered: still one e-mail
@@ -409,8 +409,8 @@ async def test_a_repeated_sign_up_tells_the_address_itself_once_with_its_own_lin
     assert told.subject == f"Je was al aangemeld: {event.title}"
     text = text_of(told)
     assert "je staat op de wachtlijst" in text
-    assert registration.manage_url in text
-    assert "https://stolive.test/events/watch/x?v=v_1.sig" in text
+    assert links.manage(registration.registration_id) in text
+    assert links.watch(event.event_id, registration.viewer_id) in text
     assert "iemand anders je e-mailadres ingevuld" in text
     # Another repeat later is another notice (registrations decides how often one is sent).
     await harness.handle(RegistrationSignUpRepeated.create(registration=registration))
@@ -694,6 +694,7 @@ async def test_a_sign_up_with_the_newsletter_opt_in_still_confirms_by_email(
     harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     registration = view(event, email).model_copy(update={"newsletter_opt_in": True})
     async with harness.pool.acquire() as conn, conn.transaction():
+        await TEST_KEYS.store(conn)
         await harness.service.on_seat(conn, RegistrationConfirmed.create(registration=registration))
     await harness.deliver()
     subjects = sorted(m.subject for m in harness.mail_to(email))

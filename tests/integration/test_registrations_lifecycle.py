@@ -21,9 +21,11 @@ from sto_registrations.service import CheckInRefused, RegistrationsService
 from stolive_shared import links
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.events import EventSnapshot
-from stolive_shared.contracts.registrations import PersonErased
+from stolive_shared.contracts.registrations import PersonErased, RegistrationView
+from stolive_shared.contracts.sealed import Contact
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy import keyring, person_key
 from stolive_shared.urls import PublicUrls
 
 SCHEMA = "registrations"
@@ -79,6 +81,18 @@ async def messages(pool: asyncpg.Pool, event_id: uuid.UUID) -> list[Any]:
     return [decode(bytes(r["payload"])) for r in rows]
 
 
+async def contact_of(pool: asyncpg.Pool, view: RegistrationView) -> Contact | None:
+    """The contact a message sealed, as a consumer opens it with the registration's key."""
+    async with pool.acquire() as conn:
+        return await keyring.open_contact(conn, view.contact)
+
+
+async def names_in(pool: asyncpg.Pool, sent: list[Any]) -> list[str]:
+    return [
+        contact.name if (contact := await contact_of(pool, m.registration)) else "?" for m in sent
+    ]
+
+
 async def test_an_address_signed_up_again_is_told_so_by_e_mail_at_most_once_an_interval(
     service: RegistrationsService,
 ) -> None:
@@ -97,7 +111,11 @@ async def test_an_address_signed_up_again_is_told_so_by_e_mail_at_most_once_an_i
     assert types == ["registration.confirmed", "registration.sign_up_repeated"]
     [_, told] = await messages(service.pool, event_id)
     assert told.registration.registration_id == first.registration.id
-    assert told.registration.manage_url == service.manage_url(first.registration.id)
+    # No link travels: notifications makes the manage link; the contact opens to Tess alone.
+    assert told.registration.manage_url == ""
+    told_contact = await contact_of(service.pool, told.registration)
+    assert told_contact is not None
+    assert (told_contact.name, told_contact.email) == ("Tess Bakker", "tess@esdal.nl")
 
     # After the interval the address is told again.
     later = service.clock
@@ -130,7 +148,7 @@ async def test_a_teacher_signs_up_colleagues_each_with_their_own_registration_an
     assert bas.registration.applicant.organisation == "Esdal College"
     assert bas.registration.applicant.role == "schoolleider"
     sent = await messages(service.pool, event_id)
-    assert [m.registration.attendee.name for m in sent] == ["Anna Smit", "Bas Kok"]
+    assert await names_in(service.pool, sent) == ["Anna Smit", "Bas Kok"]
 
 
 async def test_a_waitlisted_person_leaves_the_list_and_nobody_is_promoted_for_it(
@@ -170,7 +188,7 @@ async def test_a_raised_capacity_promotes_and_a_lowered_one_takes_no_seat(
     promoted = [
         m for m in await messages(service.pool, event_id) if m.type == "registration.promoted"
     ]
-    assert [m.registration.attendee.name for m in promoted] == ["H Jansen", "I Jansen"]
+    assert await names_in(service.pool, promoted) == ["H Jansen", "I Jansen"]
 
     await apply(service, snapshot(event_id, revision=3, capacity=1))
     late = await service.sign_up(event_id, person("Kim Vos"))
@@ -237,7 +255,9 @@ async def test_a_webinar_registration_carries_its_personal_join_link(
     viewer = result.registration.viewer_id
     assert result.join_url == links.watch_url("http://sto.test", "test-secret", event_id, viewer)
     [confirmed] = await messages(service.pool, event_id)
-    assert confirmed.registration.join_url == result.join_url
+    # The message says it is a webinar; the watch link itself does not travel.
+    assert confirmed.registration.webinar is True
+    assert confirmed.registration.join_url is None
     with pytest.raises(CheckInRefused, match="locatie"):
         await service.check_in(result.registration.id, "organisator@sto.nl")
 
@@ -270,15 +290,18 @@ async def test_a_person_is_exported_then_erased_keeping_the_counts(
         kept_mentions = await conn.fetchval(
             "SELECT count(*) FROM outbox WHERE encode(payload, 'escape') LIKE '%roos@esdal.nl%'"
         )
-        sem_kept = await conn.fetchval(
-            "SELECT count(*) FROM outbox WHERE encode(payload, 'escape') LIKE '%sem@esdal.nl%'"
-        )
+        payloads = [
+            decode(bytes(r["payload"]))
+            for r in await conn.fetch("SELECT payload FROM outbox WHERE key = $1", str(second))
+        ]
         erasure = await conn.fetchrow(
             "SELECT key, payload FROM outbox WHERE headers->>'type' = 'person.erased'"
         )
     assert all(tuple(r.values()) == (None, None, None) for r in rows)
     assert kept_mentions == 0  # a broker loss cannot bring the details back
-    assert sem_kept == 1
+    # Roos's published messages are gone and her keys with them; Sem's still opens.
+    opened = [await contact_of(service.pool, m.registration) for m in payloads]  # type: ignore[attr-defined]
+    assert [c.name if c else None for c in opened] == ["Sem Ruis"]
     message = json.loads(bytes(erasure["payload"]))
     assert sorted(message["registration_ids"]) == sorted(str(i) for i in erased)
     assert "roos" not in bytes(erasure["payload"]).decode()
@@ -299,18 +322,18 @@ async def test_messages_carry_the_newsletter_wish_and_profiles_for_notifications
     await service.sign_up(event_id, person("Gert Ros"))
 
     confirmed, waitlisted = await messages(service.pool, event_id)
-    assert (confirmed.type, confirmed.version) == ("registration.confirmed", 2)
+    assert (confirmed.type, confirmed.version) == ("registration.confirmed", 3)
     assert confirmed.registration.newsletter_opt_in is True
     assert confirmed.registration.attendee.profiles == ("BWI", "MVI")
-    assert (waitlisted.type, waitlisted.version) == ("registration.waitlisted", 2)
+    assert (waitlisted.type, waitlisted.version) == ("registration.waitlisted", 3)
     assert waitlisted.registration.newsletter_opt_in is False
     assert waitlisted.registration.attendee.profiles == ()
 
 
-async def test_an_erasure_names_the_address_only_by_its_sha256(
+async def test_an_erasure_names_the_address_only_by_a_keyed_hash(
     service: RegistrationsService,
 ) -> None:
-    digest = hashlib.sha256(b"hugo@esdal.nl").hexdigest()
+    keyed = person_key("test-secret", "hugo@esdal.nl")
 
     await service.erase_person("  Hugo@Esdal.NL ")
 
@@ -318,10 +341,11 @@ async def test_an_erasure_names_the_address_only_by_its_sha256(
         row = await conn.fetchrow(
             "SELECT key, payload FROM outbox WHERE headers->>'type' = 'person.erased'"
             " AND encode(payload, 'escape') LIKE $1",
-            f"%{digest}%",
+            f"%{keyed}%",
         )
     assert row is not None
     message = decode(bytes(row["payload"]))
     assert isinstance(message, PersonErased)
-    assert (message.email_sha256, row["key"]) == (digest, digest)
+    assert (message.person_key, row["key"], message.email_sha256) == (keyed, keyed, "")
+    assert hashlib.sha256(b"hugo@esdal.nl").hexdigest() not in bytes(row["payload"]).decode()
     assert "hugo" not in bytes(row["payload"]).decode().lower()

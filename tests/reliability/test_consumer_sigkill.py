@@ -20,10 +20,11 @@ from sto_notifications.bootstrap import DEFINITION as NOTIFICATIONS
 from stolive.processes import ManagedProcess
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventPublished, EventSnapshot
-from stolive_shared.contracts.registrations import Attendee, RegistrationConfirmed, RegistrationView
+from stolive_shared.contracts.registrations import RegistrationConfirmed
 from stolive_shared.db import apply_migrations
 from stolive_shared.settings import KafkaSettings
 from tests.reliability.conftest import ProcessFactory
+from tests.sealing import TEST_KEYS
 from tests.support import eventually, produce_messages
 
 MESSAGES = 10_000
@@ -123,13 +124,11 @@ async def test_notifications_consumer_survives_sigkill_mid_batch(
     events = [uuid.uuid4() for _ in range(40)]
     messages: list[Message] = [
         RegistrationConfirmed.create(
-            registration=RegistrationView(
-                registration_id=uuid.uuid4(),
+            registration=TEST_KEYS.view(
                 event_id=events[n % len(events)],
-                status="confirmed",
-                attendee=Attendee(name=f"Docent {n}", email=f"docent{n}@school.nl"),
+                name=f"Docent {n}",
+                email=f"docent{n}@school.nl",
                 viewer_id=f"v_{n}",
-                manage_url=f"http://127.0.0.1/registrations/r/{n}",
                 event_title="STO LIVE",
                 event_starts_at=starts,
                 event_ends_at=starts + timedelta(hours=1),
@@ -138,8 +137,9 @@ async def test_notifications_consumer_survives_sigkill_mid_batch(
         )
         for n in range(MESSAGES)
     ]
-    await produce_messages(kafka, messages)
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "notifications"})
+    await TEST_KEYS.store(conn)  # as the sign-ups stored them with their registrations
+    await produce_messages(kafka, messages)
     ids = [m.registration.registration_id for m in messages]  # type: ignore[attr-defined]
     try:
 

@@ -31,7 +31,7 @@ from stolive_shared.contracts.analytics import AttendanceRecorded
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.codec import Headers, encode, header
 from stolive_shared.contracts.events import EventPublished, EventSnapshot
-from stolive_shared.contracts.registrations import Attendee, RegistrationConfirmed, RegistrationView
+from stolive_shared.contracts.registrations import RegistrationConfirmed
 from stolive_shared.contracts.topics import (
     ANALYTICS,
     EVENTS,
@@ -43,6 +43,7 @@ from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.messaging.kafka import create_producer
 from stolive_shared.settings import KafkaSettings
 from tests.e2e.conftest import Platform
+from tests.sealing import TEST_KEYS
 from tests.support import eventually, read_topic
 
 EVENT_COUNT = 40
@@ -139,13 +140,11 @@ def make_traffic(rng: random.Random) -> Traffic:
     ]
     registrations = [
         RegistrationConfirmed.create(
-            registration=RegistrationView(
-                registration_id=uuid.uuid4(),
+            registration=TEST_KEYS.view(
                 event_id=events[n % EVENT_COUNT].event.event_id,
-                status="confirmed",
-                attendee=Attendee(name=f"Deelnemer {n}", email=f"deelnemer-{n}@school.nl"),
+                name=f"Deelnemer {n}",
+                email=f"deelnemer-{n}@school.nl",
                 viewer_id=f"v_reg_{n}",
-                manage_url="http://127.0.0.1/registrations/r/x",
                 event_title=events[n % EVENT_COUNT].event.title,
                 event_starts_at=starts,
                 event_ends_at=starts + timedelta(hours=1),
@@ -327,6 +326,11 @@ async def test_poison_is_dead_lettered_valid_traffic_handled_and_consumers_live_
     assert len(poison) * 100 == len(traffic.records)  # 1 %
     keys = {r.key for r in traffic.records}
     kafka = platform.kafka
+    keys_db = await asyncpg.connect(platform.stack.database_url)
+    try:
+        await TEST_KEYS.store(keys_db)  # as the sign-ups stored them with their registrations
+    finally:
+        await keys_db.close()
     started = time.monotonic()
     await produce(kafka, traffic.records)
 

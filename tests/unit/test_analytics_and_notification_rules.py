@@ -38,12 +38,15 @@ def view(revision: int = 3) -> RegistrationView:
     )
 
 
+ANNA = notifications.Addressee("Anna", "anna@school.nl", "https://sto.test/registrations/r/x")
+
+
 def test_one_email_per_registration_kind_and_event_revision() -> None:
     registration = view()
-    first = notifications.registration_email("registration_confirmed", registration)
-    again = notifications.registration_email("registration_confirmed", registration)
+    first = notifications.registration_email("registration_confirmed", registration, ANNA)
+    again = notifications.registration_email("registration_confirmed", registration, ANNA)
     assert first.dedup_key == again.dedup_key
-    later = notifications.registration_email("registration_confirmed", view(revision=4))
+    later = notifications.registration_email("registration_confirmed", view(revision=4), ANNA)
     assert later.dedup_key != first.dedup_key
 
 

@@ -33,6 +33,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationStatus,
 )
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy.sealing import open_sealed
 from stolive_shared.store import InMemoryStore
 from stolive_shared.urls import PublicUrls
 
@@ -88,11 +89,17 @@ class Office:
             return await registrations.add(registration)
 
     def sent(self) -> list[str]:
-        """What went out, as ``type: person``, in order."""
+        """What went out, as ``type: person`` (the name as the sealed contact tells it to
+        whoever holds the registration's key), in order."""
         said = []
         for message in self.store.state.outbox:
             about = getattr(message, "registration", None)
-            said.append(f"{message.type}: {about.attendee.name}" if about else message.type)
+            if about is None:
+                said.append(message.type)
+                continue
+            key = self.store.state.keys.get(about.registration_id)
+            name = open_sealed(key, about.contact).name if key and about.contact else "?"
+            said.append(f"{message.type}: {name}")
         return said
 
 
@@ -273,3 +280,25 @@ async def test_a_cancellation_whose_messages_cannot_be_written_does_not_happen(
         await RegistrationLifecycle(refusing, office.lifecycle.links).cancel(anna.id)
     registration, _ = await RegistrationLifecycle(refusing, office.lifecycle.links).get(anna.id)
     assert registration.status == "confirmed"
+
+
+async def test_no_message_carries_a_contact_in_clear(office: Office) -> None:
+    event = await office.event(capacity=1)
+    anna = await office.registered(event, "Anna de Vries")
+    await office.registered(event, "Bram Jansen", "waitlisted")
+    await office.lifecycle.cancel(anna.id)
+    for message in office.store.state.outbox:
+        raw = message.model_dump_json()
+        assert "Anna" not in raw
+        assert "Bram" not in raw
+        assert "@school.nl" not in raw
+
+
+async def test_an_erased_persons_later_messages_carry_no_contact(office: Office) -> None:
+    event = await office.event(capacity=None)
+    anna = await office.registered(event, "Anna de Vries")
+    await office.lifecycle.erase_person("anna@school.nl")
+    assert anna.id not in office.store.state.keys
+    await office.event(event.event_id, revision=2, status="cancelled")
+    [cancelled] = [m for m in office.store.state.outbox if isinstance(m, RegistrationCancelled)]
+    assert cancelled.registration.contact is None

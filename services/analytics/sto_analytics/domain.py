@@ -74,25 +74,29 @@ def with_status(
 
 @dataclass(frozen=True)
 class Profile:
-    """What analytics keeps of a registration: enough to tie watching to region and role."""
+    """What analytics keeps of a registration: enough to tie watching to region and role,
+    and the contact as the message sealed it (JSON of a ``Sealed``, None when unreadable):
+    the worker's tables and their changelog topics hold no name in clear."""
 
     viewer_id: str
     region_code: str | None
     role: str
-    name: str
+    sealed_contact: str | None
     checked_in: bool = False
 
     def as_list(self) -> list[object]:
-        return [self.viewer_id, self.region_code, self.role, self.name, self.checked_in]
+        return [self.viewer_id, self.region_code, self.role, self.sealed_contact, self.checked_in]
 
     @classmethod
     def from_list(cls, raw: Sequence[object]) -> Profile:
-        viewer_id, region_code, role, name, checked_in = raw
+        viewer_id, region_code, role, sealed_contact, checked_in = raw
+        # A profile written before contacts were sealed held the name there: not read.
+        sealed = sealed_contact if isinstance(sealed_contact, str) else None
         return cls(
             viewer_id=str(viewer_id),
             region_code=None if region_code is None else str(region_code),
             role=str(role),
-            name=str(name),
+            sealed_contact=sealed if sealed and sealed.startswith("{") else None,
             checked_in=bool(checked_in),
         )
 
@@ -105,7 +109,7 @@ def with_profile(
     known = updated.get(registration_id)
     checked_in = profile.checked_in or (known is not None and bool(known[4]))
     updated[registration_id] = Profile(
-        profile.viewer_id, profile.region_code, profile.role, profile.name, checked_in
+        profile.viewer_id, profile.region_code, profile.role, profile.sealed_contact, checked_in
     ).as_list()
     return updated
 

@@ -37,8 +37,11 @@ from sto_analytics.domain import (
 from stolive_shared import links
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.contracts.sealed import Sealed
 from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging.outbox import enqueue_many
+from stolive_shared.privacy import keyring
+from stolive_shared.privacy.sealing import Unreadable, open_sealed
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,42 @@ def funnel_of(registrants: list[repository.RegistrantWatching], min_minutes: flo
             1 for r in confirmed if attended(r.minutes_watched, r.checked_in, min_minutes)
         ),
     )
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """A registrant as the worker's tables hold it: the contact still sealed."""
+
+    registration_id: uuid.UUID
+    event_id: uuid.UUID
+    viewer_id: str
+    status: str
+    region_code: str | None
+    role: str
+    contact: Sealed | None
+    checked_in: bool
+
+    def row(self, name: str) -> repository.RegistrantRow:
+        return repository.RegistrantRow(
+            registration_id=self.registration_id,
+            event_id=self.event_id,
+            viewer_id=self.viewer_id,
+            status=self.status,
+            region_code=self.region_code,
+            role=self.role,
+            name=name,
+            checked_in=self.checked_in,
+        )
+
+
+def _name(contact: Sealed | None, keys: dict[uuid.UUID, bytes]) -> str:
+    key = keys.get(contact.subject) if contact is not None else None
+    if contact is None or key is None:
+        return ""
+    try:
+        return open_sealed(key, contact).name
+    except Unreadable:
+        return ""
 
 
 class AnalyticsService:
@@ -208,13 +247,19 @@ class ReadModelWriter:
     async def save_registrations(
         self,
         tallies: dict[uuid.UUID, RegistrationTally],
-        registrants: Sequence[repository.RegistrantRow],
+        registrants: Sequence[Registrant],
     ) -> None:
-        """The tallies and registrants of a flush, in one transaction."""
+        """The tallies and registrants of a flush, in one transaction; the registrants'
+        names opened from their sealed contacts (no longer readable after an erasure)."""
         pool = await self._pool()
         async with pool.acquire() as conn, conn.transaction():
+            keys = await keyring.keys_of(
+                conn, [r.contact.subject for r in registrants if r.contact is not None]
+            )
             await repository.save_registration_tallies(conn, tallies)
-            await repository.save_registrants(conn, registrants)
+            await repository.save_registrants(
+                conn, [r.row(_name(r.contact, keys)) for r in registrants]
+            )
 
     async def save_viewing(
         self,

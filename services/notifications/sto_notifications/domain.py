@@ -136,21 +136,38 @@ class EmailRequest:
     context: dict[str, object]
 
 
-def repeated_sign_up_email(registration: RegistrationView, notice_id: uuid.UUID) -> EmailRequest:
+@dataclass(frozen=True)
+class Addressee:
+    """Whom an e-mail about a registration goes to, with the personal links it carries: the
+    contact opened from the message's sealed one, the links made here from the ids."""
+
+    name: str
+    email: str
+    manage_url: str
+    join_url: str | None = None
+
+
+def repeated_sign_up_email(
+    registration: RegistrationView, to: Addressee, notice_id: uuid.UUID
+) -> EmailRequest:
     """ "Je was al aangemeld": to the address itself, with its own links, once per notice."""
     return _about(
         registration,
+        to,
         "registration_repeated",
         f"registration_repeated:{registration.registration_id}:{notice_id}",
         status=registration.status,
-        join_url=registration.join_url,
+        join_url=to.join_url,
     )
 
 
-def registration_email(kind: EmailKind, registration: RegistrationView) -> EmailRequest:
+def registration_email(
+    kind: EmailKind, registration: RegistrationView, to: Addressee
+) -> EmailRequest:
     """An e-mail about the registration's own change; one per kind and event revision."""
     return _about(
         registration,
+        to,
         kind,
         f"{kind}:{registration.registration_id}:{registration.event_revision}",
         ends_at=registration.event_ends_at,
@@ -158,20 +175,24 @@ def registration_email(kind: EmailKind, registration: RegistrationView) -> Email
 
 
 def _about(
-    registration: RegistrationView, kind: EmailKind, dedup_key: str, **context: object
+    registration: RegistrationView,
+    to: Addressee,
+    kind: EmailKind,
+    dedup_key: str,
+    **context: object,
 ) -> EmailRequest:
     """An e-mail to the registered person about their registration."""
     return EmailRequest(
         kind=kind,
         dedup_key=dedup_key,
-        recipient=registration.attendee.email,
+        recipient=to.email,
         event_id=registration.event_id,
         registration_id=registration.registration_id,
         context={
-            "name": registration.attendee.name,
+            "name": to.name,
             "event_title": registration.event_title,
             "starts_at": registration.event_starts_at,
-            "manage_url": registration.manage_url,
+            "manage_url": to.manage_url,
             **context,
         },
     )

@@ -1,12 +1,22 @@
 """Messages on the registrations topic, keyed by event id.
 
-The contact (name, email) travels only where a consumer must act on it (the notifications
-service sends the email). ``person.erased`` tells every service to remove what it holds.
+No personal data travels in clear. The contact (name, e-mail address, organisation) is sealed
+with the registration's data key (``contracts.sealed``, ``stolive_shared.privacy``); personal
+links (manage, watch) are not sent at all: a service that mails them makes them from the ids
+with ``PersonalLinks``. Role, region and profiles are categories the figures group by, not a
+way to tell who someone is. ``person.erased`` tells every service to remove what it holds.
 
 Version 2 of every message carrying a ``RegistrationView`` added the newsletter opt-in of the
 sign-up form and the attendee's profiles (additions only; ``upcast_registration_v1_v2`` fills
 them in for version 1: no opt-in, no profiles). Consumers learn version 2 before registrations
 sends it.
+
+Version 3 (``registration.sign_up_repeated`` version 2) seals the contact: ``contact`` and
+``webinar`` are added, the clear ``attendee`` name, e-mail and organisation and the
+``manage_url`` are written empty, ``join_url`` is left out. ``upcast_registration_v2_v3``
+fills in ``contact`` as None for older messages: their clear fields are never read again, so a
+message from before sealing counts as one whose contact was erased (it cannot bring a person
+back). Deploy version 3 with the topic drained (consumer lag 0).
 """
 
 from __future__ import annotations
@@ -17,18 +27,21 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from stolive_shared.contracts.base import Message
+from stolive_shared.contracts.sealed import Sealed
 from stolive_shared.contracts.topics import REGISTRATIONS
 
 RegistrationStatus = Literal["confirmed", "waitlisted", "cancelled"]
 
 
 class Attendee(BaseModel):
-    """Who registered, as the sign-up form collected it."""
+    """What the figures group a registration by. (Until version 2 also the contact in clear;
+    since version 3 ``name``, ``email`` and ``organisation`` are written empty and never read:
+    the contact travels sealed, ``RegistrationView.contact``.)"""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str
-    email: str
+    name: str = ""
+    email: str = ""
     organisation: str = ""
     role: str = "anders"
     region_code: str | None = None
@@ -46,13 +59,19 @@ class RegistrationView(BaseModel):
     event_id: uuid.UUID
     status: RegistrationStatus
     attendee: Attendee
+    # Since version 3: the contact, sealed with the registration's key; None where it cannot
+    # be read (a message from before sealing).
+    contact: Sealed | None = None
     viewer_id: str
-    manage_url: str
+    # Until version 2 the personal manage link; written empty since version 3.
+    manage_url: str = ""
+    # Since version 3: a webinar, whose personal watch link the e-mails carry.
+    webinar: bool = False
     event_title: str
     event_starts_at: AwareDatetime
     event_ends_at: AwareDatetime
     event_revision: int
-    # The personal watch link of a webinar registration (added later: older messages lack it).
+    # Until version 2 the personal watch link of a webinar; left out since version 3.
     join_url: str | None = None
     # Since version 2: the person ticked "send me the newsletter" on the sign-up form. A wish,
     # not yet a subscription: the newsletter still asks them to confirm (double opt-in).
@@ -69,12 +88,12 @@ class _RegistrationMessage(Message):
 
 class RegistrationConfirmed(_RegistrationMessage):
     type: Literal["registration.confirmed"] = "registration.confirmed"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
 
 
 class RegistrationWaitlisted(_RegistrationMessage):
     type: Literal["registration.waitlisted"] = "registration.waitlisted"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     waitlist_position: int
 
 
@@ -82,12 +101,12 @@ class RegistrationPromoted(_RegistrationMessage):
     """A waitlisted person got a seat that came free."""
 
     type: Literal["registration.promoted"] = "registration.promoted"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
 
 
 class RegistrationCancelled(_RegistrationMessage):
     type: Literal["registration.cancelled"] = "registration.cancelled"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     previous_status: RegistrationStatus
     reason: str = ""
 
@@ -96,7 +115,7 @@ class RegistrationCheckedIn(_RegistrationMessage):
     """An organiser checked the person in at a physical meeting (by list or by QR code)."""
 
     type: Literal["registration.checked_in"] = "registration.checked_in"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     checked_in_at: AwareDatetime
 
 
@@ -105,21 +124,27 @@ class RegistrationSignUpRepeated(_RegistrationMessage):
     they saw told nothing; the address itself is told, with its own links. Changes nothing."""
 
     type: Literal["registration.sign_up_repeated"] = "registration.sign_up_repeated"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
 
 
 class PersonErased(Message):
-    """Everything held about this email address must go; counts may stay."""
+    """Everything held about this person must go; counts may stay.
+
+    Since version 2 the person is named by ``person_key``, the address as a keyed hash
+    (``stolive_shared.privacy.person_key``); version 1 named them by the plain SHA-256 of the
+    address (``email_sha256``, written empty since), which anyone can test addresses against.
+    """
 
     TOPIC: ClassVar[str] = REGISTRATIONS.name
     type: Literal["person.erased"] = "person.erased"
-    version: Literal[1] = 1
-    email_sha256: str
+    version: Literal[2] = 2
+    person_key: str | None = None
+    email_sha256: str = ""
     registration_ids: tuple[uuid.UUID, ...]
     erased_at: AwareDatetime
 
     def partition_key(self) -> str:
-        return self.email_sha256
+        return self.person_key or self.email_sha256
 
 
 def upcast_registration_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +160,22 @@ def upcast_registration_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-# The messages that carry a ``RegistrationView``: version 2 since the additions above.
+def upcast_registration_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 had no sealed contact and no webinar flag: no readable contact (the clear one
+    is not read any more), a webinar where it carried a watch link."""
+    registration = data.get("registration")
+    if isinstance(registration, dict):
+        webinar = bool(registration.get("join_url"))
+        data["registration"] = {"contact": None, "webinar": webinar, **registration}
+    return data
+
+
+def upcast_person_erased_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 named the person by ``email_sha256`` alone: no keyed hash."""
+    return {"person_key": None, **data}
+
+
+# The messages that carry a ``RegistrationView``: version 3 since sealing.
 REGISTRATION_VIEW_MESSAGES: tuple[type[_RegistrationMessage], ...] = (
     RegistrationConfirmed,
     RegistrationWaitlisted,

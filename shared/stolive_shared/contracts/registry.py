@@ -17,7 +17,10 @@ from stolive_shared.contracts.notifications import NOTIFICATION_MESSAGES
 from stolive_shared.contracts.registrations import (
     REGISTRATION_MESSAGES,
     REGISTRATION_VIEW_MESSAGES,
+    RegistrationSignUpRepeated,
+    upcast_person_erased_v1_v2,
     upcast_registration_v1_v2,
+    upcast_registration_v2_v3,
 )
 from stolive_shared.contracts.viewer_activity import VIEWER_MESSAGES
 from stolive_shared.errors import UnknownMessageType
@@ -43,8 +46,16 @@ MESSAGE_MODELS: dict[tuple[str, int], type[Message]] = {
 
 # (type, from_version) -> upcaster to from_version + 1.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    (model.model_fields["type"].default, 1): upcast_registration_v1_v2
-    for model in REGISTRATION_VIEW_MESSAGES
+    **{
+        (model.model_fields["type"].default, 1): upcast_registration_v1_v2
+        for model in REGISTRATION_VIEW_MESSAGES
+    },
+    **{
+        (model.model_fields["type"].default, 2): upcast_registration_v2_v3
+        for model in REGISTRATION_VIEW_MESSAGES
+    },
+    (RegistrationSignUpRepeated.model_fields["type"].default, 1): upcast_registration_v2_v3,
+    ("person.erased", 1): upcast_person_erased_v1_v2,
 }
 
 

@@ -43,7 +43,7 @@ class RegistrantRow:
     status: str
     region_code: str | None
     role: str
-    name: str
+    name: str  # opened from the sealed contact; '' when it cannot be read (erased)
     checked_in: bool
 
 

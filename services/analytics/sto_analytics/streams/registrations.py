@@ -1,12 +1,14 @@
 """Registrations per event: two tables keyed by event id, co-partitioned with their topic.
 
 ``registration_status`` holds each registration's latest status and ``registrant_profiles``
-its viewer id (from the personal join link), region, role, name and whether it was checked
-in: sets keyed by registration id, so replays after a crash change nothing. A timer writes
+its viewer id, region, role, sealed contact (never a name in clear: the table's changelog is
+a topic too) and whether it was checked in: sets keyed by registration id, so replays after
+a crash change nothing. A timer writes
 the tallies and registrants of changed events to the PostgreSQL read model (through
 ``ReadModelWriter.save_registrations``, one transaction a flush), and every 30 s all local
-ones, so a restarted worker refreshes what it owns. ``person.erased`` blanks the
-person's name in the read model at once (counts stay).
+ones, so a restarted worker refreshes what it owns; the writer opens the contacts there, in
+PostgreSQL. ``person.erased`` blanks the person's name in the read model at once (counts
+stay); their data keys are gone, so the sealed contacts in the tables open no more.
 
 Only the worker that owns an event's partition writes its figures, and not while a rebalance
 or table recovery is under way. A worker keeps what its agent wrote to its in-memory tables
@@ -25,10 +27,9 @@ import asyncpg
 import faust
 from aiokafka import TopicPartition
 
-from sto_analytics import repository
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.domain import Profile, RegistrationTally, tally, with_profile, with_status
-from sto_analytics.service import ReadModelWriter
+from sto_analytics.service import ReadModelWriter, Registrant
 from sto_analytics.streams.dead_letters import DeadLetters
 from sto_analytics.streams.shared import Shared, until_written
 from stolive_shared.contracts.codec import decode
@@ -40,6 +41,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationPromoted,
     RegistrationWaitlisted,
 )
+from stolive_shared.contracts.sealed import Sealed
 from stolive_shared.contracts.topics import REGISTRATIONS
 from stolive_shared.errors import PoisonMessage
 
@@ -115,7 +117,7 @@ def register(
             viewer_id=registration.viewer_id,
             region_code=registration.attendee.region_code,
             role=registration.attendee.role,
-            name=registration.attendee.name,
+            sealed_contact=registration.contact.model_dump_json() if registration.contact else None,
             checked_in=isinstance(message, RegistrationCheckedIn),
         )
         profiles[key] = with_profile(profiles[key], registration_id, profile)
@@ -132,20 +134,22 @@ def register(
         tallies: dict[uuid.UUID, RegistrationTally] = {
             uuid.UUID(key): tally(statuses[key]) for key in keys
         }
-        rows: list[repository.RegistrantRow] = []
+        rows: list[Registrant] = []
         for key in keys:
             status_of = statuses[key]
             for registration_id, fields in profiles[key].items():
                 profile = Profile.from_list(fields)
                 rows.append(
-                    repository.RegistrantRow(
+                    Registrant(
                         registration_id=uuid.UUID(registration_id),
                         event_id=uuid.UUID(key),
                         viewer_id=profile.viewer_id,
                         status=status_of.get(registration_id, "confirmed"),
                         region_code=profile.region_code,
                         role=profile.role,
-                        name=profile.name,
+                        contact=Sealed.model_validate_json(profile.sealed_contact)
+                        if profile.sealed_contact
+                        else None,
                         checked_in=profile.checked_in,
                     )
                 )

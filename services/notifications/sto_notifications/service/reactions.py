@@ -46,11 +46,19 @@ from stolive_shared.contracts.registrations import (
     RegistrationWaitlisted,
 )
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy import keyring
 from stolive_shared.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
 SeatMessage = RegistrationConfirmed | RegistrationPromoted
+RegistrationMessage = (
+    RegistrationConfirmed
+    | RegistrationPromoted
+    | RegistrationWaitlisted
+    | RegistrationCancelled
+    | RegistrationSignUpRepeated
+)
 EventChanged = EventPublished | EventUpdated | EventEnded
 
 
@@ -70,43 +78,67 @@ class NotificationsService:
         change: domain.RegistrationChange = (
             "promoted" if isinstance(message, RegistrationPromoted) else "confirmed"
         )
-        await self._registration_changed(conn, message.registration, change)
+        await self._registration_changed(conn, message, change)
 
     async def on_waitlisted(
         self, conn: asyncpg.Connection, message: RegistrationWaitlisted
     ) -> None:
-        await self._registration_changed(conn, message.registration, "waitlisted")
+        await self._registration_changed(conn, message, "waitlisted")
 
     async def on_registration_cancelled(
         self, conn: asyncpg.Connection, message: RegistrationCancelled
     ) -> None:
         await self._registration_changed(
-            conn, message.registration, "cancelled", previous_status=message.previous_status
+            conn, message, "cancelled", previous_status=message.previous_status
+        )
+
+    async def _addressee(
+        self, conn: asyncpg.Connection, message: RegistrationMessage
+    ) -> domain.Addressee | None:
+        """The person a registration message is about, or None (logged) when its contact can
+        no longer be read: erased, past its retention, or from before contacts were sealed.
+        Such a message changes nothing here: what it could bring back is gone on purpose."""
+        view = message.registration
+        contact = await keyring.open_contact(conn, view.contact)
+        if contact is None:
+            log.info("skipped a %s message: its contact was erased", message.type)
+            return None
+        return domain.Addressee(
+            name=contact.name,
+            email=contact.email,
+            manage_url=self.links.manage(view.registration_id),
+            join_url=self.links.watch(view.event_id, view.viewer_id) if view.webinar else None,
         )
 
     async def on_sign_up_repeated(
         self, conn: asyncpg.Connection, message: RegistrationSignUpRepeated
     ) -> None:
         """Someone signed this address up again: tell the address, not whoever typed it."""
-        await self._queue(
-            conn, domain.repeated_sign_up_email(message.registration, message.message_id)
-        )
+        to = await self._addressee(conn, message)
+        if to is not None:
+            await self._queue(
+                conn, domain.repeated_sign_up_email(message.registration, to, message.message_id)
+            )
 
     async def _registration_changed(
         self,
         conn: asyncpg.Connection,
-        view: RegistrationView,
+        message: RegistrationMessage,
         change: domain.RegistrationChange,
         previous_status: str = "",
     ) -> None:
-        await self._keep_copy(conn, view)
+        view = message.registration
+        to = await self._addressee(conn, message)
+        if to is None:
+            return
+        await self._keep_copy(conn, view, to)
         if change in ("confirmed", "waitlisted") and view.newsletter_opt_in:
             # The sign-up form's opt-in: still a double opt-in, by its own email.
             await self.subscribe(
                 conn,
                 NewsletterWish(
-                    email=view.attendee.email,
-                    name=view.attendee.name,
+                    email=to.email,
+                    name=to.name,
                     role=view.attendee.role,
                     region_code=view.attendee.region_code,
                     interests=view.attendee.profiles,
@@ -127,12 +159,15 @@ class NotificationsService:
         if reaction.email is not None:
             await self._queue(
                 conn,
-                domain.registration_email(reaction.email, view),
+                domain.registration_email(reaction.email, view, to),
                 calendar=self._calendar(reaction, registration, event),
             )
 
-    async def _keep_copy(self, conn: asyncpg.Connection, view: RegistrationView) -> None:
-        """What a registration message tells of the event and the person, kept here."""
+    async def _keep_copy(
+        self, conn: asyncpg.Connection, view: RegistrationView, to: domain.Addressee
+    ) -> None:
+        """What a registration message tells of the event and the person, kept here: only
+        what the e-mails need (no organisation), deleted on erasure."""
         await repository.upsert_event(
             conn,
             EventRow(
@@ -153,12 +188,12 @@ class NotificationsService:
             registration_id=view.registration_id,
             event_id=view.event_id,
             status=view.status,
-            name=view.attendee.name,
-            email=view.attendee.email,
+            name=to.name,
+            email=to.email,
             role=view.attendee.role,
             region_code=view.attendee.region_code,
             viewer_id=view.viewer_id,
-            manage_url=view.manage_url,
+            manage_url=to.manage_url,
         )
 
     # -- events ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sto_registrations.domain import Applicant, EventTerms, Registration, SeatSt
 from sto_registrations.repository.port import RegistrationsRepository
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
+from stolive_shared.privacy.sealing import new_key
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RegistrationsState:
     registrations: dict[uuid.UUID, RegistrationRow] = field(default_factory=dict)
     bookings: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)  # (group, booker)
     outbox: list[Message] = field(default_factory=list)
+    keys: dict[uuid.UUID, bytes] = field(default_factory=dict)  # privacy's data keys
     last_queue_number: int = 0
 
 
@@ -196,6 +198,12 @@ class InMemoryRegistrations(RegistrationsRepository):
 
     # -- privacy -----------------------------------------------------------------------------
 
+    async def data_keys(self, registrations: Sequence[Registration]) -> dict[uuid.UUID, bytes]:
+        for registration in registrations:
+            if not registration.erased and registration.id not in self.state.keys:
+                self.state.keys[registration.id] = new_key()
+        return {r.id: self.state.keys[r.id] for r in registrations if r.id in self.state.keys}
+
     async def person_records(self, email: str) -> list[dict[str, Any]]:
         rows = sorted(self._rows_of_address(email), key=lambda row: row.registration.created_at)
         return [self._record(row) for row in rows]
@@ -218,6 +226,7 @@ class InMemoryRegistrations(RegistrationsRepository):
                 erased=True,
             )
             erased.append(registration.id)
+            self.state.keys.pop(registration.id, None)
         return erased
 
     # -- messages ----------------------------------------------------------------------------

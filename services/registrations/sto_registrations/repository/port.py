@@ -104,12 +104,18 @@ class RegistrationsRepository(ABC):
     # -- privacy -----------------------------------------------------------------------------
 
     @abstractmethod
+    async def data_keys(self, registrations: Sequence[Registration]) -> dict[uuid.UUID, bytes]:
+        """The keys that seal these registrations' contacts in messages (``privacy``); one
+        made now for any that has none and is not erased."""
+
+    @abstractmethod
     async def person_records(self, email: str) -> list[dict[str, Any]]:
         """Every registration held for this normalised address, with its event's title."""
 
     @abstractmethod
     async def erase_person(self, email: str) -> list[uuid.UUID]:
-        """Remove the personal fields of the address's registrations; their ids."""
+        """Remove the personal fields of the address's registrations and forget their data
+        keys (what their messages sealed can no longer be read); their ids."""
 
     # -- messages ----------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 
 from sto_registrations.domain import EventTerms, Registration, SeatState
-from sto_registrations.repository import events, registrations
+from sto_registrations.repository import events
+from sto_registrations.repository import registrations as registrations_sql
 from sto_registrations.repository.port import RegistrationsRepository
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
@@ -40,34 +41,34 @@ class PostgresRegistrations(RegistrationsRepository):
         return await events.events_by_start(self.conn, limit)
 
     async def add(self, registration: Registration) -> Registration:
-        return await registrations.add_registration(self.conn, registration)
+        return await registrations_sql.add_registration(self.conn, registration)
 
     async def registration(
         self, registration_id: uuid.UUID, *, for_update: bool = False
     ) -> Registration | None:
-        return await registrations.get_registration(
+        return await registrations_sql.get_registration(
             self.conn, registration_id, for_update=for_update
         )
 
     async def mark_cancelled(self, registration: Registration, reason: str) -> None:
-        await registrations.mark_cancelled(self.conn, registration, reason)
+        await registrations_sql.mark_cancelled(self.conn, registration, reason)
 
     async def cancel_all_active(self, event_id: uuid.UUID, reason: str) -> list[Registration]:
-        return await registrations.cancel_all_active(self.conn, event_id, reason)
+        return await registrations_sql.cancel_all_active(self.conn, event_id, reason)
 
     async def promote_first_waitlisted(self, event_id: uuid.UUID, count: int) -> list[Registration]:
-        return await registrations.promote_first_waitlisted(self.conn, event_id, count)
+        return await registrations_sql.promote_first_waitlisted(self.conn, event_id, count)
 
     async def mark_checked_in(
         self, registration_id: uuid.UUID, organiser: str
     ) -> Registration | None:
-        return await registrations.mark_checked_in(self.conn, registration_id, organiser)
+        return await registrations_sql.mark_checked_in(self.conn, registration_id, organiser)
 
     async def waitlist_position(self, registration: Registration) -> int:
-        return await registrations.waitlist_position(self.conn, registration)
+        return await registrations_sql.waitlist_position(self.conn, registration)
 
     async def status_counts(self, event_id: uuid.UUID) -> dict[str, int]:
-        return await registrations.status_counts(self.conn, event_id)
+        return await registrations_sql.status_counts(self.conn, event_id)
 
     async def attendees(
         self,
@@ -77,21 +78,24 @@ class PostgresRegistrations(RegistrationsRepository):
         region_code: str | None = None,
         role: str | None = None,
     ) -> list[Registration]:
-        return await registrations.attendees(
+        return await registrations_sql.attendees(
             self.conn, event_id, status=status, region_code=region_code, role=role
         )
 
     async def record_booking(self, group_id: uuid.UUID, booker_id: uuid.UUID) -> None:
-        await registrations.record_booking(self.conn, group_id, booker_id)
+        await registrations_sql.record_booking(self.conn, group_id, booker_id)
 
     async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
-        return await registrations.booked_colleagues(self.conn, booker_id)
+        return await registrations_sql.booked_colleagues(self.conn, booker_id)
+
+    async def data_keys(self, registrations: Sequence[Registration]) -> dict[uuid.UUID, bytes]:
+        return await registrations_sql.data_keys(self.conn, registrations)
 
     async def person_records(self, email: str) -> list[dict[str, Any]]:
-        return await registrations.person_records(self.conn, email)
+        return await registrations_sql.person_records(self.conn, email)
 
     async def erase_person(self, email: str) -> list[uuid.UUID]:
-        return await registrations.erase_person(self.conn, email)
+        return await registrations_sql.erase_person(self.conn, email)
 
     async def add_messages(self, messages: Sequence[Message]) -> None:
         await outbox.enqueue_many(self.conn, list(messages), schema=self.schema)

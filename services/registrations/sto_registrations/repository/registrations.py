@@ -4,6 +4,7 @@ colleagues, repeat notices and the privacy requests."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import asyncpg
 
 from sto_registrations.domain import Registration
 from sto_registrations.repository.rows import REGISTRATION_COLUMNS, registration_of
+from stolive_shared.privacy import keyring
 
 
 async def get_registration(
@@ -56,6 +58,14 @@ async def add_registration(conn: asyncpg.Connection, registration: Registration)
     )
     assert row is not None
     return registration_of(row)
+
+
+async def data_keys(
+    conn: asyncpg.Connection, registrations: Sequence[Registration]
+) -> dict[uuid.UUID, bytes]:
+    """The data keys that seal these registrations' contacts in messages; one is made now for
+    any that has none and is not erased (a registration from before sealing)."""
+    return await keyring.ensure_keys(conn, [r.id for r in registrations if not r.erased])
 
 
 async def mark_cancelled(conn: asyncpg.Connection, registration: Registration, reason: str) -> None:
@@ -185,6 +195,7 @@ async def erase_person(conn: asyncpg.Connection, email: str) -> list[uuid.UUID]:
         )
     ]
     if ids:
+        await keyring.forget(conn, ids)
         await conn.execute(
             """DELETE FROM outbox WHERE published_at IS NOT NULL
                AND encode(payload, 'escape') LIKE ANY($1::text[])""",

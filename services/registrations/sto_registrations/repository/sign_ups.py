@@ -18,6 +18,7 @@ import asyncpg
 from sto_registrations.domain import Registration, SeatChange, SeatState
 from sto_registrations.repository.rows import REGISTRATION_COLUMNS, registration_of, terms_of
 from stolive_shared.messaging import outbox
+from stolive_shared.privacy import keyring
 
 
 class SeatCountsChanged(Exception):
@@ -92,6 +93,12 @@ _STORE_BATCH = (
     + outbox.insert_sql(19)
     + """
         RETURNING 1),
+    -- The data keys that seal the registrations' contacts in those messages.
+    keyed AS (
+        """
+    + keyring.insert_keys_sql(27)
+    + """
+        RETURNING 1),
     -- Delivered at commit; wakes the relay without waiting for its poll.
     woken AS (SELECT pg_notify($24, '') FROM (SELECT count(*) FROM queued) AS q)
     -- One row, whatever was stored: the whole statement fails unless all of it was.
@@ -111,12 +118,13 @@ async def store_batch(
     before: dict[uuid.UUID, SeatState],
     changes: dict[uuid.UUID, SeatChange],
     drafts: Sequence[Registration],
+    keys: dict[uuid.UUID, bytes],
     messages: outbox.OutboxColumns,
     wakeup_channel: str,
 ) -> list[Registration]:
-    """Take a batch's seats and waiting-list places, store its registrations and queue its
-    messages (waking the relay), in one statement: outside a transaction it commits alone,
-    one round trip while the events' rows are locked.
+    """Take a batch's seats and waiting-list places, store its registrations with their data
+    keys and queue its messages (waking the relay), in one statement: outside a transaction
+    it commits alone, one round trip while the events' rows are locked.
 
     The seat UPDATE passes only if each event's row is still as the batch decided on it
     (``before``: same revision, same counts), so the domain's decision holds. Registrations
@@ -151,6 +159,8 @@ async def store_batch(
         wakeup_channel,
         len(drafts),
         len(ids),
+        list(keys),
+        list(keys.values()),
     )
     try:
         row = await conn.fetchrow(_STORE_BATCH, *arguments)

@@ -32,6 +32,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationView,
 )
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy import person_key
 from stolive_shared.store import Store
 
 
@@ -60,9 +61,10 @@ class RegistrationLifecycle:
             terms = await registrations.terms(registration.event_id, for_update=True)
             assert terms is not None
             await registrations.mark_cancelled(registration, reason)
+            [view] = await self._views(registrations, [registration], terms, "cancelled")
             messages: list[Message] = [
                 RegistrationCancelled.create(
-                    registration=self._view(registration, terms, status="cancelled"),
+                    registration=view,
                     previous_status=registration.status,
                     reason=reason,
                 )
@@ -82,9 +84,10 @@ class RegistrationLifecycle:
         count = domain.promotions(seats)
         if count == 0:
             return []
+        promoted = await registrations.promote_first_waitlisted(event_id, count)
         return [
-            RegistrationPromoted.create(registration=self._view(promoted, seats.terms))
-            for promoted in await registrations.promote_first_waitlisted(event_id, count)
+            RegistrationPromoted.create(registration=view)
+            for view in await self._views(registrations, promoted, seats.terms)
         ]
 
     async def apply_event(
@@ -103,16 +106,16 @@ class RegistrationLifecycle:
         assert terms is not None
         messages: list[Message] = []
         if event.status == "cancelled":
-            for registration in await registrations.cancel_all_active(
-                event.event_id, "event_cancelled"
-            ):
-                messages.append(
-                    RegistrationCancelled.create(
-                        registration=self._view(registration, terms, status="cancelled"),
-                        previous_status=registration.status,
-                        reason="event_cancelled",
-                    )
+            cancelled = await registrations.cancel_all_active(event.event_id, "event_cancelled")
+            views = await self._views(registrations, cancelled, terms, "cancelled")
+            messages += [
+                RegistrationCancelled.create(
+                    registration=view,
+                    previous_status=registration.status,
+                    reason="event_cancelled",
                 )
+                for registration, view in zip(cancelled, views, strict=True)
+            ]
         elif event.status in ("published", "live"):
             messages += await self._promote(registrations, terms.id)
         await registrations.add_messages(messages)
@@ -134,10 +137,11 @@ class RegistrationLifecycle:
             if checked is None:
                 return registration
             assert checked.checked_in_at is not None
+            [view] = await self._views(registrations, [checked], terms)
             await registrations.add_messages(
                 [
                     RegistrationCheckedIn.create(
-                        registration=self._view(checked, terms), checked_in_at=checked.checked_in_at
+                        registration=view, checked_in_at=checked.checked_in_at
                     )
                 ]
             )
@@ -164,7 +168,7 @@ class RegistrationLifecycle:
             await registrations.add_messages(
                 [
                     PersonErased.create(
-                        email_sha256=domain.email_digest(address),
+                        person_key=person_key(self.links.secret, address),
                         registration_ids=tuple(erased),
                         erased_at=self.clock(),
                     )
@@ -231,10 +235,13 @@ class RegistrationLifecycle:
                 event_id, status=status, region_code=region_code, role=role
             )
 
-    def _view(
-        self,
-        registration: Registration,
+    @staticmethod
+    async def _views(
+        registrations: RegistrationsRepository,
+        changed: list[Registration],
         terms: EventTerms,
         status: RegistrationStatus | None = None,
-    ) -> RegistrationView:
-        return registration_view(self.links, registration, terms, status)
+    ) -> list[RegistrationView]:
+        """The registrations as their messages tell them, contacts sealed with their keys."""
+        keys = await registrations.data_keys(changed)
+        return [registration_view(r, terms, keys.get(r.id), status) for r in changed]

@@ -1,11 +1,14 @@
-"""What a registration looks like in this service's messages (``RegistrationView``), and the
-personal links each carries: one mapping for every message the use cases write."""
+"""What a registration looks like in this service's messages (``RegistrationView``, its
+contact sealed): one mapping for every message the use cases write; and the personal watch
+link the sign-up answer shows."""
 
 from __future__ import annotations
 
 from sto_registrations.domain import WEBINAR, EventTerms, Registration
 from stolive_shared.contracts.registrations import Attendee, RegistrationStatus, RegistrationView
+from stolive_shared.contracts.sealed import Contact
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy.sealing import seal
 
 
 def join_url(links: PersonalLinks, registration: Registration, terms: EventTerms) -> str | None:
@@ -17,34 +20,37 @@ def join_url(links: PersonalLinks, registration: Registration, terms: EventTerms
 
 
 def registration_view(
-    links: PersonalLinks,
     registration: Registration,
     terms: EventTerms,
+    key: bytes | None,
     status: RegistrationStatus | None = None,
-    manage_token: str | None = None,
 ) -> RegistrationView:
-    """The registration as a message tells it (``status`` when it is about to change;
-    ``manage_token`` when the caller made it already)."""
+    """The registration as a message tells it (``status`` when it is about to change): the
+    contact sealed with the registration's data ``key`` (None: erased, nothing to seal), no
+    personal link (the services that mail them make them from the ids)."""
     applicant = registration.applicant
-    token = manage_token or links.manage_token(registration.id)
+    contact = None
+    if key is not None and not registration.erased:
+        contact = seal(
+            key,
+            registration.id,
+            Contact(
+                name=applicant.name, email=applicant.email, organisation=applicant.organisation
+            ),
+        )
     return RegistrationView(
         registration_id=registration.id,
         event_id=registration.event_id,
         status=status or registration.status,
         attendee=Attendee(
-            name=applicant.name,
-            email=applicant.email,
-            organisation=applicant.organisation,
-            role=applicant.role,
-            region_code=applicant.region_code,
-            profiles=applicant.profiles,
+            role=applicant.role, region_code=applicant.region_code, profiles=applicant.profiles
         ),
+        contact=contact,
         viewer_id=registration.viewer_id,
-        manage_url=links.urls.manage_page(token),
+        webinar=terms.kind == WEBINAR,
         event_title=terms.title,
         event_starts_at=terms.starts_at,
         event_ends_at=terms.ends_at,
         event_revision=terms.revision,
-        join_url=join_url(links, registration, terms),
         newsletter_opt_in=applicant.newsletter,
     )
