@@ -1,4 +1,6 @@
-"""JSON logs on stderr, one object a line, with the trace id when a span is active."""
+"""JSON logs on stderr, one object a line, with the trace id when a span is active. No line
+holds an e-mail address: every message, context value and traceback is redacted
+(``privacy.redaction``) as it is written, whoever logged it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import sys
 from datetime import UTC, datetime
 
 from opentelemetry import trace
+
+from stolive_shared.privacy.redaction import redact
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,17 +25,24 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             entry["trace_id"] = f"{span.trace_id:032x}"
         for key, value in record.__dict__.items():
             if key.startswith("ctx_"):
-                entry[key[4:]] = value
+                entry[key[4:]] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RedactingFormatter(logging.Formatter):
+    """The plain-text format, redacted like the JSON one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup_logging(service: str, level: str = "INFO", *, as_json: bool = True) -> None:
@@ -39,7 +50,7 @@ def setup_logging(service: str, level: str = "INFO", *, as_json: bool = True) ->
     if as_json:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+        handler.setFormatter(RedactingFormatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

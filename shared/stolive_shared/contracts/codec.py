@@ -53,7 +53,14 @@ def decode(value: bytes | None) -> Message:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise UndecodableMessage(f"{message_type} v{version} does not validate: {exc}") from exc
+        # Where and why, never the values: a dead letter's headers must hold no personal data.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise UndecodableMessage(
+            f"{message_type} v{version} does not validate: {problems}"
+        ) from exc
 
 
 def header(headers: Any, name: str) -> str | None:

@@ -38,6 +38,7 @@ from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.errors import PoisonMessage
 from stolive_shared.messaging.kafka import create_consumer, create_producer
 from stolive_shared.metrics import CONSUMER_LAG, CONSUMER_MESSAGES
+from stolive_shared.privacy.redaction import redact
 from stolive_shared.retry import Backoff
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.telemetry import context_from_kafka_headers
@@ -226,7 +227,7 @@ class MessageConsumer:
     async def _dead_letter(self, record: Any, error: BaseException, dlq: AIOKafkaProducer) -> None:
         headers = [
             *(record.headers or ()),
-            ("dlq.error", str(error)[:2000].encode()),
+            ("dlq.error", redact(str(error))[:2000].encode()),
             ("dlq.error_type", type(error).__name__.encode()),
             ("dlq.source_topic", record.topic.encode()),
             ("dlq.source_partition", str(record.partition).encode()),

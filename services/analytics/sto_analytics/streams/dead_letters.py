@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
 from stolive_shared.contracts.topics import TopicSpec
+from stolive_shared.privacy.redaction import redact
 from stolive_shared.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class DeadLetters:
         message = event.message
         headers: dict[str, bytes] = {
             **{str(k): bytes(v) for k, v in (event.headers or {}).items() if v is not None},
-            "dlq.error": str(error)[:2000].encode(),
+            "dlq.error": redact(str(error))[:2000].encode(),
             "dlq.error_type": type(error).__name__.encode(),
             "dlq.source_topic": self._source.encode(),
             "dlq.source_partition": str(message.partition).encode(),

@@ -74,6 +74,7 @@ from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging import outbox
 from stolive_shared.metrics import EMAILS_FAILED, EMAILS_SENT
+from stolive_shared.privacy.redaction import redact
 from stolive_shared.retry import Backoff
 from stolive_shared.telemetry import context_from_traceparent
 from stolive_shared.urls import PublicUrls
@@ -240,11 +241,11 @@ class EmailSender(_SenderLoop):
                 domain.is_permanent(failure.code) or email.attempts >= self._settings.max_attempts
             )
             EMAILS_FAILED.labels("transactional", _flag(permanent)).inc()
-            span.set_status(trace.StatusCode.ERROR, str(failure)[:200])
+            span.set_status(trace.StatusCode.ERROR, redact(str(failure))[:200])
             span.set_attribute("smtp.code", failure.code or 0)
             async with self._pool.acquire() as conn, conn.transaction():
                 if permanent:
-                    await repository.mark_failed(conn, email.id, str(failure))
+                    await repository.mark_failed(conn, email.id, redact(str(failure)))
                     await _suppress_if_bouncing(conn, email.recipient, self._settings)
                     message = EmailFailed.create(
                         email_id=email.id,
@@ -252,13 +253,13 @@ class EmailSender(_SenderLoop):
                         event_id=email.event_id,
                         registration_id=email.registration_id,
                         permanent=True,
-                        error=str(failure)[:500],
+                        error=redact(str(failure))[:500],
                     )
                     await outbox.enqueue(conn, message, schema=self._settings.db_schema)
                     self.stats.permanent_failures += 1
                 else:
                     at = domain.next_attempt(self._clock(), email.attempts)
-                    await repository.mark_retry(conn, email.id, at, str(failure))
+                    await repository.mark_retry(conn, email.id, at, redact(str(failure)))
                     self.stats.temporary_failures += 1
             log.info(
                 "email %s to be %s: %s", email.id, "dropped" if permanent else "retried", failure
@@ -437,10 +438,10 @@ class MailingSender(_SenderLoop):
         EMAILS_FAILED.labels("newsletter", _flag(permanent)).inc()
         async with self._pool.acquire() as conn, conn.transaction():
             if permanent:
-                await repository.recipient_failed(conn, recipient.id, str(failure))
+                await repository.recipient_failed(conn, recipient.id, redact(str(failure)))
                 await _suppress_if_bouncing(conn, recipient.email, self._settings)
                 self.stats.permanent_failures += 1
             else:
                 at = domain.next_attempt(self._clock(), recipient.attempts)
-                await repository.recipient_retry(conn, recipient.id, at, str(failure))
+                await repository.recipient_retry(conn, recipient.id, at, redact(str(failure)))
                 self.stats.temporary_failures += 1
