@@ -548,7 +548,9 @@ async def test_a_5xx_recipient_is_not_retried_and_a_4xx_one_is(harness: Harness)
                 "SELECT status FROM emails WHERE recipient = $1 ORDER BY created_at", gone
             )
         ]
-        scope = await conn.fetchval("SELECT scope FROM suppressions WHERE email = $1", gone)
+        scope = await conn.fetchval(
+            "SELECT scope FROM suppressed WHERE person_key = $1", harness.service.person_key(gone)
+        )
     assert statuses == ["failed", "failed", "suppressed"]
     assert scope == "all"
     async with harness.pool.acquire() as conn:
@@ -646,7 +648,10 @@ async def test_a_connection_whose_send_was_cancelled_is_not_used_again(
     assert len(sink.to(following)) == 1
 
 
-async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: Harness) -> None:
+@pytest.mark.parametrize("named_by", ["keyed hash", "plain sha256 (version 1)"])
+async def test_an_erased_person_loses_their_queued_mail_and_reminders(
+    harness: Harness, named_by: str
+) -> None:
     starts = datetime(2026, 12, 8, 15, 0, tzinfo=AMS)
     event = snapshot(uuid.uuid4(), starts, revision=1)
     email = address()
@@ -665,11 +670,16 @@ async def test_an_erased_person_loses_their_queued_mail_and_reminders(harness: H
                 source="subscribe_form",
             ),
         )
+    person = (
+        {"person_key": harness.service.person_key(email)}
+        if named_by == "keyed hash"
+        else {"email_sha256": email_sha256(email)}
+    )
     await harness.handle(
         PersonErased.create(
-            email_sha256=email_sha256(email),
             registration_ids=(registration.registration_id,),
             erased_at=harness.clock.now,
+            **person,
         )
     )
     async with harness.pool.acquire() as conn:
@@ -746,3 +756,27 @@ async def test_the_events_own_reminder_schedule_is_followed_when_it_changes(
         f"Herinnering: {event.title} begint over 150 minuten",
         f"Herinnering: {event.title} begint over 2 dagen",
     ]
+
+
+async def test_rows_from_before_keyed_hashes_get_theirs_and_the_old_bounce_list_moves(
+    harness: Harness,
+) -> None:
+    email = address()
+    async with harness.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO subscribers (id, email, email_sha256, name, status, source)
+               VALUES ($1, $2, '', 'Oud', 'confirmed', 'subscribe_form')""",
+            uuid.uuid4(),
+            email,
+        )
+        await conn.execute(
+            "INSERT INTO suppressions (email, reason, scope) VALUES ($1, 'hard_bounce', 'all')",
+            email,
+        )
+        async with conn.transaction():
+            assert await harness.service.fill_person_keys(conn) >= 2
+        key = await conn.fetchval("SELECT person_key FROM subscribers WHERE email = $1", email)
+        moved = await conn.fetchval("SELECT scope FROM suppressed WHERE person_key = $1", key)
+        left = await conn.fetchval("SELECT count(*) FROM suppressions WHERE email = $1", email)
+    assert key == harness.service.person_key(email)
+    assert (moved, left) == ("all", 0)

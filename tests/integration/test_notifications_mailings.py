@@ -284,7 +284,8 @@ async def test_a_mailing_is_drafted_tested_scheduled_sent_and_unsubscribed_from(
         assert done.status_code == 200
     async with office.pool.acquire() as conn:
         row = await conn.fetchrow(
-            "SELECT s.status, x.scope FROM subscribers s JOIN suppressions x ON x.email = s.email"
+            "SELECT s.status, x.scope FROM subscribers s"
+            " JOIN suppressed x ON x.person_key = s.person_key"
             " WHERE s.email = $1",
             readers[0],
         )

@@ -1,11 +1,13 @@
 """SQL for the notifications service, one module per job. Opens no transactions: the use
 cases in ``service`` decide what commits together. Addresses are stored lower-cased where they
-identify someone (subscribers, mailing recipients, suppressions).
+identify someone (subscribers, mailing recipients), each with the person's keyed hash; the
+suppression list keeps only the hash.
 
 - ``sending``: the e-mail queue of both senders, outcomes, suppressions;
 - ``registrations``: the copies of events and registrations, attendance, erasure;
 - ``reminders``: planned reminders and their settling;
-- ``mailings``: subscribers, mailings and their recipients.
+- ``mailings``: subscribers, mailings and their recipients;
+- ``people``: keyed hashes for rows from before them.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from sto_notifications.repository.mailings import (
     next_mailing_at,
     set_mailing_schedule,
     start_mailing,
-    unsubscribe_address,
+    unsubscribe_person,
     update_mailing,
 )
+from sto_notifications.repository.people import fill_person_keys
 from sto_notifications.repository.registrations import (
     EventRow,
     RegistrationRow,
@@ -68,8 +71,8 @@ from sto_notifications.repository.sending import (
     mark_retry,
     mark_sent,
     queue_email,
-    recipient_email,
     recipient_failed,
+    recipient_person,
     recipient_retry,
     requeue_orphaned,
     suppress,
@@ -97,6 +100,7 @@ __all__ = [
     "drop_reminders",
     "email_status",
     "erase_person",
+    "fill_person_keys",
     "finished_mailings",
     "get_event",
     "get_mailing",
@@ -116,8 +120,8 @@ __all__ = [
     "next_reminder_at",
     "plan_reminders",
     "queue_email",
-    "recipient_email",
     "recipient_failed",
+    "recipient_person",
     "recipient_retry",
     "record_attendance",
     "registrations_of",
@@ -128,7 +132,7 @@ __all__ = [
     "settle_reminder",
     "start_mailing",
     "suppress",
-    "unsubscribe_address",
+    "unsubscribe_person",
     "update_mailing",
     "upsert_event",
     "upsert_registration",

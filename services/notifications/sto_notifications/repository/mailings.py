@@ -27,6 +27,7 @@ async def add_subscriber(
     *,
     email: str,
     email_sha256: str,
+    person_key: str,
     name: str,
     role: str | None,
     region_code: str | None,
@@ -37,9 +38,10 @@ async def add_subscriber(
     opt-in); a pending or confirmed one keeps its status, with the new details."""
     row = await conn.fetchrow(
         """INSERT INTO subscribers (id, email, email_sha256, name, role, region_code, interests,
-               status, source)
-           VALUES ($1, lower($2), $3, $4, $5, $6, $7, 'pending', $8)
+               status, source, person_key)
+           VALUES ($1, lower($2), $3, $4, $5, $6, $7, 'pending', $8, $9)
            ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name,
+               person_key = EXCLUDED.person_key,
                role = coalesce(EXCLUDED.role, subscribers.role),
                region_code = coalesce(EXCLUDED.region_code, subscribers.region_code),
                interests = CASE WHEN cardinality(EXCLUDED.interests) > 0
@@ -55,6 +57,7 @@ async def add_subscriber(
         region_code,
         interests,
         source,
+        person_key,
     )
     return Subscriber(**dict(row))
 
@@ -65,21 +68,23 @@ async def confirm_subscriber(
     row = await conn.fetchrow(
         """UPDATE subscribers SET status = 'confirmed', confirmed_at = coalesce(confirmed_at, now())
            WHERE id = $1 AND status IN ('pending', 'confirmed')
-           RETURNING id, email, name, status""",
+           RETURNING id, email, name, status, person_key""",
         subscriber_id,
     )
-    if row is not None:
-        await conn.execute(
-            "DELETE FROM suppressions WHERE email = $1 AND scope = 'newsletters'", row["email"]
-        )
-    return Subscriber(**dict(row)) if row else None
+    if row is None:
+        return None
+    await conn.execute(
+        "DELETE FROM suppressed WHERE person_key = $1 AND scope = 'newsletters'",
+        row["person_key"],
+    )
+    return Subscriber(row["id"], row["email"], row["name"], row["status"])
 
 
-async def unsubscribe_address(conn: asyncpg.Connection, email: str) -> None:
+async def unsubscribe_person(conn: asyncpg.Connection, person_key: str) -> None:
     await conn.execute(
         """UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = now()
-           WHERE email = lower($1) AND status <> 'unsubscribed'""",
-        email,
+           WHERE person_key = $1 AND status <> 'unsubscribed'""",
+        person_key,
     )
 
 
@@ -220,9 +225,10 @@ async def materialise_recipients(
     conn: asyncpg.Connection, mailing_id: uuid.UUID, audience: Audience
 ) -> int:
     """Write one row per recipient before anything is sent (suppressed ones as such)."""
-    status = f"CASE WHEN {SUPPRESSED_SQL.format(col='p.email')} THEN 'suppressed' ELSE 'queued' END"
+    suppressed = SUPPRESSED_SQL.format(col="p.person_key")
+    status = f"CASE WHEN {suppressed} THEN 'suppressed' ELSE 'queued' END"
     if audience.kind == "subscribers":
-        source = """SELECT email, name FROM subscribers
+        source = """SELECT email, name, person_key FROM subscribers
                     WHERE status = 'confirmed'
                       AND (cardinality($2::text[]) = 0 OR region_code = ANY($2::text[]))
                       AND (cardinality($3::text[]) = 0 OR role = ANY($3::text[]))
@@ -234,14 +240,15 @@ async def materialise_recipients(
             "attendees": "a.attended IS TRUE",
             "no_shows": "a.attended IS NOT TRUE",
         }[audience.kind]
-        source = f"""SELECT DISTINCT ON (lower(g.email)) lower(g.email) AS email, g.name
+        source = f"""SELECT DISTINCT ON (lower(g.email)) lower(g.email) AS email, g.name,
+                            g.person_key
                      FROM registrations g
                      LEFT JOIN attendance a ON a.registration_id = g.registration_id
                      WHERE g.event_id = $2 AND g.status = 'confirmed' AND {condition}"""
         args = [audience.event_id]
     result: str = await conn.execute(
-        f"""INSERT INTO mailing_recipients (id, mailing_id, email, name, status)
-            SELECT gen_random_uuid(), $1, p.email, p.name, {status}
+        f"""INSERT INTO mailing_recipients (id, mailing_id, email, name, status, person_key)
+            SELECT gen_random_uuid(), $1, p.email, p.name, {status}, p.person_key
             FROM ({source}) AS p
             ON CONFLICT (mailing_id, email) DO NOTHING""",
         mailing_id,

@@ -116,15 +116,17 @@ async def upsert_registration(
     region_code: str | None,
     viewer_id: str,
     manage_url: str,
+    person_key: str,
 ) -> None:
     await conn.execute(
         """INSERT INTO registrations (registration_id, event_id, status, name, email, role,
-               region_code, viewer_id, manage_url)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               region_code, viewer_id, manage_url, person_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (registration_id) DO UPDATE SET status = EXCLUDED.status,
                name = EXCLUDED.name, email = EXCLUDED.email, role = EXCLUDED.role,
                region_code = EXCLUDED.region_code, viewer_id = EXCLUDED.viewer_id,
-               manage_url = EXCLUDED.manage_url, updated_at = now()""",
+               manage_url = EXCLUDED.manage_url, person_key = EXCLUDED.person_key,
+               updated_at = now()""",
         registration_id,
         event_id,
         status,
@@ -134,6 +136,7 @@ async def upsert_registration(
         region_code,
         viewer_id,
         manage_url,
+        person_key,
     )
 
 
@@ -211,47 +214,61 @@ async def attended_ids(conn: asyncpg.Connection, event_id: uuid.UUID) -> set[uui
 
 
 async def erase_person(
-    conn: asyncpg.Connection, email_sha256: str, registration_ids: list[uuid.UUID]
+    conn: asyncpg.Connection,
+    registration_ids: list[uuid.UUID],
+    person_key: str | None,
+    legacy_sha256: str = "",
 ) -> dict[str, int]:
     """Everything held about one person goes: subscriber, registrations, their reminders,
-    queued emails and mailing rows; sent emails keep only what counting needs."""
+    queued emails and mailing rows; sent emails keep only what counting needs; an unsubscribe
+    goes with them, a hard bounce stays (as a keyed hash: the address still bounces).
+
+    The person is named by ``person_key`` (or, in an erasure from before keyed hashes, by the
+    plain SHA-256 of the address, ``legacy_sha256``) and by their registrations' ids."""
 
     def count(result: str) -> int:
         return int(result.split()[-1])
 
-    hashed = "encode(sha256(convert_to(lower(trim({col})), 'UTF8')), 'hex') = $1"
+    def named(key_column: str, email_column: str) -> str:
+        """The person's rows: by key ($1), or by the legacy hash of the address ($2)."""
+        sha = f"encode(sha256(convert_to(lower(trim({email_column})), 'UTF8')), 'hex')"
+        return f"({key_column} = $1 OR ($2 <> '' AND {sha} = $2))"
+
+    person = (person_key, legacy_sha256)
+    by_recipient = named("recipient_key", "recipient")
+    by_email = named("person_key", "email")
     out = {
         "queued_emails": count(
             await conn.execute(
                 f"""DELETE FROM emails WHERE status IN ('queued', 'sending', 'suppressed')
-                    AND ({hashed.format(col="recipient")} OR registration_id = ANY($2::uuid[]))""",
-                email_sha256,
+                    AND ({by_recipient} OR registration_id = ANY($3::uuid[]))""",
+                *person,
                 registration_ids,
             )
         ),
         "sent_emails_redacted": count(
             await conn.execute(
-                f"""UPDATE emails SET recipient = 'gewist', subject = '', body_text = '',
-                        body_html = '', ics = NULL, last_error = NULL
-                    WHERE {hashed.format(col="recipient")} OR registration_id = ANY($2::uuid[])""",
-                email_sha256,
+                f"""UPDATE emails SET recipient = 'gewist', recipient_key = NULL, subject = '',
+                        body_text = '', body_html = '', ics = NULL, last_error = NULL
+                    WHERE {by_recipient} OR registration_id = ANY($3::uuid[])""",
+                *person,
                 registration_ids,
             )
         ),
         "mailing_rows": count(
-            await conn.execute(
-                f"DELETE FROM mailing_recipients WHERE {hashed.format(col='email')}",
-                email_sha256,
-            )
+            await conn.execute(f"DELETE FROM mailing_recipients WHERE {by_email}", *person)
         ),
         "subscribers": count(
-            await conn.execute("DELETE FROM subscribers WHERE email_sha256 = $1", email_sha256)
+            await conn.execute(
+                "DELETE FROM subscribers WHERE person_key = $1 OR ($2 <> '' AND email_sha256 = $2)",
+                *person,
+            )
         ),
         "registrations": count(
             await conn.execute(
-                f"""DELETE FROM registrations WHERE registration_id = ANY($2::uuid[])
-                    OR {hashed.format(col="email")}""",
-                email_sha256,
+                f"""DELETE FROM registrations WHERE registration_id = ANY($3::uuid[])
+                    OR {by_email}""",
+                *person,
                 registration_ids,
             )
         ),
@@ -259,9 +276,8 @@ async def erase_person(
     await conn.execute(
         "DELETE FROM attendance WHERE registration_id = ANY($1::uuid[])", registration_ids
     )
-    # An unsubscribe goes with the person; a hard bounce stays (the address still bounces).
-    await conn.execute(
-        f"DELETE FROM suppressions WHERE scope = 'newsletters' AND {hashed.format(col='email')}",
-        email_sha256,
-    )
+    if person_key:
+        await conn.execute(
+            "DELETE FROM suppressed WHERE scope = 'newsletters' AND person_key = $1", person_key
+        )
     return out

@@ -14,8 +14,8 @@ from sto_notifications.domain import EmailRequest
 
 # Advisory-lock namespace of sender processes (the first key of pg_advisory_lock(int, int)).
 SENDER_LOCK_CLASS = 7306
-# A suppressed address: no newsletter goes there (the column's name in place of {col}).
-SUPPRESSED_SQL = "EXISTS (SELECT 1 FROM suppressions x WHERE x.email = lower({col}))"
+# A suppressed person: no newsletter goes there ({col}: the column holding their person key).
+SUPPRESSED_SQL = "EXISTS (SELECT 1 FROM suppressed x WHERE x.person_key = {col})"
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class QueuedEmail:
     event_id: uuid.UUID | None
     registration_id: uuid.UUID | None
     recipient: str
+    recipient_key: str | None
     subject: str
     body_text: str
     body_html: str
@@ -38,6 +39,7 @@ async def queue_email(
     conn: asyncpg.Connection,
     request: EmailRequest,
     rendered: RenderedEmail,
+    recipient_key: str,
     *,
     ics: str | None = None,
     ics_method: str | None = None,
@@ -48,11 +50,12 @@ async def queue_email(
     email_id = uuid.uuid4()
     inserted = await conn.fetchval(
         """INSERT INTO emails (id, dedup_key, kind, event_id, registration_id, recipient, subject,
-               body_text, body_html, ics, ics_method, next_attempt_at, status, traceparent)
+               body_text, body_html, ics, ics_method, next_attempt_at, status, traceparent,
+               recipient_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()),
-                   CASE WHEN EXISTS (SELECT 1 FROM suppressions
-                                     WHERE email = lower($6) AND scope = 'all')
-                        THEN 'suppressed' ELSE 'queued' END, $13)
+                   CASE WHEN EXISTS (SELECT 1 FROM suppressed
+                                     WHERE person_key = $14 AND scope = 'all')
+                        THEN 'suppressed' ELSE 'queued' END, $13, $14)
            ON CONFLICT (dedup_key) DO NOTHING RETURNING true""",
         email_id,
         request.dedup_key,
@@ -67,6 +70,7 @@ async def queue_email(
         ics_method,
         at,
         traceparent,
+        recipient_key,
     )
     return email_id if inserted else None
 
@@ -81,13 +85,14 @@ async def claim_due(
                ORDER BY next_attempt_at, created_at LIMIT $1 FOR UPDATE SKIP LOCKED),
            claimed AS (
                UPDATE emails e SET
-                   status = CASE WHEN EXISTS (SELECT 1 FROM suppressions s
-                                              WHERE s.email = lower(e.recipient)
+                   status = CASE WHEN EXISTS (SELECT 1 FROM suppressed s
+                                              WHERE s.person_key = e.recipient_key
                                                 AND s.scope = 'all')
                                  THEN 'suppressed' ELSE 'sending' END,
                    attempts = e.attempts + 1, claimed_by = $3
                FROM picked WHERE e.id = picked.id
-               RETURNING e.id, e.kind, e.event_id, e.registration_id, e.recipient, e.subject,
+               RETURNING e.id, e.kind, e.event_id, e.registration_id, e.recipient,
+                         e.recipient_key, e.subject,
                          e.body_text, e.body_html, e.attempts, e.ics, e.ics_method,
                          e.traceparent, e.status)
            SELECT * FROM claimed WHERE status = 'sending'""",
@@ -140,35 +145,37 @@ async def mark_failed(conn: asyncpg.Connection, email_id: uuid.UUID, error: str)
     )
 
 
-async def hard_failures(conn: asyncpg.Connection, recipient: str) -> int:
+async def hard_failures(conn: asyncpg.Connection, person_key: str) -> int:
     count: int = await conn.fetchval(
         """SELECT (SELECT count(*) FROM emails
-                   WHERE lower(recipient) = lower($1) AND status = 'failed')
+                   WHERE recipient_key = $1 AND status = 'failed')
                 + (SELECT count(*) FROM mailing_recipients
-                   WHERE email = lower($1) AND status = 'failed')""",
-        recipient,
+                   WHERE person_key = $1 AND status = 'failed')""",
+        person_key,
     )
     return count
 
 
-async def suppress(conn: asyncpg.Connection, email: str, reason: str, scope: str = "all") -> bool:
+async def suppress(
+    conn: asyncpg.Connection, person_key: str, reason: str, scope: str = "all"
+) -> bool:
     """Add to the suppression list; a wider scope replaces a narrower one. True if new."""
     result = await conn.fetchval(
-        """INSERT INTO suppressions (email, reason, scope) VALUES (lower($1), $2, $3)
-           ON CONFLICT (email) DO UPDATE SET scope = 'all', reason = EXCLUDED.reason
-               WHERE EXCLUDED.scope = 'all' AND suppressions.scope <> 'all'
+        """INSERT INTO suppressed (person_key, reason, scope) VALUES ($1, $2, $3)
+           ON CONFLICT (person_key) DO UPDATE SET scope = 'all', reason = EXCLUDED.reason
+               WHERE EXCLUDED.scope = 'all' AND suppressed.scope <> 'all'
            RETURNING xmax = 0""",
-        email,
+        person_key,
         reason,
         scope,
     )
     return bool(result)
 
 
-async def is_suppressed(conn: asyncpg.Connection, email: str, *, newsletter: bool) -> bool:
+async def is_suppressed(conn: asyncpg.Connection, person_key: str, *, newsletter: bool) -> bool:
     found = await conn.fetchval(
-        "SELECT true FROM suppressions WHERE email = lower($1) AND (scope = 'all' OR $2)",
-        email,
+        "SELECT true FROM suppressed WHERE person_key = $1 AND (scope = 'all' OR $2)",
+        person_key,
         newsletter,
     )
     return bool(found)
@@ -190,6 +197,7 @@ class ClaimedRecipient:
     id: uuid.UUID
     mailing_id: uuid.UUID
     email: str
+    person_key: str | None
     name: str
     attempts: int
 
@@ -206,12 +214,14 @@ async def claim_recipients(
                 ORDER BY r.next_attempt_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED),
             claimed AS (
                 UPDATE mailing_recipients r SET
-                    status = CASE WHEN {SUPPRESSED_SQL.format(col="r.email")}
+                    status = CASE WHEN {SUPPRESSED_SQL.format(col="r.person_key")}
                                   THEN 'suppressed' ELSE 'sending' END,
                     attempts = r.attempts + 1, claimed_by = $3
                 FROM picked WHERE r.id = picked.id
-                RETURNING r.id, r.mailing_id, r.email, r.name, r.attempts, r.status)
-            SELECT id, mailing_id, email, name, attempts FROM claimed WHERE status = 'sending'""",
+                RETURNING r.id, r.mailing_id, r.email, r.person_key, r.name, r.attempts,
+                          r.status)
+            SELECT id, mailing_id, email, person_key, name, attempts FROM claimed
+            WHERE status = 'sending'""",
         limit,
         now,
         claimed_by,
@@ -247,8 +257,9 @@ async def recipient_failed(conn: asyncpg.Connection, recipient_id: uuid.UUID, er
     )
 
 
-async def recipient_email(conn: asyncpg.Connection, recipient_id: uuid.UUID) -> str | None:
-    email: str | None = await conn.fetchval(
-        "SELECT email FROM mailing_recipients WHERE id = $1", recipient_id
+async def recipient_person(conn: asyncpg.Connection, recipient_id: uuid.UUID) -> str | None:
+    """The person key of a mailing's recipient (their unsubscribe link names the row)."""
+    key: str | None = await conn.fetchval(
+        "SELECT person_key FROM mailing_recipients WHERE id = $1", recipient_id
     )
-    return email
+    return key

@@ -28,6 +28,7 @@ from stolive_shared.errors import DomainError
 from stolive_shared.events_client import EventsClient
 from stolive_shared.links import NEWSLETTER_CONFIRMATION, UNSUBSCRIBE, PersonalLinks
 from stolive_shared.messaging import outbox
+from stolive_shared.privacy import person_key
 from stolive_shared.urls import PublicUrls
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,8 @@ class MailingService:
             raise DraftInvalid({"test_address": "Vul een geldig e-mailadres in."})
         async with self._pool.acquire() as conn:
             mailing = await self._get(conn, mailing_id)
-            if await repository.is_suppressed(conn, address, newsletter=True):
+            key = person_key(self.links.secret, address)
+            if await repository.is_suppressed(conn, key, newsletter=True):
                 raise DraftInvalid({"test_address": "Dit adres staat op de lijst van afmeldingen."})
         rendered = await self.render(mailing, personal=True)
         rendered = RenderedEmail(f"[TEST] {rendered.subject}", rendered.text, rendered.html)
@@ -297,11 +299,11 @@ class MailingService:
         if recipient_id is None:
             return False
         async with self._pool.acquire() as conn, conn.transaction():
-            email = await repository.recipient_email(conn, recipient_id)
-            if email is None:
+            key = await repository.recipient_person(conn, recipient_id)
+            if key is None:
                 return True  # a test copy, or erased since: nothing to unsubscribe
-            await repository.suppress(conn, email, "unsubscribed", "newsletters")
-            await repository.unsubscribe_address(conn, email)
+            await repository.suppress(conn, key, "unsubscribed", "newsletters")
+            await repository.unsubscribe_person(conn, key)
         return True
 
     async def confirm_subscription(self, token: str) -> bool:

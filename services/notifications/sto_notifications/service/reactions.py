@@ -46,7 +46,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationWaitlisted,
 )
 from stolive_shared.links import PersonalLinks
-from stolive_shared.privacy import keyring
+from stolive_shared.privacy import keyring, person_key
 from stolive_shared.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class NotificationsService:
             region_code=view.attendee.region_code,
             viewer_id=view.viewer_id,
             manage_url=to.manage_url,
+            person_key=self.person_key(to.email),
         )
 
     # -- events ------------------------------------------------------------------------------
@@ -323,7 +324,9 @@ class NotificationsService:
                 ),
             )
             rendered = self.renderer.render("reminder", request.context)
-            email_id = await repository.queue_email(conn, request, rendered, at=now)
+            email_id = await repository.queue_email(
+                conn, request, rendered, self.person_key(request.recipient), at=now
+            )
             await repository.settle_reminder(
                 conn, due.registration_id, due.offset_minutes, "queued", email_id
             )
@@ -367,9 +370,17 @@ class NotificationsService:
 
     # -- people ------------------------------------------------------------------------------
 
+    def person_key(self, email: str) -> str:
+        """How this service names a person without their address (``privacy.person_key``)."""
+        return person_key(self.links.secret, email)
+
+    async def fill_person_keys(self, conn: asyncpg.Connection) -> int:
+        """Keyed hashes for rows from before them (one batch; the scheduler repeats it)."""
+        return await repository.fill_person_keys(conn, self.person_key)
+
     async def on_person_erased(self, conn: asyncpg.Connection, message: PersonErased) -> None:
         erased = await repository.erase_person(
-            conn, message.email_sha256, list(message.registration_ids)
+            conn, list(message.registration_ids), message.person_key, message.email_sha256
         )
         log.info("erased a person: %s", erased)
 
@@ -383,6 +394,7 @@ class NotificationsService:
             conn,
             email=email,
             email_sha256=domain.email_sha256(email),
+            person_key=self.person_key(email),
             name=domain.display_name(wish.name),
             role=wish.role,
             region_code=wish.region_code,
@@ -469,6 +481,7 @@ class NotificationsService:
             conn,
             request,
             rendered,
+            self.person_key(request.recipient),
             ics=ics,
             ics_method=method,
             at=self.clock(),

@@ -65,6 +65,8 @@ class Scheduler:
 
     async def tick(self) -> dict[str, int]:
         """One round: everything due by the clock's now. Safe to run from several workers."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._service.fill_person_keys(conn)
         reminders = 0
         while True:
             async with self._pool.acquire() as conn, conn.transaction():

@@ -74,6 +74,7 @@ from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging import outbox
 from stolive_shared.metrics import EMAILS_FAILED, EMAILS_SENT
+from stolive_shared.privacy import person_key
 from stolive_shared.privacy.redaction import redact
 from stolive_shared.retry import Backoff
 from stolive_shared.telemetry import context_from_traceparent
@@ -159,6 +160,9 @@ class _SenderLoop:
         self.identity = SenderIdentity()
         self.stats = SenderStats()
         _start_email_series(self.kind)
+
+    def _key(self, email: str) -> str:
+        return person_key(self._settings.link_key(), email)
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -246,7 +250,9 @@ class EmailSender(_SenderLoop):
             async with self._pool.acquire() as conn, conn.transaction():
                 if permanent:
                     await repository.mark_failed(conn, email.id, redact(str(failure)))
-                    await _suppress_if_bouncing(conn, email.recipient, self._settings)
+                    await _suppress_if_bouncing(
+                        conn, email.recipient_key or self._key(email.recipient), self._settings
+                    )
                     message = EmailFailed.create(
                         email_id=email.id,
                         kind=email.kind,
@@ -290,10 +296,11 @@ def _start_email_series(kind: str) -> None:
 
 
 async def _suppress_if_bouncing(
-    conn: asyncpg.Connection, recipient: str, settings: NotificationsSettings
+    conn: asyncpg.Connection, person: str, settings: NotificationsSettings
 ) -> None:
-    if await repository.hard_failures(conn, recipient) >= settings.hard_bounce_limit:
-        await repository.suppress(conn, recipient, "hard_bounce", "all")
+    """After enough hard bounces the person is suppressed, by keyed hash only."""
+    if await repository.hard_failures(conn, person) >= settings.hard_bounce_limit:
+        await repository.suppress(conn, person, "hard_bounce", "all")
 
 
 class MailingSender(_SenderLoop):
@@ -439,7 +446,9 @@ class MailingSender(_SenderLoop):
         async with self._pool.acquire() as conn, conn.transaction():
             if permanent:
                 await repository.recipient_failed(conn, recipient.id, redact(str(failure)))
-                await _suppress_if_bouncing(conn, recipient.email, self._settings)
+                await _suppress_if_bouncing(
+                    conn, recipient.person_key or self._key(recipient.email), self._settings
+                )
                 self.stats.permanent_failures += 1
             else:
                 at = domain.next_attempt(self._clock(), recipient.attempts)
