@@ -39,6 +39,7 @@ async def service(database_url: str) -> AsyncIterator[RegistrationsService]:
         pool=pool,
         schema=SCHEMA,
         links=PersonalLinks("test-secret", PublicUrls("http://sto.test")),
+        privacy_version="2026-12-02",
     )
     yield made
     await made.close()
@@ -274,6 +275,9 @@ async def test_a_person_is_exported_then_erased_keeping_the_counts(
     export = await service.person_export("Roos@Esdal.nl")
     assert {r["event_id"] for r in export["registrations"]} == {first, second}
     assert {r["name"] for r in export["registrations"]} == {"Roos Vink"}
+    # What she agreed to, and when: the privacy statement's version of the day.
+    assert {r["privacy_version"] for r in export["registrations"]} == {"2026-12-02"}
+    assert all(r["consented_at"] is not None for r in export["registrations"])
 
     async with service.pool.acquire() as conn:  # as the relay would have by now
         await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")

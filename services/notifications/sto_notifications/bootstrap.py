@@ -39,6 +39,7 @@ def bootstrap(runtime: Runtime[NotificationsSettings]) -> Notifications:
             schema=settings.db_schema,
             links=PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
             mail_from=settings.mail_from,
+            privacy_version=settings.privacy_statement_version,
         ),
         mailings=MailingService(runtime.pool, settings),
         history=EmailHistory(runtime.pool),

@@ -122,6 +122,7 @@ class NewsletterWish:
     region_code: str | None
     interests: tuple[str, ...]
     source: str  # "subscribe_form" or "registration"
+    privacy_version: str = ""  # the privacy statement agreed to (settings' version)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def bootstrap(runtime: Runtime[RegistrationsSettings]) -> Registrations:
             links=PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
             max_in_flight=settings.signup_batches_in_flight,
             repeat_notice_interval=timedelta(minutes=settings.repeat_notice_interval_minutes),
+            privacy_version=settings.privacy_statement_version,
         ),
         regions=RegionDirectory(EventsClient(settings.events_api_url)),
         sign_up_limit=sign_up_limit,

@@ -120,6 +120,7 @@ async def subscribe(parts: PartsDep, request: Request) -> HTMLResponse:
             region_code=region_code or None,
             interests=tuple(interests),
             source="subscribe_form",
+            privacy_version=parts.runtime.settings.privacy_statement_version,
         ),
     )
     return pages.message(request, "Bijna klaar", _CHECK_MAILBOX)

@@ -33,15 +33,18 @@ async def add_subscriber(
     region_code: str | None,
     interests: list[str],
     source: str,
+    privacy_version: str = "",
 ) -> Subscriber:
     """A new subscriber is 'pending'; an unsubscribed one becomes 'pending' again (a new
     opt-in); a pending or confirmed one keeps its status, with the new details."""
     row = await conn.fetchrow(
         """INSERT INTO subscribers (id, email, email_sha256, name, role, region_code, interests,
-               status, source, person_key)
-           VALUES ($1, lower($2), $3, $4, $5, $6, $7, 'pending', $8, $9)
+               status, source, person_key, privacy_version, consented_at)
+           VALUES ($1, lower($2), $3, $4, $5, $6, $7, 'pending', $8, $9, nullif($10, ''),
+                   now())
            ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name,
                person_key = EXCLUDED.person_key,
+               privacy_version = EXCLUDED.privacy_version, consented_at = now(),
                role = coalesce(EXCLUDED.role, subscribers.role),
                region_code = coalesce(EXCLUDED.region_code, subscribers.region_code),
                interests = CASE WHEN cardinality(EXCLUDED.interests) > 0
@@ -58,6 +61,7 @@ async def add_subscriber(
         interests,
         source,
         person_key,
+        privacy_version,
     )
     return Subscriber(**dict(row))
 

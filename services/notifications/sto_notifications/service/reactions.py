@@ -11,17 +11,16 @@ reads what they need and writes what they decide.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from sto_notifications import domain, repository
-from sto_notifications.adapters.calendar import Invitation, invitation_ics
 from sto_notifications.adapters.rendering import EmailRenderer
-from sto_notifications.domain import CalendarMethod, EmailRequest, NewsletterWish, Reaction
+from sto_notifications.domain import EmailRequest, NewsletterWish, Reaction
 from sto_notifications.repository import EventRow, RegistrationRow
+from sto_notifications.service.queueing import EmailQueue, calendar_of, event_email, rekey
 from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
@@ -47,7 +46,6 @@ from stolive_shared.contracts.registrations import (
 )
 from stolive_shared.links import PersonalLinks
 from stolive_shared.privacy import keyring, person_key
-from stolive_shared.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +69,13 @@ class NotificationsService:
     mail_from: str
     clock: Clock = utc_now
     renderer: EmailRenderer = field(default_factory=EmailRenderer)
+    # The privacy statement in force (settings.privacy_statement_version): what a sign-up's
+    # newsletter tick agreed to.
+    privacy_version: str = ""
+    emails: EmailQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.emails = EmailQueue(self.mail_from, self.person_key, self.clock, self.renderer)
 
     # -- registrations -----------------------------------------------------------------------
 
@@ -116,7 +121,7 @@ class NotificationsService:
         """Someone signed this address up again: tell the address, not whoever typed it."""
         to = await self._addressee(conn, message)
         if to is not None:
-            await self._queue(
+            await self.emails.queue(
                 conn, domain.repeated_sign_up_email(message.registration, to, message.message_id)
             )
 
@@ -157,10 +162,10 @@ class NotificationsService:
         )
         await self._apply_reminders(conn, reaction, registration, event)
         if reaction.email is not None:
-            await self._queue(
+            await self.emails.queue(
                 conn,
                 domain.registration_email(reaction.email, view, to),
-                calendar=self._calendar(reaction, registration, event),
+                calendar=calendar_of(reaction, registration, event),
             )
 
     async def _keep_copy(
@@ -255,7 +260,7 @@ class NotificationsService:
                 continue
             if change == "went_live":
                 facts = {"join_url": self.links.watch(event.event_id, registration.viewer_id)}
-            request = self._event_email(
+            request = event_email(
                 reaction.email,
                 registration,
                 event,
@@ -264,8 +269,10 @@ class NotificationsService:
             )
             if change == "went_live":
                 # Once per registration and event: going live twice sends no second email.
-                request = _rekey(request, f"event_live:{registration.registration_id}")
-            await self._queue(conn, request, calendar=self._calendar(reaction, registration, event))
+                request = rekey(request, f"event_live:{registration.registration_id}")
+            await self.emails.queue(
+                conn, request, calendar=calendar_of(reaction, registration, event)
+            )
 
     # -- reminders ---------------------------------------------------------------------------
 
@@ -308,7 +315,7 @@ class NotificationsService:
                     conn, due.registration_id, due.offset_minutes, "missed", None
                 )
                 continue
-            request = self._event_email(
+            request = event_email(
                 "reminder",
                 registration,
                 event,
@@ -317,7 +324,7 @@ class NotificationsService:
                 if event.venue is None
                 else None,
             )
-            request = _rekey(
+            request = rekey(
                 request,
                 domain.reminder_dedup_key(
                     registration.registration_id, due.offset_minutes, event.revision
@@ -365,8 +372,8 @@ class NotificationsService:
                 kind = "replay"
             else:
                 continue
-            request = self._event_email(kind, registration, event, replay_url=event.replay_url)
-            await self._queue(conn, _rekey(request, f"{kind}:{registration.registration_id}"))
+            request = event_email(kind, registration, event, replay_url=event.replay_url)
+            await self.emails.queue(conn, rekey(request, f"{kind}:{registration.registration_id}"))
 
     # -- people ------------------------------------------------------------------------------
 
@@ -400,6 +407,7 @@ class NotificationsService:
             region_code=wish.region_code,
             interests=list(wish.interests),
             source=wish.source,
+            privacy_version=wish.privacy_version or self.privacy_version,
         )
         if subscriber.status != "pending":
             return True
@@ -415,91 +423,5 @@ class NotificationsService:
                 "confirm_url": self.links.newsletter_confirmation(subscriber.id),
             },
         )
-        await self._queue(conn, request)
+        await self.emails.queue(conn, request)
         return True
-
-    # -- queueing ----------------------------------------------------------------------------
-
-    def _calendar(
-        self, reaction: Reaction, registration: RegistrationRow, event: EventRow
-    ) -> tuple[RegistrationRow, EventRow, CalendarMethod] | None:
-        if reaction.calendar is None:
-            return None
-        return registration, event, reaction.calendar
-
-    def _event_email(
-        self, kind: EmailKind, registration: RegistrationRow, event: EventRow, **extra: Any
-    ) -> EmailRequest:
-        return EmailRequest(
-            kind=kind,
-            dedup_key=f"{kind}:{registration.registration_id}:{event.revision}",
-            recipient=registration.email,
-            event_id=event.event_id,
-            registration_id=registration.registration_id,
-            context={
-                "name": domain.display_name(registration.name),
-                "event_title": event.title,
-                "starts_at": event.starts_at,
-                "ends_at": event.ends_at,
-                "manage_url": registration.manage_url,
-                "venue": event.venue,
-                **extra,
-            },
-        )
-
-    async def _queue(
-        self,
-        conn: asyncpg.Connection,
-        request: EmailRequest,
-        *,
-        calendar: tuple[RegistrationRow, EventRow, CalendarMethod] | None = None,
-    ) -> uuid.UUID | None:
-        """Queue an email (with a calendar object whose SEQUENCE is one above the last)."""
-        ics = method = None
-        sequence = 0
-        if calendar is not None:
-            registration, event, method = calendar
-            sequence = registration.ics_sequence + 1
-            ics = invitation_ics(
-                Invitation(
-                    registration_id=registration.registration_id,
-                    sequence=sequence,
-                    method=method,
-                    title=event.title,
-                    starts_at=event.starts_at,
-                    ends_at=event.ends_at,
-                    attendee_name=domain.display_name(registration.name),
-                    attendee_email=registration.email,
-                    organiser_email=self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip(),
-                    url=registration.manage_url,
-                    location=event.venue,
-                ),
-                stamp=self.clock(),
-            )
-        rendered = self.renderer.render(request.kind, request.context)
-        email_id = await repository.queue_email(
-            conn,
-            request,
-            rendered,
-            self.person_key(request.recipient),
-            ics=ics,
-            ics_method=method,
-            at=self.clock(),
-            traceparent=current_traceparent(),
-        )
-        if email_id is not None:
-            if calendar is not None:
-                await repository.set_ics_sequence(conn, calendar[0].registration_id, sequence)
-            await notify(conn, EMAIL_QUEUED)
-        return email_id
-
-
-def _rekey(request: EmailRequest, dedup_key: str) -> EmailRequest:
-    return EmailRequest(
-        kind=request.kind,
-        dedup_key=dedup_key,
-        recipient=request.recipient,
-        event_id=request.event_id,
-        registration_id=request.registration_id,
-        context=request.context,
-    )

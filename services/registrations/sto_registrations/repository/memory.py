@@ -292,4 +292,6 @@ class InMemoryRegistrations(RegistrationsRepository):
             "cancelled_at": row.cancelled_at,
             "cancel_reason": row.cancel_reason,
             "checked_in_at": registration.checked_in_at,
+            "privacy_version": None,
+            "consented_at": None,
         }

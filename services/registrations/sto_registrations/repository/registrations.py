@@ -171,7 +171,8 @@ async def person_records(conn: asyncpg.Connection, email: str) -> list[dict[str,
         """SELECT r.id, r.event_id, e.title AS event_title, e.starts_at AS event_starts_at,
                   r.status, r.name, r.email, r.organisation, r.role, r.region_code, r.profiles,
                   r.newsletter, r.viewer_id, r.group_id, r.created_at, r.confirmed_at,
-                  r.cancelled_at, r.cancel_reason, r.checked_in_at
+                  r.cancelled_at, r.cancel_reason, r.checked_in_at, r.privacy_version,
+                  r.consented_at
            FROM registrations r JOIN events e ON e.id = r.event_id
            WHERE lower(r.email) = $1 ORDER BY r.created_at""",
         email,

@@ -73,12 +73,13 @@ _STORE_BATCH = (
                   AS as_decided),
     stored AS (
         INSERT INTO registrations (id, event_id, status, name, email, organisation,
-            role, region_code, profiles, newsletter, viewer_id, group_id, confirmed_at)
+            role, region_code, profiles, newsletter, viewer_id, group_id, confirmed_at,
+            privacy_version, consented_at)
         SELECT d.id, d.event_id, d.status, d.name, d.email, d.organisation, d.role,
                d.region_code,
                coalesce(string_to_array(nullif(d.profiles, ''), ','), '{}'),
                d.newsletter, d.viewer_id, d.group_id,
-               CASE WHEN d.status = 'confirmed' THEN now() END
+               CASE WHEN d.status = 'confirmed' THEN now() END, $29, now()
         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[],
                     $11::text[], $12::uuid[])
@@ -121,9 +122,11 @@ async def store_batch(
     keys: dict[uuid.UUID, bytes],
     messages: outbox.OutboxColumns,
     wakeup_channel: str,
+    privacy_version: str,
 ) -> list[Registration]:
     """Take a batch's seats and waiting-list places, store its registrations with their data
-    keys and queue its messages (waking the relay), in one statement: outside a transaction
+    keys and the privacy statement they agreed to (``privacy_version``, now) and queue its
+    messages (waking the relay), in one statement: outside a transaction
     it commits alone, one round trip while the events' rows are locked.
 
     The seat UPDATE passes only if each event's row is still as the batch decided on it
@@ -161,6 +164,7 @@ async def store_batch(
         len(ids),
         list(keys),
         list(keys.values()),
+        privacy_version,
     )
     try:
         row = await conn.fetchrow(_STORE_BATCH, *arguments)

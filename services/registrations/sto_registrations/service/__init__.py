@@ -53,6 +53,8 @@ class RegistrationsService(RegistrationLifecycle):
     max_in_flight: int = 4
     # A registration is told "you were already signed up" at most once per this interval.
     repeat_notice_interval: timedelta = timedelta(minutes=10)
+    # The privacy statement a sign-up agrees to (settings.privacy_statement_version).
+    privacy_version: str = ""
     sign_ups: SignUps = field(init=False)
     store: Store[RegistrationsRepository] = field(init=False)
 
@@ -66,6 +68,7 @@ class RegistrationsService(RegistrationLifecycle):
             clock=lambda: self.clock(),
             max_in_flight=self.max_in_flight,
             repeat_notice_interval=self.repeat_notice_interval,
+            privacy_version=self.privacy_version,
         )
 
     async def close(self) -> None:

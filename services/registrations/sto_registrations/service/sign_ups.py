@@ -123,6 +123,8 @@ class SignUps:
     max_in_flight: int = 4
     # A registration is told "you were already signed up" at most once per this interval.
     repeat_notice_interval: timedelta = timedelta(minutes=10)
+    # The privacy statement a sign-up agrees to (its version: settings.privacy_statement_version).
+    privacy_version: str = ""
     batcher: SignUpBatcher[SignUpResult] = field(init=False)
     # Work after a sign-up's answer (bookings, repeat notices); awaited on close.
     _follow_ups: set[asyncio.Task[None]] = field(default_factory=set, init=False)
@@ -339,6 +341,7 @@ class SignUps:
                     keys,
                     queued,
                     outbox.wakeup_channel(self.schema),
+                    self.privacy_version,
                 )
             finally:
                 if flight is not None:
