@@ -103,7 +103,7 @@ def create_gateway(
     )
     async def forward(prefix: str, path: str, request: Request) -> Response:
         base = upstreams.get(prefix)
-        if base is None or path == "metrics":
+        if base is None or path == "metrics" or path.split("/", 1)[0] == "internal":
             return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
         headers = [
             (k, v)

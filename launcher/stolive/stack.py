@@ -242,6 +242,8 @@ class Stack:
             "SESSION_SECRET": self._secret("session-secret"),
             "PUBLIC_BASE_URL": config.public_base_url,
             "EVENTS_API_URL": self.service_url("events"),
+            "NOTIFICATIONS_API_URL": self.service_url("notifications"),
+            "ANALYTICS_API_URL": self.service_url("analytics"),
             "SMTP_HOST": config.smtp_host or "127.0.0.1",
             "SMTP_PORT": str(config.smtp_port),
             "PYTHONUNBUFFERED": "1",

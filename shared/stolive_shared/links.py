@@ -25,6 +25,9 @@ CHECK_IN = "check-in"
 UNSUBSCRIBE = "unsubscribe"
 NEWSLETTER_CONFIRMATION = "newsletter-confirm"
 CERTIFICATE = "certificate"
+# A person's export of their data: a link that works for a day (``sign_until``).
+DATA_EXPORT = "data-export"
+DATA_EXPORT_VALID_S = 24 * 3600
 # A token longer than this is not one of ours (nor read further).
 _MAX_TOKEN = 100
 
@@ -55,6 +58,27 @@ def verify(secret: str, purpose: str, token: str) -> uuid.UUID | None:
     except ValueError:
         return None
     if not hmac.compare_digest(mac, _mac(secret, purpose, subject)):
+        return None
+    return parsed
+
+
+def sign_until(secret: str, purpose: str, subject: uuid.UUID, until: float) -> str:
+    """A token for ``purpose`` that stops working at ``until`` (a Unix time)."""
+    signed = f"{subject.hex}-{int(until):x}"
+    return f"{signed}.{_mac(secret, purpose, signed)}"
+
+
+def verify_until(secret: str, purpose: str, token: str, now: float) -> uuid.UUID | None:
+    """The id a ``sign_until`` token was made for, while it works; None otherwise."""
+    signed, _, mac = token.partition(".")
+    subject, _, until = signed.partition("-")
+    if not token.isascii() or len(token) > _MAX_TOKEN or len(subject) != 32 or not mac:
+        return None
+    try:
+        parsed, expires = uuid.UUID(hex=subject), int(until, 16)
+    except ValueError:
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, purpose, signed)) or now >= expires:
         return None
     return parsed
 
@@ -112,6 +136,15 @@ class PersonalLinks:
 
     def certificate(self, registration_id: uuid.UUID) -> str:
         return self.urls.certificate_page(sign(self.secret, CERTIFICATE, registration_id))
+
+    def data_export(self, registration_id: uuid.UUID, now: float) -> str:
+        """The link to a person's export of their data, working for a day from ``now``."""
+        token = sign_until(self.secret, DATA_EXPORT, registration_id, now + DATA_EXPORT_VALID_S)
+        return self.urls.data_export_page(token)
+
+    def data_export_subject(self, token: str, now: float) -> uuid.UUID | None:
+        """Whose export a link is for, while it works."""
+        return verify_until(self.secret, DATA_EXPORT, token, now)
 
     def subject(self, purpose: str, token: str) -> uuid.UUID | None:
         """Whom a token of ``purpose`` was made for; None for anything we did not sign."""

@@ -40,6 +40,9 @@ class PublicUrls:
     def manage_page(self, token: str) -> str:
         return f"{self.base}/registrations/r/{token}"
 
+    def data_export_page(self, token: str) -> str:
+        return f"{self.base}/registrations/gegevens/{token}"
+
     def check_in_page(self, token: str) -> str:
         return f"{self.base}/registrations/organisator/inchecken/{token}"
 

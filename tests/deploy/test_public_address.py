@@ -19,9 +19,18 @@ from tests.deploy.test_kubernetes import of_kind, pod_spec
 
 NGINX_CONF = ROOT / "deploy" / "nginx" / "stolive.conf"
 # What no one outside may read through the public address, under each service's prefix.
-REFUSED = ("metrics", "docs", "redoc", "openapi.json", "docs/oauth2-redirect", "metrics/")
+REFUSED = (
+    "metrics",
+    "docs",
+    "redoc",
+    "openapi.json",
+    "docs/oauth2-redirect",
+    "metrics/",
+    "internal/people/abc",
+    "internal",
+)
 # Paths of each service's own that must still pass (a refused name as a prefix included).
-PASSED = ("", "events", "documents", "metrics-of-an-event")
+PASSED = ("", "events", "documents", "metrics-of-an-event", "internals-of-an-event")
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ def chosen(blocks: list[Location], uri: str) -> Location:
     return longest
 
 
-def test_nginx_answers_404_for_every_services_metrics_and_api_documentation() -> None:
+def test_nginx_answers_404_for_every_services_metrics_api_documentation_and_internal_api() -> None:
     blocks = locations(nginx_code())
     for service in SERVICES:
         for path in REFUSED:

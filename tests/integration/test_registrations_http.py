@@ -83,6 +83,9 @@ async def site(database_url: str) -> AsyncIterator[Site]:
         link_secret=SECRET,
         public_base_url="http://sto.test",
         events_api_url="http://127.0.0.1:9",  # nobody there: no regions, no bearer tokens
+        # This service alone: an export holds its own data (tests/privacy gathers them all).
+        notifications_api_url="",
+        analytics_api_url="",
         signup_rate_per_minute=600,
         signup_rate_burst=40,
         signup_form_token_min_age_s=0,

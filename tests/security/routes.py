@@ -1,7 +1,8 @@
 """Every route of the four services, read from the apps themselves, and who may use it.
 
 A route says so through its dependencies (``stolive_shared.organisers.web``): ``PUBLIC``, the
-organiser API check (401/403) or the organiser page check (to the login page). The suites send
+organiser API check (401/403), the organiser page check (to the login page), or the service
+token of the internal APIs (``stolive_shared.internal``: 404 to anyone else). The suites send
 requests to every route that is not public, so a route added later is covered without editing
 a test, and a route that says nothing is a failure of its own.
 """
@@ -19,11 +20,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
+from stolive_shared.internal import require_service
 from stolive_shared.organisers.web import public_route, require_organiser, require_organiser_page
 from stolive_shared.runtime import Runtime, ServiceDefinition
 
 SERVICES = ("events", "registrations", "notifications", "analytics")
-Access = Literal["public", "organiser api", "organiser page", "unsaid"]
+Access = Literal["public", "organiser api", "organiser page", "internal", "unsaid"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def access_of(dependant: Dependant) -> Access:
         return "organiser api"
     if public_route in calls:
         return "public"
+    if require_service in calls:
+        return "internal"
     return "unsaid"
 
 

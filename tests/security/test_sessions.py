@@ -37,7 +37,10 @@ def organiser_routes() -> list[ServiceRoute]:
 
 def refused(route: ServiceRoute, status: int, location: str) -> bool:
     """An organiser route's answer to a visitor without a session: the API says 401, a page
-    sends them to the login page."""
+    sends them to the login page; an internal route is not there for anyone but the
+    platform's own services (404, organiser or not)."""
+    if route.access == "internal":
+        return status == 404
     if route.access == "organiser page":
         return status == 303 and location.startswith(LOGIN)
     return status == 401
@@ -76,7 +79,7 @@ async def route_values(platform: Platform) -> dict[str, str]:
 
 def test_every_route_says_who_may_use_it() -> None:
     unsaid = [route for route in service_routes() if route.access == "unsaid"]
-    assert unsaid == [], "declare PUBLIC, OrganiserDep or OrganiserPageDep on these routes"
+    assert unsaid == [], "declare PUBLIC, OrganiserDep, OrganiserPageDep or INTERNAL on these"
     assert len(organiser_routes()) >= 50
 
 

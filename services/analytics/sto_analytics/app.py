@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from sto_analytics.api import figures, pages
+from sto_analytics.api import figures, internal, pages
 from stolive_shared.web import service_app
 
 if TYPE_CHECKING:
@@ -31,4 +31,5 @@ def create_app(parts: Analytics) -> FastAPI:
     app.include_router(runtime.health_router())
     app.include_router(figures.router)
     app.include_router(pages.router)
+    app.include_router(internal.router)
     return app

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -202,15 +203,24 @@ class AnalyticsService:
             )
         return Dashboard(report=report, series=series)
 
+    async def about_person(self, registration_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        """For a person's export: what analytics holds about each of their registrations,
+        with the link to each certificate still kept."""
+        async with self._pool.acquire() as conn:
+            found = await repository.person_data(conn, registration_ids)
+        for entry in found:
+            if entry["certificate_issued_at"] is not None:
+                entry["certificate_url"] = self._links.certificate(entry["registration_id"])
+        return found
+
     async def certificate(self, token: str) -> repository.Certificate | None:
         """The certificate a personal link shows: only for a valid link of a registrant who
-        attended a finalised event."""
+        attended a finalised event, while the certificate is kept."""
         registration_id = self._links.subject(links.CERTIFICATE, token)
         if registration_id is None:
             return None
         async with self._pool.acquire() as conn:
-            found = await repository.certificate(conn, registration_id)
-        return found if found is not None and found.attended else None
+            return await repository.certificate(conn, registration_id)
 
 
 class ReadModelWriter:
@@ -240,9 +250,11 @@ class ReadModelWriter:
             )
 
     async def erase_names(self, registration_ids: Sequence[uuid.UUID]) -> None:
+        """A person was erased: their name and certificates go, the counts stay."""
         pool = await self._pool()
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():
             await repository.erase_names(conn, registration_ids)
+            await repository.withdraw_certificates(conn, registration_ids)
 
     async def save_registrations(
         self,
@@ -363,6 +375,7 @@ async def _finalise(
         for r in seen
     ]
     await repository.save_attendance(conn, rows)
+    await repository.issue_certificates(conn, event.event_id)
     watch, funnel = report.watch, report.funnel
     await repository.save_broadcast_figures(
         conn,

@@ -12,7 +12,13 @@ from fastapi.routing import APIRoute
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from sto_registrations.api import organiser_pages, organisers, pages, registrations
+from sto_registrations.api import (
+    organiser_pages,
+    organisers,
+    pages,
+    privacy_pages,
+    registrations,
+)
 from sto_registrations.api.fast_sign_up import SignUpFastPath
 from stolive_shared.web import service_app
 
@@ -59,6 +65,7 @@ def create_app(parts: Registrations) -> FastAPI:
     app.include_router(registrations.router)
     app.include_router(organisers.router)
     app.include_router(pages.router)
+    app.include_router(privacy_pages.router)
     app.include_router(organiser_pages.router)
 
     # Innermost of the app's middleware (inside the request telemetry): see fast_sign_up.

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sto_registrations.adapters.people import OtherServices
 from sto_registrations.api.abuse import FormTokens, SignUpGuard, SignUpLimit
 from sto_registrations.app import create_app
 from sto_registrations.config import RegistrationsSettings
 from sto_registrations.consumers import create_consumers
 from sto_registrations.service import RegistrationsService
 from stolive_shared.events_client import EventsClient, RegionDirectory
+from stolive_shared.internal import InternalClient
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
@@ -46,6 +48,12 @@ def bootstrap(runtime: Runtime[RegistrationsSettings]) -> Registrations:
             max_in_flight=settings.signup_batches_in_flight,
             repeat_notice_interval=timedelta(minutes=settings.repeat_notice_interval_minutes),
             privacy_version=settings.privacy_statement_version,
+            others=OtherServices(
+                InternalClient(settings.notifications_api_url, settings.link_key()),
+                InternalClient(settings.analytics_api_url, settings.link_key()),
+            )
+            if settings.notifications_api_url and settings.analytics_api_url
+            else None,
         ),
         regions=RegionDirectory(EventsClient(settings.events_api_url)),
         sign_up_limit=sign_up_limit,

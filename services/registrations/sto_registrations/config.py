@@ -11,6 +11,11 @@ class RegistrationsSettings(ServiceSettings):
     http_port: int = 8102
     # Where the events service answers, for the region list and organiser credentials.
     events_api_url: str = "http://127.0.0.1:8101"
+    # Where notifications and analytics answer their internal APIs: a person's export
+    # gathers what they hold (never through the public address). Both empty: the export is
+    # this service's alone (a test of this service by itself; never in a deployment).
+    notifications_api_url: str = "http://127.0.0.1:8103"
+    analytics_api_url: str = "http://127.0.0.1:8104"
     # Public sign-ups per client address: a burst, then this many a minute (0: no limit).
     # Generous on purpose: a whole school signs up from behind one address; a flood of
     # hundreds a second from one address is what it stops.

@@ -28,6 +28,7 @@ EmailKind = Literal[
     "thank_you",
     "newsletter",
     "subscription_confirmation",
+    "data_export",
 ]
 
 

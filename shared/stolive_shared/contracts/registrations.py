@@ -127,6 +127,14 @@ class RegistrationSignUpRepeated(_RegistrationMessage):
     version: Literal[2] = 2
 
 
+class RegistrationExportRequested(_RegistrationMessage):
+    """The person asked for their data from their manage page: the link to it goes to the
+    address itself (the sealed contact), never to whoever pressed the button."""
+
+    type: Literal["registration.export_requested"] = "registration.export_requested"
+    version: Literal[1] = 1
+
+
 class PersonErased(Message):
     """Everything held about this person must go; counts may stay.
 
@@ -191,5 +199,6 @@ REGISTRATION_MESSAGES: tuple[type[Message], ...] = (
     RegistrationCancelled,
     RegistrationCheckedIn,
     RegistrationSignUpRepeated,
+    RegistrationExportRequested,
     PersonErased,
 )

@@ -36,11 +36,16 @@ from sto_analytics.repository.finalisation import (
     Certificate,
     broadcast_figures,
     certificate,
+    certificates_of,
+    expire_certificates,
+    issue_certificates,
     save_attendance,
     save_broadcast_figures,
     series_broadcasts,
     series_codes,
+    withdraw_certificates,
 )
+from sto_analytics.repository.people import person_data
 from sto_analytics.repository.registrations import (
     RegistrantRow,
     erase_names,
@@ -72,11 +77,15 @@ __all__ = [
     "add_viewer_minutes",
     "broadcast_figures",
     "certificate",
+    "certificates_of",
     "claim_event_to_finalise",
     "erase_names",
+    "expire_certificates",
+    "issue_certificates",
     "live_minutes",
     "live_now",
     "mark_finalised",
+    "person_data",
     "raise_live_minutes",
     "recent_events",
     "registrant_watching",
@@ -93,4 +102,5 @@ __all__ = [
     "tracked_event",
     "watch_figures",
     "watching_by",
+    "withdraw_certificates",
 ]

@@ -133,18 +133,62 @@ class Certificate:
     starts_at: datetime
     minutes_watched: int
     checked_in: bool
-    attended: bool
+    issued_at: datetime
 
 
-async def certificate(conn: asyncpg.Connection, registration_id: uuid.UUID) -> Certificate | None:
-    """What a registrant's certificate says, once their event is finalised."""
-    row = await conn.fetchrow(
-        """SELECT a.registration_id, r.name, e.title, e.starts_at, a.minutes_watched,
-                  a.checked_in, a.attended
+async def issue_certificates(conn: asyncpg.Connection, event_id: uuid.UUID) -> int:
+    """A certificate for each registrant who attended the finalised event, with the name
+    they registered with (kept for the certificate's own retention)."""
+    result: str = await conn.execute(
+        """INSERT INTO certificates (registration_id, event_id, name, title, starts_at,
+                                     minutes_watched, checked_in)
+           SELECT a.registration_id, a.event_id, r.name, e.title, e.starts_at,
+                  a.minutes_watched, a.checked_in
            FROM attendance a
            JOIN tracked_events e ON e.event_id = a.event_id
            JOIN registrants r ON r.registration_id = a.registration_id
-           WHERE a.registration_id = $1""",
+           WHERE a.event_id = $1 AND a.attended AND NOT r.erased AND r.name <> ''
+           ON CONFLICT (registration_id) DO NOTHING""",
+        event_id,
+    )
+    return int(result.split()[-1])
+
+
+async def certificate(conn: asyncpg.Connection, registration_id: uuid.UUID) -> Certificate | None:
+    """A registrant's certificate, if one was issued and is still kept."""
+    row = await conn.fetchrow(
+        """SELECT registration_id, name, title, starts_at, minutes_watched, checked_in,
+                  issued_at
+           FROM certificates WHERE registration_id = $1""",
         registration_id,
     )
     return Certificate(**dict(row)) if row else None
+
+
+async def certificates_of(
+    conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]
+) -> list[Certificate]:
+    rows = await conn.fetch(
+        """SELECT registration_id, name, title, starts_at, minutes_watched, checked_in,
+                  issued_at
+           FROM certificates WHERE registration_id = ANY($1::uuid[]) ORDER BY starts_at""",
+        list(registration_ids),
+    )
+    return [Certificate(**dict(row)) for row in rows]
+
+
+async def withdraw_certificates(
+    conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]
+) -> int:
+    """An erased person's certificates go at once."""
+    result: str = await conn.execute(
+        "DELETE FROM certificates WHERE registration_id = ANY($1::uuid[])",
+        list(registration_ids),
+    )
+    return int(result.split()[-1])
+
+
+async def expire_certificates(conn: asyncpg.Connection, issued_before: datetime) -> int:
+    """Certificates past their retention go."""
+    result: str = await conn.execute("DELETE FROM certificates WHERE issued_at < $1", issued_before)
+    return int(result.split()[-1])

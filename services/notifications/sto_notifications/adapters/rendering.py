@@ -32,6 +32,7 @@ SUBJECTS: dict[str, str] = {
     "replay": "Terugkijken: {event_title}",
     "thank_you": "Bedankt voor je deelname aan {event_title}",
     "subscription_confirmation": "Bevestig je aanmelding voor de nieuwsbrief van STO",
+    "data_export": "Je gegevens bij Sterk Techniekonderwijs",
 }
 
 # Where a mailing's personal parts go; replaced per recipient after rendering.

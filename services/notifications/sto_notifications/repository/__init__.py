@@ -33,7 +33,7 @@ from sto_notifications.repository.mailings import (
     unsubscribe_person,
     update_mailing,
 )
-from sto_notifications.repository.people import fill_person_keys
+from sto_notifications.repository.people import fill_person_keys, person_data
 from sto_notifications.repository.registrations import (
     EventRow,
     RegistrationRow,
@@ -118,6 +118,7 @@ __all__ = [
     "next_due_mailing",
     "next_mailing_at",
     "next_reminder_at",
+    "person_data",
     "plan_reminders",
     "queue_email",
     "recipient_failed",

@@ -1,9 +1,11 @@
-"""SQL that names people by their keyed hash: the rows from before person keys get theirs, and
-the old suppression list (by address) moves to the keyed one."""
+"""SQL about people as people: the rows from before keyed hashes get theirs (and the old
+suppression list, by address, moves to the keyed one); everything held about one person."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -53,3 +55,40 @@ async def fill_person_keys(
         )
         touched += len(legacy)
     return touched
+
+
+async def person_data(
+    conn: asyncpg.Connection, person_key: str, registration_ids: list[uuid.UUID]
+) -> dict[str, Any]:
+    """Everything this service holds about one person (AVG article 15): the newsletter
+    subscription, the e-mails sent about their registrations or to their address (when, what
+    about; not the bodies), the mailings they received, and whether they are suppressed."""
+    subscriptions = await conn.fetch(
+        """SELECT email, name, role, region_code, interests, status, source, created_at,
+                  confirmed_at, unsubscribed_at, privacy_version, consented_at
+           FROM subscribers WHERE person_key = $1""",
+        person_key,
+    )
+    emails = await conn.fetch(
+        """SELECT kind, subject, status, created_at, sent_at, event_id, registration_id
+           FROM emails WHERE (recipient_key = $1 OR registration_id = ANY($2::uuid[]))
+             AND recipient <> 'gewist'
+           ORDER BY created_at""",
+        person_key,
+        registration_ids,
+    )
+    mailings = await conn.fetch(
+        """SELECT m.subject, r.status, r.sent_at FROM mailing_recipients r
+           JOIN mailings m ON m.id = r.mailing_id WHERE r.person_key = $1
+           ORDER BY r.sent_at NULLS LAST""",
+        person_key,
+    )
+    suppressed = await conn.fetchrow(
+        "SELECT reason, scope, created_at FROM suppressed WHERE person_key = $1", person_key
+    )
+    return {
+        "subscriptions": [dict(row) for row in subscriptions],
+        "emails": [dict(row) for row in emails],
+        "mailings": [dict(row) for row in mailings],
+        "suppressed": dict(suppressed) if suppressed else None,
+    }

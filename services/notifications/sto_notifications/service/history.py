@@ -1,4 +1,5 @@
-"""What was sent about a registration: an organiser's answer to "did they get the e-mail?"."""
+"""What was sent about a registration (an organiser's answer to "did they get the e-mail?"),
+and everything this service holds about one person (their export)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ class EmailHistory:
         """Every e-mail about the registration, oldest first, with how it went."""
         async with self._pool.acquire() as conn:
             return await repository.email_status(conn, registration_id)
+
+    async def about_person(
+        self, person_key: str, registration_ids: list[uuid.UUID]
+    ) -> dict[str, Any]:
+        """For the person's export: their subscription, e-mails and mailings."""
+        async with self._pool.acquire() as conn:
+            return await repository.person_data(conn, person_key, registration_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -39,12 +40,13 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationExportRequested,
     RegistrationPromoted,
     RegistrationSignUpRepeated,
     RegistrationView,
     RegistrationWaitlisted,
 )
-from stolive_shared.links import PersonalLinks
+from stolive_shared.links import DATA_EXPORT_VALID_S, PersonalLinks
 from stolive_shared.privacy import keyring, person_key
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ RegistrationMessage = (
     | RegistrationWaitlisted
     | RegistrationCancelled
     | RegistrationSignUpRepeated
+    | RegistrationExportRequested
 )
 EventChanged = EventPublished | EventUpdated | EventEnded
 
@@ -124,6 +127,32 @@ class NotificationsService:
             await self.emails.queue(
                 conn, domain.repeated_sign_up_email(message.registration, to, message.message_id)
             )
+
+    async def on_export_requested(
+        self, conn: asyncpg.Connection, message: RegistrationExportRequested
+    ) -> None:
+        """The link to the person's data goes to their own address, valid for a day."""
+        to = await self._addressee(conn, message)
+        if to is None:
+            return
+        now = self.clock()
+        await self.emails.queue(
+            conn,
+            EmailRequest(
+                kind="data_export",
+                dedup_key=f"data_export:{message.message_id}",
+                recipient=to.email,
+                event_id=None,
+                registration_id=message.registration.registration_id,
+                context={
+                    "name": to.name,
+                    "export_url": self.links.data_export(
+                        message.registration.registration_id, now.timestamp()
+                    ),
+                    "valid_until": now + timedelta(seconds=DATA_EXPORT_VALID_S),
+                },
+            ),
+        )
 
     async def _registration_changed(
         self,

@@ -25,9 +25,10 @@ from sto_registrations.api.pages import (
     message_page,
     render,
 )
-from sto_registrations.domain import ROLES, WEBINAR, email_digest
+from sto_registrations.domain import ROLES, WEBINAR
 from sto_registrations.service import CheckInRefused, EventUnknown, RegistrationUnknown
 from stolive_shared.events_client import RegionDirectory
+from stolive_shared.internal import ServiceUnavailable
 from stolive_shared.organisers.web import OrganiserPageDep
 from stolive_shared.pages import base_path
 
@@ -203,9 +204,19 @@ async def privacy_request(
             "organiser_privacy.html",
             erased=len(erased),
             email="",
-            digest=email_digest(email),
+            reference=service.person_reference(email)[:12],
         )
-    export: dict[str, Any] = await service.person_export(email)
+    try:
+        export: dict[str, Any] = await service.full_export(email)
+    except ServiceUnavailable:
+        return render(
+            request,
+            "organiser_privacy.html",
+            503,
+            erased=None,
+            email=email,
+            error="Niet alle diensten antwoorden nu: probeer het over een paar minuten.",
+        )
     body = json.dumps(jsonable_encoder(export), ensure_ascii=False, indent=2)
     return Response(
         body,

@@ -29,7 +29,7 @@ from sto_registrations.api.schemas import (
     PersonRequest,
     Problem,
 )
-from sto_registrations.domain import WEBINAR, EventTerms, Registration, email_digest
+from sto_registrations.domain import WEBINAR, EventTerms, Registration
 from stolive_shared.spreadsheets import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/organiser", tags=["organisers"])
@@ -144,7 +144,7 @@ async def check_in_by_token(
 async def privacy_export(
     body: PersonRequest, service: ServiceDep, _organiser: OrganiserDep
 ) -> PersonExport:
-    return PersonExport.model_validate(await service.person_export(str(body.email)))
+    return PersonExport.model_validate(await service.full_export(str(body.email)))
 
 
 @router.post(
@@ -157,4 +157,6 @@ async def privacy_erase(
     body: PersonRequest, service: ServiceDep, _organiser: OrganiserDep
 ) -> PersonErasure:
     erased = await service.erase_person(str(body.email))
-    return PersonErasure(email_sha256=email_digest(str(body.email)), erased_registrations=erased)
+    return PersonErasure(
+        person_key=service.person_reference(str(body.email)), erased_registrations=erased
+    )

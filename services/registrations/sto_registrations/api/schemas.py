@@ -155,13 +155,20 @@ class PersonRequest(BaseModel):
 
 
 class PersonExport(BaseModel):
+    """Everything the platform holds about an address: this service's registrations, and
+    what notifications (newsletter, e-mails) and analytics (watching, attendance,
+    certificates) hold."""
+
     email: str
     exported_at: datetime
     registrations: list[dict[str, Any]]
+    privacy_statement_version: str = ""
+    notifications: dict[str, Any] | None = None
+    analytics: dict[str, Any] | None = None
 
 
 class PersonErasure(BaseModel):
-    email_sha256: str
+    person_key: str = Field(description="The address as the keyed hash every service erases by")
     erased_registrations: list[uuid.UUID]
 
 

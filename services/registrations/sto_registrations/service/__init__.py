@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 
+from sto_registrations.adapters.people import OtherServices
 from sto_registrations.domain import (
     Applicant,
     CheckInRefused,
@@ -29,6 +31,7 @@ from sto_registrations.service.views import join_url
 from stolive_shared import links
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.links import PersonalLinks
+from stolive_shared.privacy import person_key
 from stolive_shared.store import PostgresStore, Store
 
 __all__ = [
@@ -55,6 +58,8 @@ class RegistrationsService(RegistrationLifecycle):
     repeat_notice_interval: timedelta = timedelta(minutes=10)
     # The privacy statement a sign-up agrees to (settings.privacy_statement_version).
     privacy_version: str = ""
+    # What the other services hold about a person (their export); None: this service alone.
+    others: OtherServices | None = None
     sign_ups: SignUps = field(init=False)
     store: Store[RegistrationsRepository] = field(init=False)
 
@@ -114,6 +119,36 @@ class RegistrationsService(RegistrationLifecycle):
 
     def join_url(self, registration: Registration, terms: EventTerms) -> str | None:
         return join_url(self.links, registration, terms)
+
+    # -- a person's data (AVG) ----------------------------------------------------------------
+
+    async def full_export(self, email: str) -> dict[str, Any]:
+        """Everything the platform holds about an address (AVG article 15): this service's
+        registrations, and what notifications and analytics hold, as one document."""
+        own = await self.person_export(email)
+        ids = [record["id"] for record in own["registrations"]]
+        others = {}
+        if self.others is not None:
+            others = await self.others.about(person_key(self.links.secret, own["email"]), ids)
+        return {**own, "privacy_statement_version": self.privacy_version, **others}
+
+    def person_reference(self, email: str) -> str:
+        """How the platform names this address without it (``privacy.person_key``)."""
+        return person_key(self.links.secret, email)
+
+    def registration_for_export_token(self, token: str) -> uuid.UUID:
+        """Whose export link this is, while it works (a day)."""
+        registration_id = self.links.data_export_subject(token, self.clock().timestamp())
+        if registration_id is None:
+            raise RegistrationUnknown()
+        return registration_id
+
+    async def address_of(self, registration_id: uuid.UUID) -> str:
+        """The address a registration was made with; RegistrationUnknown once erased."""
+        registration, _ = await self.get(registration_id)
+        if registration.erased:
+            raise RegistrationUnknown()
+        return registration.applicant.email
 
     # -- following the events topic ---------------------------------------------------------
 

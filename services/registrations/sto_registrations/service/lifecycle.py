@@ -27,6 +27,7 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationExportRequested,
     RegistrationPromoted,
     RegistrationStatus,
     RegistrationView,
@@ -148,6 +149,20 @@ class RegistrationLifecycle:
         return checked
 
     # -- privacy ---------------------------------------------------------------------------
+
+    async def request_export(self, registration_id: uuid.UUID) -> None:
+        """The person asked for their data: notifications mails the link to the address
+        itself (``registration.export_requested``), whoever pressed the button."""
+        async with self.store.transaction() as registrations:
+            registration = await registrations.registration(registration_id)
+            if registration is None or registration.erased:
+                raise RegistrationUnknown()
+            terms = await registrations.terms(registration.event_id)
+            assert terms is not None
+            [view] = await self._views(registrations, [registration], terms)
+            await registrations.add_messages(
+                [RegistrationExportRequested.create(registration=view)]
+            )
 
     async def person_export(self, email: str) -> dict[str, Any]:
         """Everything this service holds about an email address."""
