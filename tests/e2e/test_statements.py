@@ -12,6 +12,7 @@ serious and critical rules).
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +20,13 @@ from urllib.parse import urlsplit
 
 from stolive_shared.links import (
     CERTIFICATE,
+    DATA_EXPORT,
+    DATA_EXPORT_VALID_S,
     MANAGE,
     NEWSLETTER_CONFIRMATION,
     UNSUBSCRIBE,
     sign,
+    sign_until,
     verify,
 )
 from tests.e2e.conftest import Platform
@@ -181,6 +185,11 @@ async def test_every_public_page_has_the_footer_and_passes_the_accessibility_che
         "unsubscribe_page:token": [sign(secret, UNSUBSCRIBE, someone), "onbekend"],
         # No attendance yet: the page that says so (a certificate is the same page filled in).
         "certificate:token": [sign(secret, CERTIFICATE, registration), "onbekend"],
+        # The person's own data, as the link in the e-mail from their manage page opens it.
+        "my_data:token": [
+            sign_until(secret, DATA_EXPORT, registration, time.time() + DATA_EXPORT_VALID_S),
+            "onbekend",
+        ],
         # A mailing read online is the e-mail itself (templates/mailing, not a page of the
         # site); an unknown one is answered with the message page, which is.
         "mailing_id": [str(uuid.uuid4())],
