@@ -41,6 +41,11 @@ CONSUMER_MESSAGES = Counter(
     ["consumer", "outcome"],
 )
 
+RETENTION_REMOVED = Counter(
+    "stolive_retention_removed_total",
+    "Records whose personal data the retention job removed, by rule",
+    ["rule"],
+)
 EMAILS_SENT = Counter(
     "stolive_emails_sent_total",
     "Emails the SMTP server accepted, by kind (transactional or newsletter)",

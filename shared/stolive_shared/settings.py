@@ -135,6 +135,8 @@ class ServiceSettings(BaseSettings):
     # Days the content of a sent e-mail is kept (for questions and bounces); the fact that it
     # was sent, with date and subject, stays with the registration.
     mail_content_retention_days: int = Field(default=90, ge=1)
+    # How often each service's retention job looks for what has passed its period (seconds).
+    retention_interval_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("privacy_statement_version", "accessibility_statement_date")
     @classmethod

@@ -35,12 +35,7 @@ async def beacons(platform: Platform, event_id: str, *items: tuple[str, str]) ->
 
 
 async def live(platform: Platform, event_id: str) -> dict[str, Any]:
-    answer = await platform.gateway.get(
-        f"/analytics/api/events/{event_id}/live",
-        headers={"Authorization": f"Bearer {platform.stack.organiser_token}"},
-    )
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
+    body: dict[str, Any] = await platform.organiser_json(f"/analytics/api/events/{event_id}/live")
     return body
 
 

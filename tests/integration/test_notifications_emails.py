@@ -1,6 +1,6 @@
 """Transactional emails against real PostgreSQL, a real broker and a real SMTP server:
 calendar invitations, reminders across the end of summer time, reschedules, cancellations,
-going live, follow-ups, SMTP refusals and erasure."""
+going live, follow-ups, SMTP refusals, erasure and retention."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from sto_notifications.service import (
     MailingService,
     NotificationsService,
     Scheduler,
+    retention_rules,
 )
 from stolive_shared import links
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
@@ -47,6 +48,7 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationConfirmed,
+    RegistrationsAnonymised,
     RegistrationSignUpRepeated,
     RegistrationStatus,
     RegistrationView,
@@ -55,6 +57,7 @@ from stolive_shared.contracts.registrations import (
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.links import PersonalLinks
 from stolive_shared.messaging.consumer import Delivery
+from stolive_shared.retention import RetentionJob
 from stolive_shared.runtime import Runtime
 from stolive_shared.settings import KafkaSettings
 from stolive_shared.urls import PublicUrls
@@ -780,3 +783,122 @@ async def test_rows_from_before_keyed_hashes_get_theirs_and_the_old_bounce_list_
         left = await conn.fetchval("SELECT count(*) FROM suppressions WHERE email = $1", email)
     assert key == harness.service.person_key(email)
     assert (moved, left) == ("all", 0)
+
+
+async def test_past_their_periods_lapsed_sign_ups_mail_content_and_mailing_addresses_go(
+    harness: Harness,
+) -> None:
+    """The retention rules, against the real tables: what passed its period goes, what is
+    still within it (or needed for counting) stays."""
+    event = snapshot(uuid.uuid4(), datetime(2026, 12, 10, 15, 0, tzinfo=AMS), revision=1)
+    attendee, pending, confirmed = address(), address(), address()
+    registration = view(event, attendee)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    async with harness.pool.acquire() as conn, conn.transaction():
+        for email in (pending, confirmed):
+            await harness.service.subscribe(
+                conn,
+                NewsletterWish(
+                    email=email,
+                    name="Bram",
+                    role="docent",
+                    region_code="NN",
+                    interests=(),
+                    source="subscribe_form",
+                ),
+            )
+        await conn.execute(
+            "UPDATE subscribers SET status = 'confirmed' WHERE email = $1", confirmed
+        )
+        mailing = await conn.fetchval(
+            """INSERT INTO mailings (id, subject, body, audience, status, created_by, finished_at)
+               VALUES ($1, 'Nieuwsbrief', 'Tekst', '{}', 'sent', 'redactie', now())
+               RETURNING id""",
+            uuid.uuid4(),
+        )
+        await conn.execute(
+            """INSERT INTO mailing_recipients (id, mailing_id, email, name, status, person_key)
+               VALUES ($1, $2, $3, 'Bram', 'sent', $4)""",
+            uuid.uuid4(),
+            mailing,
+            confirmed,
+            harness.service.person_key(confirmed),
+        )
+    await harness.deliver()
+    real_now = datetime.now(UTC)
+
+    def job(days_later: float) -> RetentionJob:
+        later = Clock(real_now + timedelta(days=days_later))
+        return RetentionJob(retention_rules(harness.pool, harness.settings, later), 3600)
+
+    within = await job(6).run_once()
+    assert within["lapsed_subscribers"] == 0
+    assert within["email_content"] == 0
+
+    await job(8).run_once()
+    async with harness.pool.acquire() as conn:
+        subscribed = {r["email"] for r in await conn.fetch("SELECT email FROM subscribers")}
+    assert pending not in subscribed
+    assert confirmed in subscribed
+
+    await job(91).run_once()
+    async with harness.pool.acquire() as conn:
+        mails = await conn.fetch(
+            """SELECT kind, recipient, recipient_key, subject, body_text, body_html, ics
+               FROM emails WHERE registration_id = $1 OR recipient_key = ANY($2::text[])""",
+            registration.registration_id,
+            [harness.service.person_key(a) for a in (attendee, pending, confirmed)],
+        )
+        on_mailing = await conn.fetchrow(
+            "SELECT email, name, status, person_key FROM mailing_recipients WHERE mailing_id = $1",
+            mailing,
+        )
+    kinds = {m["kind"] for m in mails}
+    assert {"registration_confirmed", "subscription_confirmation"} <= kinds
+    assert all((m["body_text"], m["body_html"], m["ics"]) == ("", "", None) for m in mails)
+    assert all(m["subject"] and m["recipient_key"] for m in mails)
+    by_kind = {m["kind"]: m["recipient"] for m in mails}
+    assert by_kind["registration_confirmed"] == attendee  # until the registration goes
+    assert by_kind["subscription_confirmation"] == "gewist"
+    assert on_mailing is not None
+    assert confirmed not in (on_mailing["email"], on_mailing["name"])
+    assert on_mailing["status"] == "sent"
+    assert on_mailing["person_key"] == harness.service.person_key(confirmed)
+
+
+async def test_anonymised_registrations_leave_no_copy_and_no_mail_behind(
+    harness: Harness,
+) -> None:
+    starts = datetime(2026, 12, 8, 15, 0, tzinfo=AMS)
+    event = snapshot(uuid.uuid4(), starts, revision=1)
+    gone, stays = view(event, address()), view(event, address(), name="Bram Jansen")
+    harness.clock.now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    for registration in (gone, stays):
+        await harness.handle(RegistrationConfirmed.create(registration=registration))
+    await harness.deliver()
+    await harness.handle(
+        RegistrationsAnonymised.create(
+            event_id=event.event_id,
+            registration_ids=(gone.registration_id,),
+            anonymised_at=harness.clock.now,
+        )
+    )
+    async with harness.pool.acquire() as conn:
+        copies = await conn.fetch(
+            "SELECT registration_id FROM registrations WHERE event_id = $1", event.event_id
+        )
+        mails = await conn.fetch(
+            """SELECT registration_id, recipient, body_text FROM emails
+               WHERE registration_id = ANY($1::uuid[])""",
+            [gone.registration_id, stays.registration_id],
+        )
+        reminders = await conn.fetchval(
+            "SELECT count(*) FROM reminders WHERE registration_id = $1", gone.registration_id
+        )
+    assert [r["registration_id"] for r in copies] == [stays.registration_id]
+    assert reminders == 0
+    for mail in mails:
+        if mail["registration_id"] == gone.registration_id:
+            assert (mail["recipient"], mail["body_text"]) == ("gewist", "")
+        else:
+            assert mail["body_text"] != ""

@@ -358,6 +358,47 @@ async def test_a_person_is_exported_then_erased_and_their_counts_stay(backend: B
     assert counts["confirmed"] == 2
 
 
+async def test_registrations_of_events_ended_before_the_cutoff_are_anonymised_in_batches(
+    backend: Backend,
+) -> None:
+    long_ago = await an_event(backend, title="Lang geleden", starts_in_days=-200)
+    recent = await an_event(backend, title="Vorige week", starts_in_days=-7)
+    old_ones = await added(
+        backend,
+        someone(long_ago, "Anna de Vries"),
+        someone(long_ago, "Bram Jansen", "waitlisted"),
+        someone(long_ago, "Cem Yilmaz", "cancelled"),
+    )
+    [kept] = await added(backend, someone(recent, "Dirk Bakker"))
+    cutoff = datetime.now(UTC) - timedelta(days=180)
+    async with backend.store.transaction() as repository:
+        assert len(await repository.data_keys([*old_ones, kept])) == 4
+        first = await repository.anonymise_ended_before(cutoff, 2)
+        second = await repository.anonymise_ended_before(cutoff, 2)
+        third = await repository.anonymise_ended_before(cutoff, 2)
+        rows = [await repository.registration(r.id) for r in (*old_ones, kept)]
+        counts = await repository.status_counts(long_ago)
+        keys = await repository.data_keys([r for r in rows if r is not None])
+    assert [len(ids) for ids in first.values()] == [2]
+    assert set(first) == set(second) == {long_ago}
+    assert set(first[long_ago]) | set(second[long_ago]) == {r.id for r in old_ones}
+    assert third == {}
+    *anonymised, untouched = rows
+    assert all(r is not None and r.erased for r in anonymised)
+    assert all(
+        r is not None and (r.applicant.name, r.applicant.email) == ("", "") for r in anonymised
+    )
+    assert [r.status for r in anonymised if r is not None] == [
+        "confirmed",
+        "waitlisted",
+        "cancelled",
+    ]
+    assert (counts["confirmed"], counts["waitlisted"]) == (1, 1)
+    assert untouched is not None
+    assert untouched.applicant.name == "Dirk Bakker"
+    assert set(keys) == {kept.id}  # the anonymised ones' keys are forgotten
+
+
 # -- messages --------------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationsAnonymised,
     RegistrationStatus,
 )
 from stolive_shared.links import PersonalLinks
@@ -261,6 +262,59 @@ class TestPrivacy:
         assert (await office.lifecycle.person_export("anna@school.nl"))["registrations"] == []
         assert (await office.lifecycle.counts(event.event_id))["confirmed"] == 1
         assert office.sent()[-1] == "person.erased"
+
+
+class TestRetention:
+    """Registrations keep their personal fields ``registration_retention_days`` after their
+    event ended; then they are anonymised, and every service told once per event."""
+
+    RETENTION = timedelta(days=180)
+
+    def on_day(self, office: Office, days_after_start: float) -> RegistrationLifecycle:
+        return RegistrationLifecycle(
+            office.store,
+            office.lifecycle.links,
+            clock=lambda: STARTS + timedelta(days=days_after_start),
+        )
+
+    async def test_registrations_past_their_retention_are_anonymised_and_announced_per_event(
+        self, office: Office
+    ) -> None:
+        twente = await office.event(capacity=None)
+        delft = await office.event(capacity=None, title="Regiobijeenkomst Delft")
+        anna = await office.registered(twente, "Anna de Vries")
+        bram = await office.registered(twente, "Bram Jansen")
+        cem = await office.registered(delft, "Cem Yilmaz")
+        later = self.on_day(office, 181)
+        assert await later.anonymise_expired(self.RETENTION, 500) == 3
+        told = {
+            message.event_id: set(message.registration_ids)
+            for message in office.store.state.outbox
+            if isinstance(message, RegistrationsAnonymised)
+        }
+        assert told == {twente.event_id: {anna.id, bram.id}, delft.event_id: {cem.id}}
+        assert (await later.person_export("anna@school.nl"))["registrations"] == []
+        assert (await later.counts(twente.event_id))["confirmed"] == 2
+        assert anna.id not in office.store.state.keys
+
+        sent = len(office.store.state.outbox)
+        assert await later.anonymise_expired(self.RETENTION, 500) == 0
+        assert len(office.store.state.outbox) == sent
+
+    async def test_nothing_is_anonymised_before_its_time(self, office: Office) -> None:
+        twente = await office.event(capacity=None)
+        anna = await office.registered(twente, "Anna de Vries")
+        assert await self.on_day(office, 180).anonymise_expired(self.RETENTION, 500) == 0
+        exported = await office.lifecycle.person_export("anna@school.nl")
+        assert [r["id"] for r in exported["registrations"]] == [anna.id]
+        assert not any(isinstance(m, RegistrationsAnonymised) for m in office.store.state.outbox)
+
+    async def test_a_batch_takes_no_more_than_its_limit(self, office: Office) -> None:
+        twente = await office.event(capacity=None)
+        for name in ("Anna de Vries", "Bram Jansen", "Cem Yilmaz"):
+            await office.registered(twente, name)
+        later = self.on_day(office, 365)
+        assert [await later.anonymise_expired(self.RETENTION, 2) for _ in range(3)] == [2, 1, 0]
 
 
 class RefusingOutbox(InMemoryRegistrations):

@@ -81,7 +81,7 @@ class LazyPool:
 def worker_app(settings: AnalyticsSettings) -> faust.App:
     """The Faust app with every table, agent and timer, writing through one ``ReadModelWriter``."""
     # Imported here, so the API process does not load Faust.
-    from sto_analytics.streams import events, metrics, registrations, viewers
+    from sto_analytics.streams import events, metrics, registrations, retention, viewers
     from sto_analytics.streams.app import create_faust_app
     from sto_analytics.streams.shared import Shared
 
@@ -96,6 +96,7 @@ def worker_app(settings: AnalyticsSettings) -> faust.App:
     registrations.register(app, settings, shared, writer)
     live = viewers.register(app, settings, shared, writer)
     events.register(app, settings, writer)
+    retention.register(app, settings, writer)
     if settings.metrics_port:
         metrics.register(app, settings, live)
     return app

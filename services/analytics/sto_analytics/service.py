@@ -256,6 +256,19 @@ class ReadModelWriter:
             await repository.erase_names(conn, registration_ids)
             await repository.withdraw_certificates(conn, registration_ids)
 
+    async def anonymise_names(self, registration_ids: Sequence[uuid.UUID]) -> None:
+        """Registrations past their retention period: their names go; an issued certificate
+        keeps its own until ``expire_certificates``."""
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            await repository.anonymise_names(conn, registration_ids)
+
+    async def expire_certificates(self, issued_before: datetime, limit: int) -> int:
+        """One batch of certificates past their retention (``certificate_retention_days``)."""
+        pool = await self._pool()
+        async with pool.acquire() as conn, conn.transaction():
+            return await repository.expire_certificates(conn, issued_before, limit)
+
     async def save_registrations(
         self,
         tallies: dict[uuid.UUID, RegistrationTally],

@@ -5,7 +5,7 @@ cancellations, going live, reminder schedules) and analytics (who attended). Eac
 runs inside the consumer loop's transaction, so an email queued, a reminder planned and the
 message marked handled commit together. Background workers: the scheduler (reminders and
 mailings that fall due), the transactional email sender and the mailing sender, sharing one
-SMTP pool and rate limit.
+SMTP pool and rate limit, and the retention job (``service.retention``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sto_notifications.service import (
     MailingSender,
     NotificationsService,
     Scheduler,
+    retention_rules,
 )
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.base import Message
@@ -34,11 +35,13 @@ from stolive_shared.contracts.registrations import (
     RegistrationConfirmed,
     RegistrationExportRequested,
     RegistrationPromoted,
+    RegistrationsAnonymised,
     RegistrationSignUpRepeated,
     RegistrationWaitlisted,
 )
 from stolive_shared.contracts.topics import ANALYTICS, EVENTS, REGISTRATIONS
 from stolive_shared.messaging.consumer import Handler, MessageConsumer, on
+from stolive_shared.retention import RetentionJob
 from stolive_shared.runtime import BackgroundWorker
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ def message_handlers(service: NotificationsService) -> dict[type[Message], Handl
             on(RegistrationSignUpRepeated, service.on_sign_up_repeated),
             on(RegistrationExportRequested, service.on_export_requested),
             on(PersonErased, service.on_person_erased),
+            on(RegistrationsAnonymised, service.on_registrations_anonymised),
             on(EventPublished, service.on_event_changed),
             on(EventUpdated, service.on_event_changed),
             on(EventEnded, service.on_event_changed),
@@ -94,4 +98,5 @@ def create_workers(parts: Notifications) -> list[BackgroundWorker]:
         Scheduler(pool, settings, parts.reactions, parts.mailings),
         EmailSender(pool, settings, parts.smtp),
         MailingSender(pool, settings, parts.smtp),
+        RetentionJob(retention_rules(pool, settings), settings.retention_interval_s),
     ]

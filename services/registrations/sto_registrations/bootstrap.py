@@ -12,7 +12,7 @@ from sto_registrations.adapters.people import OtherServices
 from sto_registrations.api.abuse import FormTokens, SignUpGuard, SignUpLimit
 from sto_registrations.app import create_app
 from sto_registrations.config import RegistrationsSettings
-from sto_registrations.consumers import create_consumers
+from sto_registrations.consumers import create_consumers, create_workers
 from sto_registrations.service import RegistrationsService
 from stolive_shared.events_client import EventsClient, RegionDirectory
 from stolive_shared.internal import InternalClient
@@ -75,4 +75,5 @@ DEFINITION: ServiceDefinition[RegistrationsSettings, Registrations] = ServiceDef
     bootstrap=bootstrap,
     create_app=create_app,
     create_consumers=create_consumers,
+    create_workers=create_workers,
 )

@@ -1,8 +1,11 @@
-"""The registrations service's Kafka face: it follows the events topic, each change applied
-(``RegistrationsService.apply_event``) inside the consumer's transaction."""
+"""The registrations service's Kafka face and its background worker: it follows the events
+topic, each change applied (``RegistrationsService.apply_event``) inside the consumer's
+transaction; the retention job anonymises the registrations of events that ended longer
+ago than ``registration_retention_days``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -10,6 +13,8 @@ import asyncpg
 from stolive_shared.contracts.events import EVENT_MESSAGES, EventMessage
 from stolive_shared.contracts.topics import EVENTS
 from stolive_shared.messaging.consumer import MessageConsumer, on
+from stolive_shared.retention import RetentionJob, RetentionRule
+from stolive_shared.runtime import BackgroundWorker
 
 if TYPE_CHECKING:
     from sto_registrations.bootstrap import Registrations
@@ -29,5 +34,19 @@ def create_consumers(parts: Registrations) -> list[MessageConsumer]:
             pool=runtime.pool,
             kafka=runtime.settings.kafka,
             max_attempts=runtime.settings.consumer_max_attempts,
+        )
+    ]
+
+
+def create_workers(parts: Registrations) -> list[BackgroundWorker]:
+    settings, service = parts.runtime.settings, parts.service
+    retention = timedelta(days=settings.registration_retention_days)
+
+    async def anonymise(limit: int) -> int:
+        return await service.anonymise_expired(retention, limit)
+
+    return [
+        RetentionJob(
+            [RetentionRule("registrations_anonymised", anonymise)], settings.retention_interval_s
         )
     ]

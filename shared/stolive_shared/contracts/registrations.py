@@ -155,6 +155,22 @@ class PersonErased(Message):
         return self.person_key or self.email_sha256
 
 
+class RegistrationsAnonymised(Message):
+    """An event's registrations passed their retention period (``registration_retention_days``
+    after the event): their name, address and school are gone, their keys forgotten. Every
+    service drops what it holds about these registrations by name; counts stay."""
+
+    TOPIC: ClassVar[str] = REGISTRATIONS.name
+    type: Literal["registrations.anonymised"] = "registrations.anonymised"
+    version: Literal[1] = 1
+    event_id: uuid.UUID
+    registration_ids: tuple[uuid.UUID, ...]
+    anonymised_at: AwareDatetime
+
+    def partition_key(self) -> str:
+        return str(self.event_id)
+
+
 def upcast_registration_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Version 1 had no newsletter opt-in and no profiles: none given (fills in, never
     overwrites)."""
@@ -201,4 +217,5 @@ REGISTRATION_MESSAGES: tuple[type[Message], ...] = (
     RegistrationSignUpRepeated,
     RegistrationExportRequested,
     PersonErased,
+    RegistrationsAnonymised,
 )

@@ -48,6 +48,7 @@ from sto_analytics.repository.finalisation import (
 from sto_analytics.repository.people import person_data
 from sto_analytics.repository.registrations import (
     RegistrantRow,
+    anonymise_names,
     erase_names,
     registration_tally,
     save_registrants,
@@ -75,6 +76,7 @@ __all__ = [
     "RegistrantWatching",
     "TrackedEvent",
     "add_viewer_minutes",
+    "anonymise_names",
     "broadcast_figures",
     "certificate",
     "certificates_of",

@@ -188,7 +188,14 @@ async def withdraw_certificates(
     return int(result.split()[-1])
 
 
-async def expire_certificates(conn: asyncpg.Connection, issued_before: datetime) -> int:
-    """Certificates past their retention go."""
-    result: str = await conn.execute("DELETE FROM certificates WHERE issued_at < $1", issued_before)
+async def expire_certificates(conn: asyncpg.Connection, issued_before: datetime, limit: int) -> int:
+    """At most ``limit`` certificates past their retention go (rows taken SKIP LOCKED: two
+    workers never take the same)."""
+    result: str = await conn.execute(
+        """DELETE FROM certificates WHERE registration_id IN (
+               SELECT registration_id FROM certificates WHERE issued_at < $1
+               LIMIT $2 FOR UPDATE SKIP LOCKED)""",
+        issued_before,
+        limit,
+    )
     return int(result.split()[-1])

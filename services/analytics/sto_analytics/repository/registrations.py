@@ -74,6 +74,15 @@ async def save_registrants(conn: asyncpg.Connection, rows: Sequence[RegistrantRo
     )
 
 
+async def anonymise_names(conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]) -> None:
+    """Registrations past their retention period: their names go (their keys are gone too,
+    so a later flush cannot bring them back), the counts and certificates stay."""
+    await conn.execute(
+        "UPDATE registrants SET name = '' WHERE registration_id = ANY($1::uuid[])",
+        list(registration_ids),
+    )
+
+
 async def erase_names(conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]) -> None:
     """A person was erased: their name goes, the counts stay (the row may come later)."""
     await conn.executemany(

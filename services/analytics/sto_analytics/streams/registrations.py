@@ -39,6 +39,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationCheckedIn,
     RegistrationConfirmed,
     RegistrationPromoted,
+    RegistrationsAnonymised,
     RegistrationWaitlisted,
 )
 from stolive_shared.contracts.sealed import Sealed
@@ -104,6 +105,8 @@ def register(
                 continue
             if isinstance(message, PersonErased):
                 await erase(message)
+            elif isinstance(message, RegistrationsAnonymised):
+                await anonymise(message)
             elif isinstance(message, RegistrationChange):
                 count(message, event.message.partition)
 
@@ -127,6 +130,10 @@ def register(
     async def erase(message: PersonErased) -> None:
         registration_ids = list(message.registration_ids)
         await until_written("erasure", lambda: writer.erase_names(registration_ids))
+
+    async def anonymise(message: RegistrationsAnonymised) -> None:
+        registration_ids = list(message.registration_ids)
+        await until_written("anonymisation", lambda: writer.anonymise_names(registration_ids))
 
     async def flush(keys: set[str]) -> None:
         if not keys:

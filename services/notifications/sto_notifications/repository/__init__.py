@@ -7,7 +7,8 @@ suppression list keeps only the hash.
 - ``registrations``: the copies of events and registrations, attendance, erasure;
 - ``reminders``: planned reminders and their settling;
 - ``mailings``: subscribers, mailings and their recipients;
-- ``people``: keyed hashes for rows from before them.
+- ``people``: keyed hashes for rows from before them, a person's data;
+- ``retention``: what passed its retention period.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ from sto_notifications.repository.reminders import (
     plan_reminders,
     reminders_of,
     settle_reminder,
+)
+from sto_notifications.repository.retention import (
+    remove_lapsed_subscribers,
+    remove_old_email_content,
+    remove_old_mailing_recipients,
 )
 from sto_notifications.repository.sending import (
     SENDER_LOCK_CLASS,
@@ -127,6 +133,9 @@ __all__ = [
     "record_attendance",
     "registrations_of",
     "reminders_of",
+    "remove_lapsed_subscribers",
+    "remove_old_email_content",
+    "remove_old_mailing_recipients",
     "requeue_orphaned",
     "set_ics_sequence",
     "set_mailing_schedule",

@@ -7,6 +7,7 @@
 - ``scheduling``: the worker that acts when something falls due;
 - ``mailings``: what organisers do with a mailing, and the newsletter's personal links;
 - ``history``: what was sent about a registration, for organisers;
+- ``retention``: what the retention job removes, and when;
 - ``wakeups``: the NOTIFY channels that wake the workers.
 """
 
@@ -21,6 +22,7 @@ from sto_notifications.service.mailings import (
     web_version_of,
 )
 from sto_notifications.service.reactions import NotificationsService
+from sto_notifications.service.retention import retention_rules
 from sto_notifications.service.scheduling import Scheduler
 from sto_notifications.service.sending import EmailSender, MailingSender, SenderStats
 
@@ -35,5 +37,6 @@ __all__ = [
     "NotificationsService",
     "Scheduler",
     "SenderStats",
+    "retention_rules",
     "web_version_of",
 ]

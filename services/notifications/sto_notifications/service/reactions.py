@@ -42,6 +42,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationConfirmed,
     RegistrationExportRequested,
     RegistrationPromoted,
+    RegistrationsAnonymised,
     RegistrationSignUpRepeated,
     RegistrationView,
     RegistrationWaitlisted,
@@ -419,6 +420,14 @@ class NotificationsService:
             conn, list(message.registration_ids), message.person_key, message.email_sha256
         )
         log.info("erased a person: %s", erased)
+
+    async def on_registrations_anonymised(
+        self, conn: asyncpg.Connection, message: RegistrationsAnonymised
+    ) -> None:
+        """Past their retention period: the copies of these registrations, their reminders
+        and attendance go; their e-mails keep only what counting needs."""
+        removed = await repository.erase_person(conn, list(message.registration_ids), None)
+        log.info("registrations anonymised: %s", removed)
 
     async def subscribe(self, conn: asyncpg.Connection, wish: NewsletterWish) -> bool:
         """Record the wish and send the opt-in email; False for an address we cannot use.

@@ -235,7 +235,7 @@ async def received(event_id: uuid.UUID, request: Request, service: ServiceDep) -
 @router.get("/r/{token}", response_class=HTMLResponse)
 async def manage(token: str, request: Request, service: ServiceDep) -> HTMLResponse:
     try:
-        registration, event = await service.get(service.registration_for_token(token))
+        registration, event = await service.by_personal_link(token)
     except RegistrationUnknown:
         return message_page(request, "Niet gevonden", "Deze link is niet (meer) geldig.", 404)
     colleagues = await service.booked_colleagues(registration.id)
@@ -268,7 +268,7 @@ async def manage(token: str, request: Request, service: ServiceDep) -> HTMLRespo
 async def check_in_qr(token: str, service: ServiceDep) -> Response:
     """The QR code on the confirmation: it holds the check-in URL an organiser opens."""
     try:
-        registration, event = await service.get(service.registration_for_token(token))
+        registration, event = await service.by_personal_link(token)
     except RegistrationUnknown:
         return Response("Niet gevonden", status_code=404, media_type="text/plain")
     if registration.status != "confirmed" or event.kind == WEBINAR:
@@ -291,7 +291,7 @@ async def cancel(token: str, request: Request, service: ServiceDep) -> Response:
     if not csrf_ok(request, form.get("csrf_token")):
         return expired_form(request)
     try:
-        registration, _ = await service.get(service.registration_for_token(token))
+        registration, _ = await service.by_personal_link(token)
         leaving_waitlist = registration.status == "waitlisted"
         reason = "left_waitlist" if leaving_waitlist else "cancelled_by_registrant"
         await service.cancel(registration.id, reason)

@@ -150,7 +150,7 @@ async def form_token(event_id: uuid.UUID, request: Request, service: ServiceDep)
     responses=_PROBLEMS,
 )
 async def get_registration(token: str, service: ServiceDep) -> RegistrationPublic:
-    registration, terms = await service.get(service.registration_for_token(token))
+    registration, terms = await service.by_personal_link(token)
     position = (
         await service.waitlist_position(registration)
         if registration.status == "waitlisted"
@@ -166,11 +166,10 @@ async def get_registration(token: str, service: ServiceDep) -> RegistrationPubli
     responses=_PROBLEMS,
 )
 async def cancel_registration(token: str, service: ServiceDep) -> RegistrationPublic:
-    registration_id = service.registration_for_token(token)
-    before, _ = await service.get(registration_id)
+    before, _ = await service.by_personal_link(token)
     reason = "left_waitlist" if before.status == "waitlisted" else "cancelled_by_registrant"
-    await service.cancel(registration_id, reason)
-    registration, _ = await service.get(registration_id)
+    await service.cancel(before.id, reason)
+    registration, _ = await service.get(before.id)
     return public(registration)
 
 

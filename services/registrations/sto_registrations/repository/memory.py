@@ -209,25 +209,43 @@ class InMemoryRegistrations(RegistrationsRepository):
         return [self._record(row) for row in rows]
 
     async def erase_person(self, email: str) -> list[uuid.UUID]:
-        erased = []
-        for row in list(self._rows_of_address(email)):
-            registration = row.registration
-            row.registration = dataclasses.replace(
-                registration,
-                applicant=Applicant(
-                    name="",
-                    email="",
-                    organisation="",
-                    role=registration.applicant.role,
-                    region_code=registration.applicant.region_code,
-                    profiles=registration.applicant.profiles,
-                    newsletter=False,
-                ),
-                erased=True,
-            )
-            erased.append(registration.id)
-            self.state.keys.pop(registration.id, None)
-        return erased
+        rows = list(self._rows_of_address(email))
+        for row in rows:
+            self._remove_personal_fields(row)
+        return [row.registration.id for row in rows]
+
+    async def anonymise_ended_before(
+        self, ended_before: datetime, limit: int
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        expired = [
+            row
+            for row in self.state.registrations.values()
+            if not row.registration.erased
+            and self.state.events[row.registration.event_id].terms.ends_at < ended_before
+        ]
+        by_event: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for row in sorted(expired, key=lambda row: row.registration.event_id)[:limit]:
+            self._remove_personal_fields(row)
+            row.cancel_reason = None
+            by_event.setdefault(row.registration.event_id, []).append(row.registration.id)
+        return by_event
+
+    def _remove_personal_fields(self, row: RegistrationRow) -> None:
+        registration = row.registration
+        row.registration = dataclasses.replace(
+            registration,
+            applicant=Applicant(
+                name="",
+                email="",
+                organisation="",
+                role=registration.applicant.role,
+                region_code=registration.applicant.region_code,
+                profiles=registration.applicant.profiles,
+                newsletter=False,
+            ),
+            erased=True,
+        )
+        self.state.keys.pop(registration.id, None)
 
     # -- messages ----------------------------------------------------------------------------
 

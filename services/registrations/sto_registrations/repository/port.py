@@ -117,6 +117,14 @@ class RegistrationsRepository(ABC):
         """Remove the personal fields of the address's registrations and forget their data
         keys (what their messages sealed can no longer be read); their ids."""
 
+    @abstractmethod
+    async def anonymise_ended_before(
+        self, ended_before: datetime, limit: int
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Remove the personal fields of at most ``limit`` registrations, not yet erased or
+        anonymised, of events that ended before ``ended_before``, and forget their keys;
+        their ids by event."""
+
     # -- messages ----------------------------------------------------------------------------
 
     @abstractmethod

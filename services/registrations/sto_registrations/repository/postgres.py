@@ -97,5 +97,10 @@ class PostgresRegistrations(RegistrationsRepository):
     async def erase_person(self, email: str) -> list[uuid.UUID]:
         return await registrations_sql.erase_person(self.conn, email)
 
+    async def anonymise_ended_before(
+        self, ended_before: datetime, limit: int
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        return await registrations_sql.anonymise_ended_before(self.conn, ended_before, limit)
+
     async def add_messages(self, messages: Sequence[Message]) -> None:
         await outbox.enqueue_many(self.conn, list(messages), schema=self.schema)

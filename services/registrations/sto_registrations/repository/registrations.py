@@ -181,11 +181,8 @@ async def person_records(conn: asyncpg.Connection, email: str) -> list[dict[str,
 
 
 async def erase_person(conn: asyncpg.Connection, email: str) -> list[uuid.UUID]:
-    """Remove the personal fields of every registration of this email; keep status and counts.
-
-    Published outbox rows about these registrations go too: they are kept only to republish
-    after a broker loss, and an erased person's details must not come back that way.
-    """
+    """Remove the personal fields of every registration of this email (and forget their
+    keys); keep status and counts."""
     ids: list[uuid.UUID] = [
         r["id"]
         for r in await conn.fetch(
@@ -195,14 +192,46 @@ async def erase_person(conn: asyncpg.Connection, email: str) -> list[uuid.UUID]:
             email,
         )
     ]
-    if ids:
-        await keyring.forget(conn, ids)
-        await conn.execute(
-            """DELETE FROM outbox WHERE published_at IS NOT NULL
-               AND encode(payload, 'escape') LIKE ANY($1::text[])""",
-            [f'%"registration_id":"{i}"%' for i in ids],
-        )
+    await _forget(conn, ids)
     return ids
+
+
+async def anonymise_ended_before(
+    conn: asyncpg.Connection, ended_before: datetime, limit: int
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Remove the personal fields of at most ``limit`` registrations of events that ended
+    before ``ended_before`` (and forget their keys); their ids by event. Status, role,
+    region, profiles and check-in stay: the counts and reports are made of those."""
+    rows = await conn.fetch(
+        """WITH expired AS (
+               SELECT r.id FROM registrations r JOIN events e ON e.id = r.event_id
+               WHERE e.ends_at < $1 AND r.anonymised_at IS NULL AND r.erased_at IS NULL
+               ORDER BY r.event_id LIMIT $2 FOR UPDATE OF r SKIP LOCKED)
+           UPDATE registrations r SET name = NULL, email = NULL, organisation = NULL,
+                  newsletter = false, cancel_reason = NULL, anonymised_at = now()
+           FROM expired WHERE r.id = expired.id RETURNING r.id, r.event_id""",
+        ended_before,
+        limit,
+    )
+    by_event: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in rows:
+        by_event.setdefault(row["event_id"], []).append(row["id"])
+    await _forget(conn, [row["id"] for row in rows])
+    return by_event
+
+
+async def _forget(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    """Forget the registrations' data keys, and delete the published outbox rows about them:
+    those are kept only to republish after a broker loss, and a person's details must not
+    come back that way."""
+    if not ids:
+        return
+    await keyring.forget(conn, ids)
+    await conn.execute(
+        """DELETE FROM outbox WHERE published_at IS NOT NULL
+           AND encode(payload, 'escape') LIKE ANY($1::text[])""",
+        [f'%"registration_id":"{i}"%' for i in ids],
+    )
 
 
 async def booked_colleagues(conn: asyncpg.Connection, booker_id: uuid.UUID) -> list[Registration]:

@@ -8,7 +8,7 @@ from sto_registrations.domain import Applicant, EventTerms, Registration
 
 REGISTRATION_COLUMNS = """id, event_id, status, name, email, organisation, role, region_code,
 profiles, newsletter, viewer_id, queue_number, created_at, checked_in_at, group_id,
-erased_at IS NOT NULL AS erased"""
+(erased_at IS NOT NULL OR anonymised_at IS NOT NULL) AS erased"""
 
 
 def registration_of(row: asyncpg.Record) -> Registration:

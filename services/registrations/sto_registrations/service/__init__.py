@@ -107,6 +107,14 @@ class RegistrationsService(RegistrationLifecycle):
             raise RegistrationUnknown()
         return registration_id
 
+    async def by_personal_link(self, token: str) -> tuple[Registration, EventTerms]:
+        """The registration a person's manage link names. An erased or anonymised one is
+        gone for the link: it shows nothing and changes nothing."""
+        registration, terms = await self.get(self.registration_for_token(token))
+        if registration.erased:
+            raise RegistrationUnknown()
+        return registration, terms
+
     def check_in_url(self, registration_id: uuid.UUID) -> str:
         """What the QR code on the confirmation holds: an organiser opens it on a phone."""
         return self.links.check_in(registration_id)

@@ -8,6 +8,7 @@ run as well on the in-memory repository (the unit tests) as on PostgreSQL.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sto_registrations import domain
@@ -29,6 +30,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationCheckedIn,
     RegistrationExportRequested,
     RegistrationPromoted,
+    RegistrationsAnonymised,
     RegistrationStatus,
     RegistrationView,
 )
@@ -190,6 +192,23 @@ class RegistrationLifecycle:
                 ]
             )
         return erased
+
+    async def anonymise_expired(self, retention: timedelta, limit: int) -> int:
+        """One batch of registrations whose event ended more than ``retention`` ago loses
+        its personal fields; each event's ids go out in one ``registrations.anonymised``,
+        committed with the change, so every service drops its copies exactly once."""
+        now = self.clock()
+        async with self.store.transaction() as registrations:
+            expired = await registrations.anonymise_ended_before(now - retention, limit)
+            await registrations.add_messages(
+                [
+                    RegistrationsAnonymised.create(
+                        event_id=event_id, registration_ids=tuple(ids), anonymised_at=now
+                    )
+                    for event_id, ids in expired.items()
+                ]
+            )
+        return sum(len(ids) for ids in expired.values())
 
     # -- reading ---------------------------------------------------------------------------
 
