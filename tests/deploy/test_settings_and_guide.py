@@ -95,6 +95,7 @@ def test_the_guide_names_the_series_every_service_exports() -> None:
         metrics.EMAILS_FAILED: "stolive_emails_failed_total",
         metrics.LIVE_VIEWERS: "stolive_live_viewers",
         metrics.WORKER_LIVE_VIEWERS: "stolive_worker_live_viewers",
+        metrics.RETENTION_REMOVED: "stolive_retention_removed_total",
     }
     for metric, series in exported.items():
         samples = {s.name for family in metric.collect() for s in family.samples}
