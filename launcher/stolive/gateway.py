@@ -103,7 +103,7 @@ def create_gateway(
     )
     async def forward(prefix: str, path: str, request: Request) -> Response:
         base = upstreams.get(prefix)
-        if base is None or path == "metrics" or path.split("/", 1)[0] == "internal":
+        if base is None or not _public_path(path):
             return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
         headers = [
             (k, v)
@@ -153,6 +153,17 @@ def create_gateway(
         return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
 
     return app
+
+
+def _public_path(path: str) -> bool:
+    """A path the public address forwards: never a service's metrics or internal routes,
+    and no dot segment (``/notifications/api/%2e%2e/internal`` resolves to one of them only
+    after this check, when the upstream URL is built)."""
+    segments = path.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return False
+    named = [segment for segment in segments if segment]
+    return not named or (named[0] != "internal" and named != ["metrics"])
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:

@@ -32,8 +32,11 @@ _MONTHS = [
 ]  # fmt: skip
 
 
-def local_time(moment: datetime, fmt: str | None = None) -> str:
-    """'dinsdag 6 februari 2024, 15:30' in Amsterdam time, or ``fmt`` when given."""
+def local_time(moment: datetime | str, fmt: str | None = None) -> str:
+    """'dinsdag 6 februari 2024, 15:30' in Amsterdam time, or ``fmt`` when given; from a
+    datetime or its ISO text (what another service's JSON carries)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     local = moment.astimezone(PROGRAMME_TZ)
     if fmt:
         return local.strftime(fmt)

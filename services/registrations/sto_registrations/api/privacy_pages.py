@@ -16,13 +16,35 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, Response
 
 from sto_registrations.api.deps import ServiceDep
-from sto_registrations.api.pages import csrf_ok, expired_form, message_page, render
+from sto_registrations.api.pages import (
+    STATUS_LABELS,
+    csrf_ok,
+    expired_form,
+    message_page,
+    render,
+)
 from sto_registrations.service import RegistrationsService, RegistrationUnknown
 from stolive_shared.internal import ServiceUnavailable
 from stolive_shared.organisers.web import PUBLIC
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
+# The states the services record, as the person reads them.
+LABELS = {
+    "registration": STATUS_LABELS,
+    "subscription": {
+        "pending": "nog niet bevestigd",
+        "confirmed": "bevestigd",
+        "unsubscribed": "afgemeld",
+    },
+    "email": {
+        "queued": "nog te versturen",
+        "sending": "wordt verstuurd",
+        "sent": "verstuurd",
+        "failed": "niet aangekomen",
+        "suppressed": "niet verstuurd",
+    },
+}
 _GONE = "Deze link is niet (meer) geldig, of er zijn geen gegevens meer om te tonen."
 _LATER = "We kunnen je gegevens nu niet allemaal ophalen. Probeer het over een paar minuten."
 
@@ -59,7 +81,7 @@ async def my_data(token: str, request: Request, service: ServiceDep) -> HTMLResp
         return message_page(request, "Niet gevonden", _GONE, 404)
     except ServiceUnavailable:
         return message_page(request, "Even geduld", _LATER, 503)
-    return render(request, "my_data.html", export=export, token=token)
+    return render(request, "my_data.html", export=export, token=token, labels=LABELS)
 
 
 @router.get("/gegevens/{token}/gegevens.json")
@@ -100,6 +122,7 @@ async def erase_me(token: str, request: Request, service: ServiceDep) -> HTMLRes
             422,
             export=export,
             token=token,
+            labels=LABELS,
             error="Vink aan dat je echt al je gegevens wilt laten wissen.",
         )
     await service.erase_person(address)
