@@ -141,31 +141,46 @@ async def eventually(
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
-async def read_topic(
-    kafka: KafkaSettings, topic: str, partitions: int, timeout_s: float = 2.0
+async def read_partitions(
+    kafka: KafkaSettings, partitions: Sequence[TopicPartition], timeout_s: float = 60.0
 ) -> list[Any]:
-    """Every record currently in ``topic``, read without a consumer group."""
+    """Every record now in ``partitions``, from offset 0 to the high watermark each fetch
+    reports, read without a consumer group. Not ``end_offsets``: the embedded broker answers
+    it with the newest batch's base offset + 1 (BROKER.md), which drops a batch's tail."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         group_id=None,
         fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        consumer.assign(list(partitions))
+        await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        waiting = set(partitions)
+        while waiting:
+            assert time.monotonic() < deadline, f"not read to their end in time: {waiting}"
             batch = await consumer.getmany(timeout_ms=200)
             for items in batch.values():
                 records.extend(items)
+            waiting = {
+                tp
+                for tp in waiting
+                if consumer.highwater(tp) is None
+                or await consumer.position(tp) < (consumer.highwater(tp) or 0)
+            }
         return records
     finally:
         await consumer.stop()
+
+
+async def read_topic(kafka: KafkaSettings, topic: str, partitions: int) -> list[Any]:
+    """Every record now in ``topic`` (see ``read_partitions``)."""
+    return await read_partitions(kafka, [TopicPartition(topic, p) for p in range(partitions)])
 
 
 def unique(prefix: str) -> str:

@@ -116,7 +116,7 @@ async def recount(kafka: KafkaSettings, event_id: str) -> tuple[dict[str, int], 
     minutes: dict[tuple[str, str], set[int]] = {}
     live = LiveViewers(LIVE_TIMEOUT_S)
     now = datetime.now(UTC).timestamp()
-    for record in await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions, 1.0):
+    for record in await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions):
         with contextlib.suppress(Exception):
             beacon = decode(record.value)
             if isinstance(beacon, ViewerBeacon) and str(beacon.event_id) == event_id:

@@ -22,9 +22,7 @@ REGIONS_CSV = "code;name;province;supra_region\ndrenthe;Drenthe;Drenthe;Noord-Ne
 
 
 async def beacons_of(platform: Platform, event_id: str) -> list[ViewerBeacon]:
-    records = await read_topic(
-        platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions, timeout_s=1.0
-    )
+    records = await read_topic(platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions)
     found = []
     for record in records:
         if record.key == event_id.encode():

@@ -181,7 +181,7 @@ async def test_malformed_messages_land_on_dead_letter_topics_and_consumers_keep_
 
     async def letters(topic: str) -> dict[str, int]:
         found: dict[str, int] = {}
-        for record in await read_topic(platform.kafka, f"{topic}.dlq", 1, timeout_s=0.5):
+        for record in await read_topic(platform.kafka, f"{topic}.dlq", 1):
             if record.key == b"poison":
                 consumer = header(record.headers, "dlq.consumer") or "?"
                 assert header(record.headers, "dlq.error")

@@ -343,7 +343,7 @@ def watch_part(figures: dict[str, Any]) -> dict[str, int]:
 async def topic_beacons(kafka: KafkaSettings, events: set[uuid.UUID]) -> list[ViewerBeacon]:
     """Every beacon of these events as it is in the topic now: the recount's input."""
     found = []
-    for record in await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions, 1.5):
+    for record in await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions):
         with contextlib.suppress(Exception):
             message = decode(record.value)
             if isinstance(message, ViewerBeacon) and message.event_id in events:
@@ -399,7 +399,7 @@ async def test_malformed_beacons_go_to_the_dead_letter_topic_and_counting_goes_o
     await eventually(lambda: _is(analytics.live(event_id), 1), what="counting after poison")
 
     async def letters() -> int:
-        records = await read_topic(analytics.kafka, VIEWER_ACTIVITY.dlq.name, 1, timeout_s=0.5)
+        records = await read_topic(analytics.kafka, VIEWER_ACTIVITY.dlq.name, 1)
         return sum(
             1
             for r in records

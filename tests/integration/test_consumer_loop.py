@@ -100,7 +100,7 @@ async def effects_of(pool: asyncpg.Pool, event_id: uuid.UUID) -> int:
 
 
 async def dead_letters(kafka: KafkaSettings, consumer: str) -> list[Any]:
-    records = await read_topic(kafka, EVENTS.dlq.name, 1, timeout_s=0.6)
+    records = await read_topic(kafka, EVENTS.dlq.name, 1)
     return [r for r in records if header(r.headers, "dlq.consumer") == consumer]
 
 

@@ -65,7 +65,7 @@ def beacon(event_id: str, viewer: str = "", action: str = "join", **extra: Any) 
 
 
 async def beacons_on_kafka(kafka: KafkaSettings, event_id: str) -> list[ViewerBeacon]:
-    records = await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions, 1.0)
+    records = await read_topic(kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions)
     found = []
     for record in records:
         if record.key == event_id.encode():

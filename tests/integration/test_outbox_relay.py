@@ -81,7 +81,7 @@ def relay_for(database_url: str, pool: asyncpg.Pool, kafka: KafkaSettings) -> Ou
 
 
 async def revisions_on_kafka(kafka: KafkaSettings, event_id: uuid.UUID) -> list[int]:
-    records = await read_topic(kafka, EVENTS.name, EVENTS.partitions, timeout_s=1.0)
+    records = await read_topic(kafka, EVENTS.name, EVENTS.partitions)
     ours = [decode(r.value) for r in records if r.key == str(event_id).encode()]
     return [m.event.revision for m in ours]  # type: ignore[attr-defined]
 
@@ -95,7 +95,7 @@ async def test_rows_are_published_in_order_with_their_headers(
     async with running(relay_for(database_url, pool, kafka)) as relay:
         await eventually(lambda: relay.stats.published >= 20, what="20 messages published")
     assert await revisions_on_kafka(kafka, event_id) == list(range(2, 22))
-    records = await read_topic(kafka, EVENTS.name, EVENTS.partitions, timeout_s=1.0)
+    records = await read_topic(kafka, EVENTS.name, EVENTS.partitions)
     first = next(r for r in records if r.key == str(event_id).encode())
     assert header(first.headers, "type") == "event.published"
     assert header(first.headers, "message_id") == str(messages[0].message_id)

@@ -12,19 +12,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from stolive_shared.messaging.kafka import create_admin
 from stolive_shared.settings import KafkaSettings
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Platform
-from tests.support import ReceivedEmail, eventually, form_token
+from tests.support import ReceivedEmail, eventually, form_token, read_partitions
 
 __all__ = [
     "DATA_LINK",
@@ -308,7 +307,7 @@ async def watch_link(platform: Platform, person: Person, event_id: str) -> str:
 
 async def every_record(kafka: KafkaSettings, timeout_s: float = 60.0) -> dict[str, list[Any]]:
     """Every record of every topic the broker lists, from offset 0 to the end each partition
-    has now, read without a consumer group: what anyone with access to the broker can read."""
+    has now (``read_partitions``): what anyone with access to the broker can read."""
     admin = create_admin(kafka)
     await admin.start()
     try:
@@ -321,28 +320,7 @@ async def every_record(kafka: KafkaSettings, timeout_s: float = 60.0) -> dict[st
         for topic in described
         for partition in topic["partitions"]
     ]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        group_id=None,
-        fetch_max_wait_ms=100,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: dict[str, list[Any]] = {name: [] for name in names}
-        deadline = time.monotonic() + timeout_s
-        waiting = {tp for tp, end in ends.items() if end > 0}
-        while waiting:
-            assert time.monotonic() < deadline, f"topics not read to their end: {waiting}"
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, items in batch.items():
-                records[tp.topic].extend(r for r in items if r.offset < ends[tp])
-            waiting = {tp for tp in waiting if await consumer.position(tp) < ends[tp]}
-        return records
-    finally:
-        await consumer.stop()
+    records: dict[str, list[Any]] = {name: [] for name in names}
+    for record in await read_partitions(kafka, partitions, timeout_s):
+        records[record.topic].append(record)
+    return records

@@ -174,7 +174,7 @@ async def test_no_name_address_school_or_personal_link_on_any_topic(
 
         async def both_watching() -> bool:
             records = await read_topic(
-                platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions, timeout_s=1.0
+                platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions
             )
             seen = b"".join(r.value or b"" for r in records)
             return booker_viewer.encode() in seen and colleague_token.split(".")[0].encode() in seen
@@ -306,9 +306,7 @@ async def everything_settled(
     await eventually(lambda: counted(meeting, 1), timeout_s=60, what="analytics: 1 confirmed")
 
     async def bounce_reported() -> bool:
-        records = await read_topic(
-            platform.kafka, NOTIFICATIONS.name, NOTIFICATIONS.partitions, timeout_s=1.0
-        )
+        records = await read_topic(platform.kafka, NOTIFICATIONS.name, NOTIFICATIONS.partitions)
         return any(
             isinstance(message, EmailFailed) and message.permanent for message in decoded(records)
         )
@@ -316,15 +314,13 @@ async def everything_settled(
     await eventually(bounce_reported, timeout_s=90, what="email.failed for the bounce")
 
     async def dead_letters() -> bool:
-        registrations = await read_topic(
-            platform.kafka, f"{REGISTRATIONS.name}.dlq", 1, timeout_s=1.0
-        )
+        registrations = await read_topic(platform.kafka, f"{REGISTRATIONS.name}.dlq", 1)
         by = {
             header(r.headers, "dlq.consumer")
             for r in registrations
             if header(r.headers, "message_id") == poison_id
         }
-        viewers = await read_topic(platform.kafka, f"{VIEWER_ACTIVITY.name}.dlq", 1, timeout_s=0.5)
+        viewers = await read_topic(platform.kafka, f"{VIEWER_ACTIVITY.name}.dlq", 1)
         return by >= {"notifications.registrations", "analytics.registrations"} and any(
             r.key == f"gif-{poison_id}".encode() for r in viewers
         )

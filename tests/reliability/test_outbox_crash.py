@@ -111,7 +111,7 @@ async def test_killed_mid_sign_up_every_accepted_sign_up_has_one_message_on_kafk
         await conn.close()
     on_kafka = {
         header(r.headers, "message_id")
-        for r in await read_topic(kafka, REGISTRATIONS.name, REGISTRATIONS.partitions, timeout_s=3)
+        for r in await read_topic(kafka, REGISTRATIONS.name, REGISTRATIONS.partitions)
     }
     missing = message_ids - on_kafka
     figures(

@@ -226,7 +226,7 @@ async def dead_letters(kafka: KafkaSettings, keys: set[bytes]) -> dict[str, list
     """Source topic -> the records in its dead-letter topic keyed by one of this test's events."""
     found: dict[str, list[Any]] = {}
     for topic in TOPICS:
-        records = await read_topic(kafka, topic.dlq.name, 1, timeout_s=0.5)
+        records = await read_topic(kafka, topic.dlq.name, 1)
         found[topic.name] = [r for r in records if r.key in keys]
     return found
 
