@@ -1,10 +1,26 @@
 """The programme's own vocabulary, the same in every service and on every form.
 
-Roles people have in Sterk Techniekonderwijs and the technical vmbo profiles they may be
-interested in; codes are stored and sent in messages, labels are shown (Dutch).
+The kinds of event, the roles people have in Sterk Techniekonderwijs and the technical vmbo
+profiles they may be interested in; codes are stored and sent in messages, labels are shown
+(Dutch).
 """
 
 from __future__ import annotations
+
+KIND_NL: dict[str, str] = {
+    "webinar": "STO LIVE-uitzending",
+    "regional_meeting": "Regiobijeenkomst",
+    "supra_regional_meeting": "Bovenregionale bijeenkomst",
+    "national_day": "Landelijke dag",
+}
+
+EVENT_STATUS_NL: dict[str, str] = {
+    "draft": "concept",
+    "published": "gepubliceerd",
+    "live": "live",
+    "ended": "afgelopen",
+    "cancelled": "geannuleerd",
+}
 
 ROLES: dict[str, str] = {
     "programmaleider": "Programmaleider",

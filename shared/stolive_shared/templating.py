@@ -18,10 +18,12 @@ import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
+from stolive_shared.programme import EVENT_STATUS_NL
 from stolive_shared.urls import PublicUrls
 
 if TYPE_CHECKING:
-    from stolive_shared.settings import ServiceSettings
+    from stolive_shared.programme import EVENT_STATUS_NL
+from stolive_shared.settings import ServiceSettings
 
 PROGRAMME_TZ = ZoneInfo("Europe/Amsterdam")
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
@@ -42,6 +44,11 @@ def local_time(moment: datetime | str, fmt: str | None = None) -> str:
         return local.strftime(fmt)
     day, month = _DAYS[local.weekday()], _MONTHS[local.month - 1]
     return f"{day} {local.day} {month} {local.year}, {local:%H:%M}"
+
+
+def decimal(value: float, places: int = 1) -> str:
+    """A number as the Dutch write it: '0,1', not '0.1'."""
+    return f"{value:.{places}f}".replace(".", ",")
 
 
 def long_date(day: date | str) -> str:
@@ -92,4 +99,6 @@ def make_templates(directory: Path) -> Jinja2Templates:
     )
     env.filters["local_time"] = local_time
     env.filters["long_date"] = long_date
+    env.filters["decimal"] = decimal
+    env.globals["EVENT_STATUS_NL"] = EVENT_STATUS_NL
     return Jinja2Templates(env=env, context_processors=[statement_links])

@@ -50,6 +50,9 @@ class PublicUrls:
     def unsubscribe_page(self, token: str) -> str:
         return f"{self.base}/notifications/afmelden/{token}"
 
+    def newsletter_form(self) -> str:
+        return f"{self.base}/notifications/nieuwsbrief"
+
     def newsletter_confirmation_page(self, token: str) -> str:
         return f"{self.base}/notifications/nieuwsbrief/bevestigen/{token}"
 

@@ -4,6 +4,7 @@ back over HTTP through the gateway with an organiser token: the whole path as pe
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -71,6 +72,15 @@ async def test_beacons_through_the_events_endpoint_become_live_figures_per_regio
         },
     )
     assert signed_up.status_code == 202, signed_up.text
+    dashboard = await platform.gateway.get(
+        f"/analytics/dashboard/{event_id}",
+        headers={"Authorization": f"Bearer {platform.stack.organiser_token}"},
+    )
+    assert dashboard.status_code == 200
+    # Dutch, before the broadcast: its status, a decimal comma, no no-shows a week ahead.
+    assert 'status: <span id="status">gepubliceerd</span>' in dashboard.text
+    assert re.search(r'<dd id="average">\d+,\d</dd>', dashboard.text)
+    assert "Niet verschenen: bekend na afloop" in dashboard.text
     viewer = await eventually(
         lambda: viewer_of(platform, "els@esdal.nl"), what="the registrant in analytics"
     )

@@ -163,7 +163,7 @@ async def test_open_events_are_published_or_live_and_not_over_soonest_first(
     await an_event(backend, status="cancelled", title="Afgelast")
     await an_event(backend, starts_in_days=-2, title="Voorbij")
     async with backend.store.reading() as repository:
-        open_ = [terms.id for terms in await repository.open_events(datetime.now(UTC))]
+        open_ = [seats.terms.id for seats in await repository.open_events(datetime.now(UTC))]
     assert open_ == [sooner, later]
 
 

@@ -99,3 +99,48 @@ def test_a_line_break_in_a_name_is_refused() -> None:
 
 def test_emails_compare_case_insensitively() -> None:
     assert domain.normalise_email("  Anna@School.NL ") == "anna@school.nl"
+
+
+class TestWhatTheAgendaSaysAboutPlaces:
+    """One definition of places left, for the agenda and the form alike; the form is offered
+    exactly where a sign-up can be accepted."""
+
+    def places(self, confirmed: int, **changes: object) -> domain.Availability:
+        return domain.availability(domain.SeatState(terms(**changes), confirmed, 0), NOW)
+
+    def test_plenty_of_places_says_nothing_more(self) -> None:
+        assert self.places(30) == domain.Availability("open", places_left=20)
+        assert self.places(30).form_offered
+
+    def test_ten_places_or_fewer_are_counted(self) -> None:
+        assert self.places(40) == domain.Availability("few", places_left=10)
+        assert self.places(49) == domain.Availability("few", places_left=1)
+
+    def test_full_with_a_waiting_list_still_offers_the_form(self) -> None:
+        full = self.places(50)
+        assert (full.kind, full.form_offered) == ("waitlist", True)
+
+    def test_full_without_a_waiting_list_offers_no_form(self) -> None:
+        full = self.places(50, waitlist_enabled=False)
+        assert (full.kind, full.form_offered) == ("full", False)
+
+    def test_a_webinar_without_a_cap_is_always_open(self) -> None:
+        assert self.places(5_000, capacity=None, kind="webinar").kind == "open"
+
+    def test_before_the_window_opens_it_says_when(self) -> None:
+        opens = NOW + timedelta(days=1)
+        early = self.places(0, registration_opens_at=opens)
+        assert (early.kind, early.opens_at, early.form_offered) == ("not_yet", opens, False)
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"registration_closes_at": NOW - timedelta(minutes=1)},
+            {"status": "cancelled"},
+            {"ends_at": NOW - timedelta(minutes=1)},
+        ],
+        ids=["window closed", "cancelled", "over"],
+    )
+    def test_closed_offers_no_form(self, changes: dict[str, object]) -> None:
+        closed = self.places(0, **changes)
+        assert (closed.kind, closed.form_offered) == ("closed", False)

@@ -245,6 +245,45 @@ class SeatState:
     waitlisted: int
 
 
+# At most this many seats left, the agenda and the form say how many.
+FEW_PLACES = 10
+
+AvailabilityKind = Literal["open", "few", "waitlist", "full", "closed", "not_yet"]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What a person reads before filling in the form: a seat, a few left, the waiting list,
+    full, closed, or not open yet. The form is offered only where it can be accepted."""
+
+    kind: AvailabilityKind
+    places_left: int | None = None
+    opens_at: datetime | None = None
+
+    @property
+    def form_offered(self) -> bool:
+        return self.kind in ("open", "few", "waitlist")
+
+
+def availability(seats: SeatState, now: datetime) -> Availability:
+    """The one definition of what the agenda and the form say about places (the same
+    conditions ``check_open`` and ``seats_to_grant`` decide a sign-up by)."""
+    event = seats.terms
+    try:
+        check_open(event, now)
+    except SignUpRefused:
+        opens = event.registration_opens_at
+        if opens is not None and now < opens and event.status in ("published", "live"):
+            return Availability("not_yet", opens_at=opens)
+        return Availability("closed")
+    if event.capacity is None:
+        return Availability("open")
+    left = max(0, event.capacity - seats.confirmed)
+    if left == 0:
+        return Availability("waitlist" if event.waitlist_enabled else "full", places_left=0)
+    return Availability("few" if left <= FEW_PLACES else "open", places_left=left)
+
+
 @dataclass(frozen=True)
 class Planned:
     """What one sign-up of a batch comes to; exactly one field says so."""

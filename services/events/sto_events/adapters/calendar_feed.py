@@ -13,15 +13,10 @@ from datetime import datetime, timedelta
 import icalendar
 
 from sto_events.domain import Event
+from stolive_shared.programme import KIND_NL
 
 UID_DOMAIN = "stolive.sterktechniekonderwijs.nl"
 _STATUS = {"published": "CONFIRMED", "live": "CONFIRMED", "ended": "CONFIRMED"}
-KIND_NL = {
-    "webinar": "STO LIVE-uitzending",
-    "regional_meeting": "Regiobijeenkomst",
-    "supra_regional_meeting": "Bovenregionale bijeenkomst",
-    "national_day": "Landelijke dag",
-}
 
 
 def event_uid(event: Event) -> str:

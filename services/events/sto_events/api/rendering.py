@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fastapi import Request
 
-from sto_events.adapters.calendar_feed import KIND_NL
 from stolive_shared.pages import FormPages, base_path
+from stolive_shared.programme import KIND_NL
 from stolive_shared.templating import make_templates
 
 templates = make_templates(Path(__file__).parent.parent / "templates")

@@ -28,6 +28,7 @@ from sto_registrations.domain import (
     ROLES,
     WEBINAR,
     Applicant,
+    Availability,
     SignUpRefused,
     group_problems,
 )
@@ -36,7 +37,9 @@ from stolive_shared import pages as shared_pages
 from stolive_shared.events_client import RegionDirectory
 from stolive_shared.organisers.web import PUBLIC
 from stolive_shared.pages import base_path, render_form_page
+from stolive_shared.programme import KIND_NL
 from stolive_shared.templating import make_templates
+from stolive_shared.urls import PublicUrls
 from stolive_shared.web import allow_framing
 
 router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
@@ -72,16 +75,25 @@ def expired_form(request: Request) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request, service: ServiceDep) -> HTMLResponse:
-    return render(request, "events.html", events=await service.open_events())
+    urls = PublicUrls(request.app.state.parts.runtime.settings.public_base_url)
+    return render(
+        request,
+        "events.html",
+        agenda=await service.agenda(),
+        kinds=KIND_NL,
+        newsletter_url=urls.newsletter_form(),
+    )
 
 
 async def _form_page(
     request: Request,
     event: Any,
+    places: Availability,
     form: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
     colleague_rows: int = 0,
+    refused: str = "",
 ) -> HTMLResponse:
     allow_framing(request)  # regional sites may embed the form (FRAME_ANCESTORS)
     directory: RegionDirectory = request.app.state.parts.regions
@@ -90,6 +102,8 @@ async def _form_page(
         "signup.html",
         status_code,
         event=event,
+        places=places,
+        refused=refused,
         form=form,
         errors=errors,
         roles=ROLES,
@@ -104,10 +118,10 @@ async def _form_page(
 @router.get("/events/{event_id}/aanmelden", response_class=HTMLResponse)
 async def signup_form(event_id: uuid.UUID, request: Request, service: ServiceDep) -> HTMLResponse:
     try:
-        event = await service.event_terms(event_id)
+        event, places = await service.event_with_availability(event_id)
     except EventUnknown:
         return message_page(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
-    return await _form_page(request, event, {"profiles": []}, {})
+    return await _form_page(request, event, places, {"profiles": []}, {})
 
 
 def _field(form: FormData, key: str, limit: int = 300) -> str:
@@ -167,7 +181,7 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
     allow_framing(request)
     form = await request.form()
     try:
-        event = await service.event_terms(event_id)
+        event, places = await service.event_with_availability(event_id)
     except EventUnknown:
         return message_page(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
     if not csrf_ok(request, form.get("csrf_token")):
@@ -177,7 +191,7 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
     if form.get("actie") == "collegas":  # no JavaScript: the server adds colleague rows
         values = _form_values(form, applicants)
         return await _form_page(
-            request, event, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
+            request, event, places, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
         )
     wait = await request.app.state.parts.sign_up_limit.retry_after(request.scope, len(applicants))
     if wait:
@@ -197,7 +211,7 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         errors["name"] = "Je aanmelding kon niet worden verwerkt."
     if errors:
         values = _form_values(form, applicants)
-        return await _form_page(request, event, values, errors, 422, colleague_rows=shown)
+        return await _form_page(request, event, places, values, errors, 422, colleague_rows=shown)
     try:
         if len(applicants) == 1:
             answers: list[SignUpResult | Exception] = [
@@ -206,7 +220,18 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         else:
             answers = await service.sign_up_group(event_id, applicants)
     except SignUpRefused as refused:
-        return message_page(request, "Aanmelden niet mogelijk", str(refused), refused.status)
+        # Full or closed while the person was typing: the form again, with what they typed.
+        _, places = await service.event_with_availability(event_id)
+        return await _form_page(
+            request,
+            event,
+            places,
+            _form_values(form, applicants),
+            {},
+            refused.status,
+            colleague_rows=shown,
+            refused=str(refused),
+        )
     # The same answer whether or not an address was registered already: what happened is in
     # each person's own mailbox, with their own links (a new sign-up's confirmation, or
     # "Je was al aangemeld"). Only a colleague refused for want of seats is counted here.

@@ -55,13 +55,13 @@ async def get_terms(
     return terms_of(row) if row else None
 
 
-async def open_events(conn: asyncpg.Connection, now: datetime) -> list[EventTerms]:
+async def open_events(conn: asyncpg.Connection, now: datetime) -> list[SeatState]:
     rows = await conn.fetch(
         "SELECT * FROM events WHERE status IN ('published', 'live') AND ends_at > $1"
         " ORDER BY starts_at LIMIT 100",
         now,
     )
-    return [terms_of(r) for r in rows]
+    return [SeatState(terms_of(r), r["confirmed_count"], r["waitlisted_count"]) for r in rows]
 
 
 async def events_by_start(conn: asyncpg.Connection, limit: int = 200) -> list[EventTerms]:
@@ -71,9 +71,13 @@ async def events_by_start(conn: asyncpg.Connection, limit: int = 200) -> list[Ev
     return [terms_of(r) for r in rows]
 
 
-async def seat_state(conn: asyncpg.Connection, event_id: uuid.UUID) -> SeatState | None:
-    """The event's terms, seats taken and waiting-list length, its row locked till commit."""
-    row = await conn.fetchrow("SELECT * FROM events WHERE id = $1 FOR UPDATE", event_id)
+async def seat_state(
+    conn: asyncpg.Connection, event_id: uuid.UUID, *, for_update: bool = True
+) -> SeatState | None:
+    """The event's terms, seats taken and waiting-list length (``for_update``: its row
+    locked till commit)."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT * FROM events WHERE id = $1{lock}", event_id)
     if row is None:
         return None
     return SeatState(terms_of(row), row["confirmed_count"], row["waitlisted_count"])

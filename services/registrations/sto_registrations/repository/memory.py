@@ -74,17 +74,18 @@ class InMemoryRegistrations(RegistrationsRepository):
         row = self.state.events.get(event_id)
         return row.terms if row else None
 
-    async def seat_state(self, event_id: uuid.UUID) -> SeatState | None:
+    async def seat_state(self, event_id: uuid.UUID, *, for_update: bool = True) -> SeatState | None:
+        del for_update  # one transaction at a time (the store)
         row = self.state.events.get(event_id)
         return SeatState(row.terms, row.confirmed, row.waitlisted) if row else None
 
-    async def open_events(self, now: datetime) -> list[EventTerms]:
+    async def open_events(self, now: datetime) -> list[SeatState]:
         open_ = [
-            row.terms
+            SeatState(row.terms, row.confirmed, row.waitlisted)
             for row in self.state.events.values()
             if row.terms.status in ("published", "live") and row.terms.ends_at > now
         ]
-        return sorted(open_, key=lambda terms: terms.starts_at)[:100]
+        return sorted(open_, key=lambda seats: seats.terms.starts_at)[:100]
 
     async def events_by_start(self, limit: int = 200) -> list[EventTerms]:
         known = [row.terms for row in self.state.events.values() if row.terms.status != "draft"]

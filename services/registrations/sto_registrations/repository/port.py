@@ -34,12 +34,14 @@ class RegistrationsRepository(ABC):
         """What we know of the event (``for_update``: locked till the transaction ends)."""
 
     @abstractmethod
-    async def seat_state(self, event_id: uuid.UUID) -> SeatState | None:
-        """The event's terms, seats taken and waiting-list length, locked till commit."""
+    async def seat_state(self, event_id: uuid.UUID, *, for_update: bool = True) -> SeatState | None:
+        """The event's terms, seats taken and waiting-list length (``for_update``: locked
+        till commit; a page that only shows them reads without the lock)."""
 
     @abstractmethod
-    async def open_events(self, now: datetime) -> list[EventTerms]:
-        """Published or live events not yet over at ``now``, soonest first (at most 100)."""
+    async def open_events(self, now: datetime) -> list[SeatState]:
+        """Published or live events not yet over at ``now`` with their seats, soonest first
+        (at most 100)."""
 
     @abstractmethod
     async def events_by_start(self, limit: int = 200) -> list[EventTerms]:

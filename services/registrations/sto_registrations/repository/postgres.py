@@ -31,10 +31,10 @@ class PostgresRegistrations(RegistrationsRepository):
     async def terms(self, event_id: uuid.UUID, *, for_update: bool = False) -> EventTerms | None:
         return await events.get_terms(self.conn, event_id, for_update=for_update)
 
-    async def seat_state(self, event_id: uuid.UUID) -> SeatState | None:
-        return await events.seat_state(self.conn, event_id)
+    async def seat_state(self, event_id: uuid.UUID, *, for_update: bool = True) -> SeatState | None:
+        return await events.seat_state(self.conn, event_id, for_update=for_update)
 
-    async def open_events(self, now: datetime) -> list[EventTerms]:
+    async def open_events(self, now: datetime) -> list[SeatState]:
         return await events.open_events(self.conn, now)
 
     async def events_by_start(self, limit: int = 200) -> list[EventTerms]:

@@ -244,9 +244,23 @@ class RegistrationLifecycle:
             raise EventUnknown()
         return terms
 
-    async def open_events(self) -> list[EventTerms]:
+    async def agenda(self) -> list[tuple[EventTerms, domain.Availability]]:
+        """The events open now, soonest first, each with what the agenda says about places."""
+        now = self.clock()
         async with self.store.reading() as registrations:
-            return await registrations.open_events(self.clock())
+            events = await registrations.open_events(now)
+        return [(seats.terms, domain.availability(seats, now)) for seats in events]
+
+    async def event_with_availability(
+        self, event_id: uuid.UUID
+    ) -> tuple[EventTerms, domain.Availability]:
+        """An event's terms and what its sign-up form says about places (read without
+        locking the event: a rush of readers does not queue behind the sign-ups)."""
+        async with self.store.reading() as registrations:
+            seats = await registrations.seat_state(event_id, for_update=False)
+        if seats is None or seats.terms.status == "draft":
+            raise EventUnknown()
+        return seats.terms, domain.availability(seats, self.clock())
 
     async def all_events(self) -> list[EventTerms]:
         async with self.store.reading() as registrations:
