@@ -6,6 +6,7 @@ every service process, the gateway, and a real SMTP server (aiosmtpd) the test r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -51,6 +52,22 @@ class Platform:
         )
         assert answer.status_code == 200, answer.text
         return answer.json()
+
+    @contextlib.asynccontextmanager
+    async def organiser_browser(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client with cookies of its own, logged in as an organiser through the login
+        page: what an organiser's browser gets (pages want the session, not a token)."""
+        base = self.stack.config.public_base_url
+        async with httpx.AsyncClient(base_url=base, timeout=15) as browser:
+            login = await browser.get("/events/organiser/inloggen")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+            assert csrf is not None
+            answer = await browser.post(
+                "/events/organiser/inloggen",
+                data={"csrf_token": csrf.group(1), "token": self.stack.organiser_token},
+            )
+            assert answer.status_code == 303, answer.text
+            yield browser
 
     async def manage_link(self, address: str) -> str:
         """The personal manage link in the e-mail ``address`` received (waits for one)."""
