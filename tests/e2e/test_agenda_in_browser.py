@@ -6,43 +6,14 @@ person was typing keeps what they typed. Two people, two browsers, through the g
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.conftest import Platform
+from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.support import eventually, form_token, serious_accessibility_violations
 
 TIMEOUT_MS = 60_000
 PLATFORM_ENV = {"SIGNUP_RATE_PER_MINUTE": "0"}
-
-
-async def published_meeting(
-    platform: Platform, title: str, capacity: int, *, waitlist: bool
-) -> str:
-    starts = datetime.now(UTC) + timedelta(days=9)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={
-            "kind": "regional_meeting",
-            "title": title,
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(),
-            "venue": "Techniekhuis Zwolle",
-            "region_codes": ["drenthe"],
-            "capacity": capacity,
-            "waitlist_enabled": waitlist,
-        },
-    )
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    assert (await platform.organiser.post(f"/api/events/{event_id}/publish")).status_code == 200
-
-    async def known() -> bool:
-        answer = await platform.gateway.get(f"/registrations/api/events/{event_id}/counts")
-        return answer.status_code == 200
-
-    await eventually(known, what=f"registrations to learn '{title}'")
-    return event_id
 
 
 async def signed_up(platform: Platform, event_id: str, name: str) -> None:
@@ -69,9 +40,6 @@ async def agenda_entry(page: Any, title: str) -> str:
 async def test_the_agenda_tells_places_before_the_form_and_a_refused_form_keeps_its_input(
     platform: Platform, browser: Any
 ) -> None:
-    await platform.organiser.put(
-        "/api/regions", json=[{"code": "drenthe", "name": "Drenthe", "province": "Drenthe"}]
-    )
     small = await published_meeting(platform, "Kleine werkplaats Assen", 2, waitlist=False)
     busy = await published_meeting(platform, "Drukke middag Emmen", 1, waitlist=True)
     await published_meeting(platform, "Ruime zaal Meppel", 60, waitlist=True)

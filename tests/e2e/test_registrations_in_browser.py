@@ -19,7 +19,9 @@ from tests.integration.test_registrations_http import qr_modules
 from tests.support import eventually, read_topic, serious_accessibility_violations
 
 
-async def published_meeting(platform: Platform, title: str) -> str:
+async def published_meeting(
+    platform: Platform, title: str, capacity: int = 60, *, waitlist: bool = True
+) -> str:
     await platform.organiser.put(
         "/api/regions", json=[{"code": "drenthe", "name": "Drenthe", "province": "Drenthe"}]
     )
@@ -33,7 +35,8 @@ async def published_meeting(platform: Platform, title: str) -> str:
             "ends_at": (starts + timedelta(hours=3)).isoformat(),
             "venue": "Drenthe College, Emmen",
             "region_codes": ["drenthe"],
-            "capacity": 60,
+            "capacity": capacity,
+            "waitlist_enabled": waitlist,
         },
     )
     assert created.status_code == 201, created.text
