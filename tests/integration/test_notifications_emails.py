@@ -902,3 +902,42 @@ async def test_anonymised_registrations_leave_no_copy_and_no_mail_behind(
             assert (mail["recipient"], mail["body_text"]) == ("gewist", "")
         else:
             assert mail["body_text"] != ""
+
+
+async def test_an_erasure_while_the_confirmation_is_being_sent_leaves_no_copy_behind(
+    harness: Harness,
+) -> None:
+    """The mail server has the confirmation but has not answered yet when the person is
+    erased: once the send is over, nothing here holds the address, not the e-mail row the
+    sender comes back to, not the outbox."""
+    event = snapshot(uuid.uuid4(), datetime(2026, 12, 11, 15, 0, tzinfo=AMS), revision=1)
+    recipient = address()
+    registration = view(event, recipient)
+    await harness.handle(RegistrationConfirmed.create(registration=registration))
+    harness.sink.answer_delays[recipient] = 5.0
+    try:
+        sending = asyncio.create_task(harness.sender.drain())
+        await eventually(lambda: harness.mail_to(recipient), what="the server has the e-mail")
+        await harness.handle(
+            PersonErased.create(
+                person_key=harness.service.person_key(recipient),
+                registration_ids=(registration.registration_id,),
+                erased_at=harness.clock.now,
+            )
+        )
+        assert not sending.done(), "the erasure came while the send was under way"
+        await sending
+    finally:
+        harness.sink.answer_delays.pop(recipient, None)
+    async with harness.pool.acquire() as conn:
+        holding = await conn.fetch(
+            """SELECT 'emails' AS place FROM emails
+                   WHERE lower(recipient) = $1 OR body_text LIKE '%' || $1 || '%'
+               UNION ALL SELECT 'registrations' FROM registrations WHERE lower(email) = $1
+               UNION ALL SELECT 'subscribers' FROM subscribers WHERE email = $1
+               UNION ALL SELECT 'outbox' FROM outbox
+                   WHERE encode(payload, 'escape') LIKE '%' || $1 || '%'""",
+            recipient,
+        )
+    assert [row["place"] for row in holding] == []
+    assert len(harness.mail_to(recipient)) == 1  # it did go: it was on its way
