@@ -17,7 +17,7 @@ KIND_NL: dict[str, str] = {
 EVENT_STATUS_NL: dict[str, str] = {
     "draft": "concept",
     "published": "gepubliceerd",
-    "live": "live",
+    "live": "nu live",
     "ended": "afgelopen",
     "cancelled": "geannuleerd",
 }

@@ -30,6 +30,7 @@ from stolive_shared.contracts.events import (
     EventWentLive,
 )
 from stolive_shared.errors import DomainError
+from stolive_shared.programme import EVENT_STATUS_NL
 
 PROGRAMME_TZ = ZoneInfo("Europe/Amsterdam")
 # Every webinar belongs to a series; without one named it is a numbered STO LIVE broadcast.
@@ -209,19 +210,11 @@ _ALLOWED: dict[str, set[EventStatus]] = {
     "update": {"draft", "published", "live"},
 }
 
-_STATUS_NL: dict[str, str] = {
-    "draft": "concept",
-    "published": "gepubliceerd",
-    "live": "live",
-    "ended": "afgelopen",
-    "cancelled": "geannuleerd",
-}
-
 
 def _require(event: Event, action: str) -> None:
     if event.status not in _ALLOWED[action]:
         raise IllegalTransition(
-            f"kan '{action}' niet uitvoeren: het evenement is {_STATUS_NL[event.status]}"
+            f"kan '{action}' niet uitvoeren: het evenement is {EVENT_STATUS_NL[event.status]}"
         )
 
 
@@ -411,7 +404,7 @@ def check_beacon(beacon: Beacon, status: EventStatus | None) -> None:
     if beacon.mode == "live" and status != "live":
         # Someone who watched live may still say goodbye after the broadcast ended.
         if not (beacon.action == "leave" and status == "ended"):
-            raise BeaconRefused(f"het evenement is niet live maar {_STATUS_NL[status]}", 409)
+            raise BeaconRefused(f"het evenement is niet live maar {EVENT_STATUS_NL[status]}", 409)
     if beacon.mode == "replay" and status not in ("live", "ended"):
         raise BeaconRefused("de terugkijkversie is er nog niet", 409)
 

@@ -16,13 +16,6 @@ from stolive_shared.templating import make_templates
 
 templates = make_templates(Path(__file__).parent.parent / "templates")
 templates.env.globals["KIND_NL"] = KIND_NL
-templates.env.globals["STATUS_NL"] = {
-    "draft": "Concept",
-    "published": "Gepubliceerd",
-    "live": "Nu live",
-    "ended": "Afgelopen",
-    "cancelled": "Geannuleerd",
-}
 
 pages = FormPages(
     templates,
