@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
@@ -214,6 +215,17 @@ async def organiser_session(app: Any, organiser: str = "programmabureau") -> dic
     access = app.state.organisers
     owner = await access.store.token_owner(await access.store.create_token(organiser))
     return {access.cookie: await access.store.start_session(owner)}
+
+
+async def organiser_login(client: Any, token: str) -> Any:
+    """Log ``client`` (an httpx client with cookies, at the public address) in as an
+    organiser through the login page, as a browser does; the login's answer."""
+    login = await client.get("/events/organiser/inloggen")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert csrf is not None
+    return await client.post(
+        "/events/organiser/inloggen", data={"csrf_token": csrf.group(1), "token": token}
+    )
 
 
 async def form_token(client: Any, registrations: str, event_id: object) -> str:

@@ -20,7 +20,7 @@ import pytest
 from stolive.broker import free_port
 from stolive.stack import SERVICES, Stack, StackConfig
 from stolive_shared.settings import KafkaSettings
-from tests.support import SmtpSink, eventually, start_smtp_sink
+from tests.support import SmtpSink, eventually, form_token, organiser_login, start_smtp_sink
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,7 @@ class Platform:
         page: what an organiser's browser gets (pages want the session, not a token)."""
         base = self.stack.config.public_base_url
         async with httpx.AsyncClient(base_url=base, timeout=15) as browser:
-            login = await browser.get("/events/organiser/inloggen")
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
-            assert csrf is not None
-            answer = await browser.post(
-                "/events/organiser/inloggen",
-                data={"csrf_token": csrf.group(1), "token": self.stack.organiser_token},
-            )
+            answer = await organiser_login(browser, self.stack.organiser_token)
             assert answer.status_code == 303, answer.text
             yield browser
 
@@ -88,6 +82,43 @@ class Platform:
     def link_secret(self) -> str:
         """The key the platform signs personal links with (its data folder's own)."""
         return (self.stack.config.data_dir / "secrets" / "link-secret").read_text().strip()
+
+
+@dataclass(frozen=True)
+class Person:
+    """A test person whose name, address and school are distinctive enough that finding any
+    of them anywhere is never a coincidence."""
+
+    name: str
+    email: str
+    school: str
+
+
+async def api_sign_up(
+    platform: Platform,
+    event_id: str,
+    person: Person,
+    *,
+    newsletter: bool = False,
+    colleagues: tuple[Person, ...] = (),
+) -> None:
+    """A sign-up through the public JSON API, as an app would send it."""
+    answer = await platform.gateway.post(
+        f"/registrations/api/events/{event_id}/registrations",
+        json={
+            "name": person.name,
+            "email": person.email,
+            "organisation": person.school,
+            "role": "docent",
+            "region_code": "drenthe",
+            "profiles": ["PIE"],
+            "privacy_consent": True,
+            "newsletter": newsletter,
+            "colleagues": [{"name": c.name, "email": c.email} for c in colleagues],
+            "form_token": await form_token(platform.gateway, "/registrations", event_id),
+        },
+    )
+    assert answer.status_code == 202, answer.text
 
 
 def stack_config(data_dir: Path, database_url: str, smtp_port: int, **options: Any) -> StackConfig:

@@ -5,30 +5,18 @@ person was typing keeps what they typed. Two people, two browsers, through the g
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Person, Platform, api_sign_up
 from tests.e2e.test_registrations_in_browser import published_meeting
-from tests.support import eventually, form_token, serious_accessibility_violations
+from tests.support import eventually, serious_accessibility_violations
 
 TIMEOUT_MS = 60_000
 PLATFORM_ENV = {"SIGNUP_RATE_PER_MINUTE": "0"}
 
-
-async def signed_up(platform: Platform, event_id: str, name: str) -> None:
-    answer = await platform.gateway.post(
-        f"/registrations/api/events/{event_id}/registrations",
-        json={
-            "name": name,
-            "email": f"{name.split()[0].lower()}-{uuid.uuid4().hex[:6]}@agenda-school.nl",
-            "organisation": "Agendacollege",
-            "role": "docent",
-            "privacy_consent": True,
-            "form_token": await form_token(platform.gateway, "/registrations", event_id),
-        },
-    )
-    assert answer.status_code == 202, answer.text
+ANS = Person("Ans Eerste", "ans.eerste@agenda-school.nl", "Agendacollege Assen")
+BERT = Person("Bert Eerste", "bert.eerste@agenda-school.nl", "Agendacollege Emmen")
+DIRK = Person("Dirk Sneller", "dirk.sneller@agenda-school.nl", "Snelschool Assen")
 
 
 async def agenda_entry(page: Any, title: str) -> str:
@@ -43,8 +31,8 @@ async def test_the_agenda_tells_places_before_the_form_and_a_refused_form_keeps_
     small = await published_meeting(platform, "Kleine werkplaats Assen", 2, waitlist=False)
     busy = await published_meeting(platform, "Drukke middag Emmen", 1, waitlist=True)
     await published_meeting(platform, "Ruime zaal Meppel", 60, waitlist=True)
-    await signed_up(platform, small, "Ans Eerste")
-    await signed_up(platform, busy, "Bert Eerste")
+    await api_sign_up(platform, small, ANS)
+    await api_sign_up(platform, busy, BERT)
     base = platform.stack.config.public_base_url
 
     teacher = await browser.new_context()
@@ -78,7 +66,7 @@ async def test_the_agenda_tells_places_before_the_form_and_a_refused_form_keeps_
         await page.get_by_label("Ik ga akkoord met de privacyverklaring van STO").check()
 
         # ... while someone else takes it.
-        await signed_up(platform, small, "Dirk Sneller")
+        await api_sign_up(platform, small, DIRK)
 
         async def full_for_others() -> bool:
             look = await other.new_page()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,8 +21,8 @@ from aiokafka import TopicPartition
 from stolive_shared.messaging.kafka import create_admin
 from stolive_shared.settings import KafkaSettings
 from tests.e2e import conftest as e2e
-from tests.e2e.conftest import Platform
-from tests.support import ReceivedEmail, eventually, form_token, read_partitions
+from tests.e2e.conftest import Person, Platform, api_sign_up
+from tests.support import ReceivedEmail, eventually, read_partitions
 
 __all__ = [
     "DATA_LINK",
@@ -59,16 +58,6 @@ MAIL_TIMEOUT_S = 60.0
 DATA_LINK = re.compile(r"https?://\S+/registrations/gegevens/[A-Za-z0-9._-]+")
 DATA_MAIL = "Je gegevens bij Sterk Techniekonderwijs"
 NEWSLETTER_CONFIRMATION = re.compile(r"https?://\S+/nieuwsbrief/bevestigen/[A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class Person:
-    """A test person whose name, address and school are distinctive enough that finding any
-    of them anywhere is never a coincidence."""
-
-    name: str
-    email: str
-    school: str
 
 
 def strings_of(person: Person) -> dict[str, str]:
@@ -154,33 +143,6 @@ def link_in(email: ReceivedEmail, pattern: re.Pattern[str]) -> str:
     found = pattern.search(text_of(email))
     assert found is not None, f"no {pattern.pattern} in '{email.subject}'"
     return found.group(0)
-
-
-async def api_sign_up(
-    platform: Platform,
-    event_id: str,
-    person: Person,
-    *,
-    newsletter: bool = False,
-    colleagues: tuple[Person, ...] = (),
-) -> None:
-    """A sign-up through the public JSON API, as an app would send it."""
-    answer = await platform.gateway.post(
-        f"/registrations/api/events/{event_id}/registrations",
-        json={
-            "name": person.name,
-            "email": person.email,
-            "organisation": person.school,
-            "role": "docent",
-            "region_code": "drenthe",
-            "profiles": ["PIE"],
-            "privacy_consent": True,
-            "newsletter": newsletter,
-            "colleagues": [{"name": c.name, "email": c.email} for c in colleagues],
-            "form_token": await form_token(platform.gateway, "/registrations", event_id),
-        },
-    )
-    assert answer.status_code == 202, answer.text
 
 
 async def sign_up_in_browser(

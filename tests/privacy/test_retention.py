@@ -3,8 +3,8 @@
 counts stay.
 
 The platform runs its retention jobs every second with a period of 30 days. Time passing is
-the one thing a test cannot wait for: the event's end is moved 31 days back in the
-registrations service's copy of it, as if the calendar had moved on. Everything after that
+the one thing a test cannot wait for: the event's end is moved back to a day past the period
+in the registrations service's copy of it, as if the calendar had moved on. Everything after that
 is observed as people and organisers meet it: the personal links in two browsers, the
 organiser's attendee list and CSV through the gateway, the registrations topic read with a
 client of our own; and in the stores of the other services, which no page shows whole.
@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,7 +27,12 @@ from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.privacy.conftest import Person, api_sign_up
 from tests.support import eventually, read_topic
 
-PLATFORM_ENV = {"RETENTION_INTERVAL_S": "1", "REGISTRATION_RETENTION_DAYS": "30"}
+RETENTION_DAYS = 30
+JOB_EVERY_S = 1
+PLATFORM_ENV = {
+    "RETENTION_INTERVAL_S": str(JOB_EVERY_S),
+    "REGISTRATION_RETENTION_DAYS": str(RETENTION_DAYS),
+}
 TIMEOUT_MS = 60_000
 ANONYMISED_S = 90.0
 
@@ -116,11 +122,13 @@ async def test_registrations_past_their_retention_lose_the_person_everywhere_and
 
         await eventually(held_everywhere, timeout_s=60, what="every service to hold the two")
 
-        # Time passes: the meeting ended 31 days ago, one day past the retention period.
+        # Time passes: the meeting ended one day past the retention period.
+        ended_ago = timedelta(days=RETENTION_DAYS + 1)
         await conn.execute(
-            "UPDATE registrations.events SET ends_at = now() - interval '31 days',"
-            " starts_at = now() - interval '31 days 3 hours' WHERE id = $1",
+            "UPDATE registrations.events SET ends_at = now() - $2::interval,"
+            " starts_at = now() - $2::interval - interval '3 hours' WHERE id = $1",
             uuid.UUID(ended),
+            ended_ago,
         )
         moved = time.monotonic()
 
@@ -183,7 +191,8 @@ async def test_registrations_past_their_retention_lose_the_person_everywhere_and
     assert cancelled.status_code == 404
     assert (await attendees(platform, ended))["counts"]["confirmed"] == 2
     figures(
-        f"retention: 2 registrations 31 days past a 30-day period anonymised in registrations,"
-        f" notifications and analytics {took:.1f}s after the event's end moved back (job every"
-        f" 1 s); counts kept (2 confirmed); the registration 12 days ahead untouched"
+        f"retention: {len(gone)} registrations {ended_ago.days} days after their event, past a"
+        f" {RETENTION_DAYS}-day period, anonymised in registrations, notifications and analytics"
+        f" {took:.1f}s after the event's end moved back (job every {JOB_EVERY_S} s); counts kept"
+        f" ({after['counts']['confirmed']} confirmed); the registration still ahead untouched"
     )

@@ -23,7 +23,7 @@ from stolive.broker import free_port
 from stolive.processes import ManagedProcess
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event
-from tests.support import eventually, form_token
+from tests.support import eventually, form_token, organiser_login
 
 BURST = 5
 PLATFORM_ENV = {
@@ -189,13 +189,7 @@ async def test_the_newsletter_form_and_the_login_are_limited_per_address(
         assert right.status_code == 429
         assert "Te veel inlogpogingen" in right.text
     async with client_from("127.0.0.6", base) as organiser:
-        login = await organiser.get("/events/organiser/inloggen")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
-        assert csrf is not None
-        answer = await organiser.post(
-            "/events/organiser/inloggen",
-            data={"csrf_token": csrf.group(1), "token": platform.stack.organiser_token},
-        )
+        answer = await organiser_login(organiser, platform.stack.organiser_token)
         assert answer.status_code == 303
 
 
