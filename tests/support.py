@@ -209,12 +209,37 @@ async def serious_accessibility_violations(page: Any) -> list[dict[str, Any]]:
     return [v for v in violations if v.get("impact") in ("serious", "critical")]
 
 
-async def organiser_session(app: Any, organiser: str = "programmabureau") -> dict[str, str]:
-    """A real session in the app's own organiser store (a token made, then logged in with it),
-    as the cookie a browser would hold after the login page."""
+async def organiser_token(
+    store: Any,
+    organiser: str = "programmabureau",
+    role: str = "programme",
+    *,
+    regions: tuple[str, ...] = (),
+    events: tuple[Any, ...] = (),
+) -> str:
+    """An API token of an account ``organiser@sto.example`` with ``role`` (made or updated)
+    in ``store`` (an ``OrganiserStore``)."""
+    account = await store.add_account(
+        f"{organiser}@sto.example", organiser, role, regions=regions, events=events
+    )
+    token: str = await store.create_token(account.account_id)
+    return token
+
+
+async def organiser_session(
+    app: Any,
+    organiser: str = "programmabureau",
+    role: str = "programme",
+    *,
+    regions: tuple[str, ...] = (),
+    events: tuple[Any, ...] = (),
+) -> dict[str, str]:
+    """A real session in the app's own organiser store (an account with ``role``, a token
+    made for it, then logged in with it), as the cookie a browser holds after the login page."""
     access = app.state.organisers
-    owner = await access.store.token_owner(await access.store.create_token(organiser))
-    return {access.cookie: await access.store.start_session(owner)}
+    token = await organiser_token(access.store, organiser, role, regions=regions, events=events)
+    owner = await access.store.token_owner(token)
+    return {access.cookie: await access.store.start_session(owner.organiser, owner.token_id)}
 
 
 async def organiser_login(client: Any, token: str) -> Any:

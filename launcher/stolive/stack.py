@@ -53,6 +53,9 @@ from stolive_shared.web import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
+# The programme-team account ``make up`` makes; its sign-in links arrive in the dev mailbox.
+DEMO_ORGANISER = "programmateam@sterktechniekonderwijs.example"
+
 SERVICES = ("events", "registrations", "notifications", "analytics")
 DEFAULT_PORTS = {"events": 8101, "registrations": 8102, "notifications": 8103, "analytics": 8104}
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/stolive"
@@ -242,6 +245,7 @@ class Stack:
             "SESSION_SECRET": self._secret("session-secret"),
             "PUBLIC_BASE_URL": config.public_base_url,
             "EVENTS_API_URL": self.service_url("events"),
+            "REGISTRATIONS_API_URL": self.service_url("registrations"),
             "NOTIFICATIONS_API_URL": self.service_url("notifications"),
             "ANALYTICS_API_URL": self.service_url("analytics"),
             "SMTP_HOST": config.smtp_host or "127.0.0.1",
@@ -350,7 +354,8 @@ class Stack:
                 token = path.read_text().strip()
                 if await store.token_owner(token) is not None:
                     return token
-            token = await store.create_token("demo-organiser")
+            account = await store.add_account(DEMO_ORGANISER, "Programmateam (demo)", "programme")
+            token = await store.create_token(account.account_id, "make up")
             path.write_text(token)
             path.chmod(0o600)
             return token

@@ -1,5 +1,6 @@
 """Reads between the services that carry personal data (what one person's export gathers from
-every service). They are never for the public address: the gateway and nginx refuse every
+every service), and the few requests one service makes of another (the organiser's sign-in
+e-mail). They are never for the public address: the gateway and nginx refuse every
 ``/<service>/internal/`` path, and a service answers one only to a caller that shows the
 service token, derived from ``LINK_SECRET`` (which only the platform's own processes hold).
 Anything else gets the 404 an unknown path gets: nobody learns the route exists.
@@ -41,7 +42,7 @@ class ServiceUnavailable(DependencyUnavailable):
 
 
 class InternalClient:
-    """Reads another service's internal API as one of the platform's processes."""
+    """Calls another service's internal API as one of the platform's processes."""
 
     def __init__(self, base_url: str, secret: str, *, timeout_s: float = TIMEOUT_S) -> None:
         self._base = base_url.rstrip("/")
@@ -53,6 +54,18 @@ class InternalClient:
             async with stateless_client(timeout=self._timeout_s) as client:
                 response = await client.get(
                     self._base + path, params=params, headers={HEADER: self._token}
+                )
+                response.raise_for_status()
+                return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServiceUnavailable(f"{self._base}{path}: {exc}") from exc
+
+    async def post(self, path: str, json: Any) -> Any:
+        """Ask another service to do something (its internal API): the answer's JSON."""
+        try:
+            async with stateless_client(timeout=self._timeout_s) as client:
+                response = await client.post(
+                    self._base + path, json=json, headers={HEADER: self._token}
                 )
                 response.raise_for_status()
                 return response.json()

@@ -100,6 +100,10 @@ class ServiceSettings(BaseSettings):
     # Organiser sessions end after this long without a request, and this long after login.
     organiser_session_idle_minutes: float = 120.0
     organiser_session_max_hours: float = 12.0
+    # An e-mailed sign-in link works once, for this long.
+    sign_in_link_minutes: float = 15.0
+    # The audit log (who exported, erased, checked in, changed what) is kept this long.
+    audit_retention_days: int = 730
     # Sites allowed to show this platform's pages in a frame (CSP frame-ancestors), space
     # separated, e.g. "https://www.sterktechniekonderwijs.nl"; empty: no site may.
     frame_ancestors: str = ""

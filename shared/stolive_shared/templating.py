@@ -18,8 +18,9 @@ import jinja2
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
+from stolive_shared.organisers.roles import ROLE_NL
 from stolive_shared.programme import EVENT_STATUS_NL
-from stolive_shared.urls import PublicUrls
+from stolive_shared.urls import ConsoleUrls, PublicUrls
 
 if TYPE_CHECKING:
     from stolive_shared.programme import EVENT_STATUS_NL
@@ -86,7 +87,10 @@ def statement_links(request: Request) -> dict[str, Any]:
     the gateway but not on another service's own port. The public address works from both.
     """
     settings: ServiceSettings = request.app.state.parts.runtime.settings
-    return {"statements": StatementLinks.from_settings(settings)}
+    return {
+        "statements": StatementLinks.from_settings(settings),
+        "console": ConsoleUrls(settings.public_base_url),
+    }
 
 
 def make_templates(directory: Path) -> Jinja2Templates:
@@ -101,4 +105,5 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.filters["long_date"] = long_date
     env.filters["decimal"] = decimal
     env.globals["EVENT_STATUS_NL"] = EVENT_STATUS_NL
+    env.globals["ROLE_NL"] = ROLE_NL
     return Jinja2Templates(env=env, context_processors=[statement_links])

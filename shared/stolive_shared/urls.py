@@ -33,6 +33,10 @@ class PublicUrls:
     def accessibility_statement(self) -> str:
         return f"{self.base}/events/toegankelijkheidsverklaring"
 
+    def organiser_sign_in(self, secret: str) -> str:
+        """The e-mailed one-time sign-in link of an organiser account."""
+        return f"{self.base}/events/organiser/inloggen/link/{secret}"
+
     # registrations
     def sign_up_form(self, event_id: uuid.UUID | str) -> str:
         return f"{self.base}/registrations/events/{event_id}/aanmelden"
@@ -62,3 +66,56 @@ class PublicUrls:
     # analytics
     def certificate_page(self, token: str) -> str:
         return f"{self.base}/analytics/certificaat/{token}"
+
+
+@dataclass(frozen=True)
+class ConsoleUrls:
+    """The organiser console's pages, across the four services: what the console's navigation
+    and the event hub link to (``_console.html``)."""
+
+    base: str  # PUBLIC_BASE_URL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", self.base.rstrip("/"))
+
+    def events(self) -> str:
+        return f"{self.base}/events/organiser/"
+
+    def event(self, event_id: uuid.UUID | str) -> str:
+        return f"{self.base}/events/organiser/evenementen/{event_id}"
+
+    def hub(self, event_id: uuid.UUID | str) -> str:
+        return f"{self.base}/events/organiser/evenementen/{event_id}/overzicht"
+
+    def accounts(self) -> str:
+        return f"{self.base}/events/organiser/accounts"
+
+    def audit(self) -> str:
+        return f"{self.base}/events/organiser/logboek"
+
+    def regions(self) -> str:
+        return f"{self.base}/events/organiser/regios"
+
+    def log_out(self) -> str:
+        return f"{self.base}/events/organiser/uitloggen"
+
+    def registrations(self) -> str:
+        return f"{self.base}/registrations/organisator/"
+
+    def attendees(self, event_id: uuid.UUID | str) -> str:
+        return f"{self.base}/registrations/organisator/evenementen/{event_id}"
+
+    def privacy_requests(self) -> str:
+        return f"{self.base}/registrations/organisator/privacy"
+
+    def mailings(self) -> str:
+        return f"{self.base}/notifications/organisator/mailings"
+
+    def new_mailing(self, event_id: uuid.UUID | str | None = None, group: str = "") -> str:
+        """A new mailing; for an event, its audience chosen already (``group``: registered,
+        attended or no-shows)."""
+        query = f"?evenement={event_id}&groep={group}" if event_id else ""
+        return f"{self.base}/notifications/organisator/mailings/nieuw{query}"
+
+    def dashboard(self, event_id: uuid.UUID | str | None = None) -> str:
+        return f"{self.base}/analytics/dashboard" + (f"/{event_id}" if event_id else "")

@@ -10,6 +10,7 @@ a 500: the client (or the player, or the gateway) may retry.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,13 +31,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.errors import DependencyUnavailable, DomainError
 from stolive_shared.metrics import REQUEST_SECONDS, Refresh, metrics_router
+from stolive_shared.organisers.audit import AuditLog
 from stolive_shared.organisers.store import OrganiserStore
-from stolive_shared.organisers.web import PUBLIC, LoginRequired, OrganiserAccess
+from stolive_shared.organisers.web import PUBLIC, Forbidden, LoginRequired, OrganiserAccess
 from stolive_shared.pages import ExpiredForm
 from stolive_shared.settings import ServiceSettings
 from stolive_shared.telemetry import context_from_headers
 
 log = logging.getLogger(__name__)
+
+# The refusal page of every service (no style, so no CSP nonce is needed): plain, Dutch, with
+# the way back to the console.
+FORBIDDEN_PAGE = """<!doctype html>
+<html lang="nl"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Geen toegang · STO Live</title></head>
+<body><main><h1>Geen toegang</h1><p>{message}</p>
+<p><a href="/events/organiser/">Naar het overzicht</a></p></main></body></html>"""
 _tracer = trace.get_tracer(__name__)
 
 _NOT_READY: tuple[type[BaseException], ...] = (
@@ -151,6 +162,12 @@ def install_common_handlers(app: FastAPI, service_name: str) -> None:
 
     app.add_exception_handler(LoginRequired, to_login)
 
+    async def forbidden(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Forbidden)
+        return HTMLResponse(FORBIDDEN_PAGE.format(message=html.escape(exc.message)), 403)
+
+    app.add_exception_handler(Forbidden, forbidden)
+
     app.add_middleware(RequestTelemetry, service_name=service_name)
 
 
@@ -218,7 +235,9 @@ def service_app(
             settings.session_key(),
             idle=timedelta(minutes=settings.organiser_session_idle_minutes),
             lifetime=timedelta(hours=settings.organiser_session_max_hours),
+            sign_in_valid=timedelta(minutes=settings.sign_in_link_minutes),
         ),
+        AuditLog(pool, service_name),
         https=settings.https,
     )
     return app

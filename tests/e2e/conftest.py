@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,17 @@ import pytest
 
 from stolive.broker import free_port
 from stolive.stack import SERVICES, Stack, StackConfig
+from stolive_shared.db import create_pool
+from stolive_shared.organisers.store import OrganiserStore
 from stolive_shared.settings import KafkaSettings
-from tests.support import SmtpSink, eventually, form_token, organiser_login, start_smtp_sink
+from tests.support import (
+    SmtpSink,
+    eventually,
+    form_token,
+    organiser_login,
+    organiser_token,
+    start_smtp_sink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,35 @@ class Platform:
         base = self.stack.config.public_base_url
         async with httpx.AsyncClient(base_url=base, timeout=15) as browser:
             answer = await organiser_login(browser, self.stack.organiser_token)
+            assert answer.status_code == 303, answer.text
+            yield browser
+
+    async def account_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        regions: tuple[str, ...] = (),
+        events: tuple[Any, ...] = (),
+    ) -> str:
+        """An API token of the organiser account ``name@sto.example`` with ``role`` (made or
+        brought up to date in the platform's database, as ``python -m sto_events.tokens``
+        does): what a programme team gives a colleague."""
+        pool = await create_pool(self.stack.database_url, "events", max_size=1)
+        try:
+            store = OrganiserStore(
+                pool, "unused: no session is made", idle=timedelta(0), lifetime=timedelta(0)
+            )
+            return await organiser_token(store, name, role, regions=regions, events=events)
+        finally:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def browser_as(self, token: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client with cookies of its own, logged in through the login page with ``token``."""
+        base = self.stack.config.public_base_url
+        async with httpx.AsyncClient(base_url=base, timeout=15) as browser:
+            answer = await organiser_login(browser, token)
             assert answer.status_code == 303, answer.text
             yield browser
 

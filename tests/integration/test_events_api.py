@@ -24,6 +24,7 @@ from sto_events.service import EventsService
 from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
 from stolive_shared.settings import KafkaSettings
+from tests.support import organiser_token
 
 LINK_SECRET = "integration-test-link-secret-0123456789"
 
@@ -47,7 +48,7 @@ async def running_events_app(
     try:
         app = DEFINITION.app(Runtime(settings=settings, pool=pool))
         service: EventsService = app.state.events
-        token = await app.state.organisers.store.create_token("integratietest")
+        token = await organiser_token(app.state.organisers.store, "integratietest")
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(

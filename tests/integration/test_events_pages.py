@@ -83,10 +83,11 @@ class TestSession:
             stored = await conn.fetch("SELECT id_hmac, organiser FROM organisers.sessions")
         finally:
             await conn.close()
-        assert "integratietest" in [row["organiser"] for row in stored]
+        assert "integratietest@sto.example" in [row["organiser"] for row in stored]
         assert all(value.encode() not in row["id_hmac"] for row in stored)
         # The session works for the API too, as it does in every other service.
-        assert (await api.get("/api/organiser/me")).json() == {"organiser": "integratietest"}
+        me = (await api.get("/api/organiser/me")).json()
+        assert (me["organiser"], me["role"]) == ("integratietest@sto.example", "programme")
 
     async def test_after_login_the_organiser_returns_where_they_were_sent_from(
         self, events_app: Running
@@ -146,10 +147,11 @@ class TestSession:
 
     async def test_logging_out_ends_the_session_on_the_server(self, events_app: Running) -> None:
         api = await logged_in(events_app)
-        overview = await api.get("/organiser/")
-        assert overview.status_code == 200
+        assert (await api.get("/organiser/")).status_code == 200
         replayed = api.cookies[SESSION_COOKIE]
-        answer = await api.post("/organiser/uitloggen", data={"csrf_token": csrf_of(overview)})
+        # The console's "Uitloggen" link opens a page whose button logs out.
+        confirm = await api.get("/organiser/uitloggen")
+        answer = await api.post("/organiser/uitloggen", data={"csrf_token": csrf_of(confirm)})
         assert answer.status_code == 303
         assert SESSION_COOKIE not in api.cookies
         assert (await api.get("/organiser/")).status_code == 303

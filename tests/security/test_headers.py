@@ -26,6 +26,7 @@ from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.runtime import Runtime
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event, sign_up
+from tests.support import organiser_token
 
 PARTNER_PORT = free_port()
 PARTNER = f"http://127.0.0.1:{PARTNER_PORT}"  # a regional site allowed to embed the form
@@ -221,7 +222,7 @@ async def https_events_app(
         async with httpx.AsyncClient(
             transport=transport, base_url="https://live.sterktechniekonderwijs.nl"
         ) as client:
-            yield client, await app.state.organisers.store.create_token("https-test")
+            yield client, await organiser_token(app.state.organisers.store, "https-test")
     finally:
         await pool.close()
 

@@ -26,7 +26,7 @@ from stolive_shared.organisers.store import OrganiserStore
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event, sign_up
 from tests.security.routes import ServiceRoute, service_routes
-from tests.support import eventually
+from tests.support import eventually, organiser_token
 
 LOGIN = "/events/organiser/inloggen"
 
@@ -132,6 +132,7 @@ async def test_logout_ends_the_session_and_a_replayed_cookie_opens_nothing(
         assert session["httpOnly"]
         assert session["sameSite"] == "Lax"
         assert session["path"] == "/"
+        await page.get_by_role("link", name="Uitloggen").click()
         await page.get_by_role("button", name="Uitloggen").click()
         await page.wait_for_url(f"**{LOGIN}")
         assert not [c for c in await organiser.cookies() if c["name"] == "sto_session"]
@@ -228,18 +229,18 @@ async def test_a_session_ends_after_its_idle_time_and_after_its_lifetime(
     store: asyncpg.Pool,
 ) -> None:
     idle = OrganiserStore(store, "k" * 32, idle=timedelta(seconds=1), lifetime=timedelta(hours=1))
-    owner = await idle.token_owner(await idle.create_token("slaper"))
+    owner = await idle.token_owner(await organiser_token(idle, "slaper"))
     assert owner is not None
-    session = await idle.start_session(owner)
-    assert await idle.session_organiser(session) == "slaper"
+    session = await idle.start_session(owner.organiser, owner.token_id)
+    assert await idle.session_organiser(session) == owner.organiser
     await _until(lambda: idle.session_organiser(session), None, "the idle timeout")
 
     short = OrganiserStore(store, "k" * 32, idle=timedelta(hours=1), lifetime=timedelta(seconds=2))
-    session = await short.start_session(owner)
+    session = await short.start_session(owner.organiser)
     # In use all the time, yet over once its lifetime has passed.
     await _until(lambda: short.session_organiser(session), None, "the absolute lifetime")
     # Forged, truncated and other-key ids open nothing, and raise nothing.
-    fresh = await short.start_session(owner)
+    fresh = await short.start_session(owner.organiser)
     other_key = OrganiserStore(
         store, "o" * 32, idle=timedelta(hours=1), lifetime=timedelta(hours=1)
     )
@@ -255,3 +256,40 @@ async def _until(probe: Callable[[], Any], expected: object, what: str) -> None:
             return
         await asyncio.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
+
+
+async def test_a_sign_in_link_works_once_and_expires_and_a_removed_account_is_out_at_once(
+    store: asyncpg.Pool,
+) -> None:
+    organisers = OrganiserStore(
+        store,
+        "k" * 32,
+        idle=timedelta(hours=1),
+        lifetime=timedelta(hours=1),
+        sign_in_valid=timedelta(minutes=15),
+    )
+    account = await organisers.add_account("Link@sto.example", "Link", "support")
+    made = await organisers.sign_in_link("link@STO.example")  # the address, in any case
+    assert made is not None
+    assert made[0] == account
+    assert await organisers.use_sign_in_link(made[1]) == account
+    assert await organisers.use_sign_in_link(made[1]) is None  # once
+    for forged in (made[1][:-1], made[1] + "x", "", "é" * 43, "x" * 5000):
+        assert await organisers.use_sign_in_link(forged) is None
+    expired_at_once = OrganiserStore(
+        store, "k" * 32, idle=timedelta(hours=1), lifetime=timedelta(hours=1),
+        sign_in_valid=timedelta(0),
+    )  # fmt: skip
+    late = await expired_at_once.sign_in_link("link@sto.example")
+    assert late is not None
+    assert await organisers.use_sign_in_link(late[1]) is None  # past its time
+    assert await organisers.sign_in_link("nobody@sto.example") is None
+
+    # Removing the account ends its sessions and tokens in the same moment.
+    token = await organisers.create_token(account.account_id)
+    session = await organisers.start_session(account)
+    assert await organisers.token_owner(token) is not None
+    assert await organisers.remove_account(account.account_id)
+    assert await organisers.session_organiser(session) is None
+    assert await organisers.token_owner(token) is None
+    assert await organisers.sign_in_link("link@sto.example") is None

@@ -68,13 +68,11 @@ def test_pages_get_the_statement_links_from_the_settings_of_their_app() -> None:
     )
     parts = SimpleNamespace(runtime=SimpleNamespace(settings=settings))
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(parts=parts)))
-    assert statement_links(request) == {  # type: ignore[arg-type]
-        "statements": StatementLinks(
-            privacy="https://live.example.nl/events/privacyverklaring",
-            accessibility="https://live.example.nl/events/toegankelijkheidsverklaring",
-            privacy_version="2031-04-05",
-        )
-    }
+    assert statement_links(request)["statements"] == StatementLinks(  # type: ignore[arg-type]
+        privacy="https://live.example.nl/events/privacyverklaring",
+        accessibility="https://live.example.nl/events/toegankelijkheidsverklaring",
+        privacy_version="2031-04-05",
+    )
     assert long_date("2031-04-05") == "5 april 2031"
 
 

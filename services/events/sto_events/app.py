@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from sto_events.api import agenda, beacons, events, organiser_pages, statements, watch
+from sto_events.api import (
+    agenda,
+    beacons,
+    console_access,
+    event_hub,
+    events,
+    organiser_pages,
+    statements,
+    watch,
+)
 from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
 from stolive_shared.db import CONNECTION_ERRORS
 from stolive_shared.web import service_app
@@ -89,6 +98,8 @@ def create_app(parts: Events) -> FastAPI:
     app.include_router(events.router)
     app.include_router(agenda.router)
     app.include_router(watch.router)
+    app.include_router(console_access.router)
+    app.include_router(event_hub.router)
     app.include_router(organiser_pages.router)
     app.include_router(statements.router)
     return app

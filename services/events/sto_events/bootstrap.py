@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sto_events.adapters.beacons import BeaconPublisher, EventStatusCache
+from sto_events.adapters.counts import EventCounts
 from sto_events.api.beacons import BeaconEndpoint
 from sto_events.app import create_app
 from sto_events.config import EventsSettings
 from sto_events.domain import ViewerThrottle
 from sto_events.repository.postgres import postgres_store
 from sto_events.service import EventsService
+from stolive_shared.internal import InternalClient
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
@@ -33,6 +35,8 @@ class Events:
     urls: PublicUrls
     limits: SharedLimits
     login_limit: Limit
+    notifications: InternalClient  # mails the organisers' sign-in links
+    counts: EventCounts  # the event hub's and list's counts, from their owners
 
 
 def bootstrap(runtime: Runtime[EventsSettings]) -> Events:
@@ -61,6 +65,11 @@ def bootstrap(runtime: Runtime[EventsSettings]) -> Events:
         limits=SharedLimits(runtime.pool),
         login_limit=Limit(
             "organiser-login", settings.login_rate_per_minute, settings.login_rate_burst
+        ),
+        notifications=InternalClient(settings.notifications_api_url, settings.link_key()),
+        counts=EventCounts(
+            InternalClient(settings.registrations_api_url, settings.link_key(), timeout_s=2),
+            InternalClient(settings.analytics_api_url, settings.link_key(), timeout_s=2),
         ),
     )
 

@@ -12,6 +12,11 @@ class EventsSettings(ServiceSettings):
     # Organiser login attempts per client address: a burst, then this many a minute (0: off).
     login_rate_per_minute: int = 5
     login_rate_burst: int = 10
+    # The e-mailed sign-in links go out through the notifications service's internal API.
+    notifications_api_url: str = "http://127.0.0.1:8103"
+    # The event hub's counts: seats and check-ins from registrations, viewers from analytics.
+    registrations_api_url: str = "http://127.0.0.1:8102"
+    analytics_api_url: str = "http://127.0.0.1:8104"
     # Beacons: at most this many per request, and at most one per viewer per this many seconds.
     beacon_max_batch: int = 100
     beacon_min_interval_s: float = 5.0

@@ -24,16 +24,26 @@ from sto_events.api.schemas import (
 from sto_events.domain import Region, Series, parse_regions_csv, to_utc
 from sto_events.repository import EventFilter
 from stolive_shared.contracts.events import EventKind, EventStatus
-from stolive_shared.organisers.web import PUBLIC, OrganiserDep
+from stolive_shared.organisers.roles import Capability, Organiser
+from stolive_shared.organisers.web import PUBLIC, OrganiserDep, access_of, needs
+
+Viewer = Annotated[Organiser, needs(Capability.VIEW_EVENTS)]
+EventViewer = Annotated[Organiser, needs(Capability.VIEW_EVENTS, event=True)]
+Planner = Annotated[Organiser, needs(Capability.EDIT_EVENTS)]
+EventPlanner = Annotated[Organiser, needs(Capability.EDIT_EVENTS, event=True)]
+ProgrammeSetup = Annotated[Organiser, needs(Capability.PROGRAMME_SETUP)]
 
 router = APIRouter(prefix="/api", tags=["events"])
 
 
 @router.post("/events", status_code=201, response_model=EventPublic, summary="Create a draft event")
 async def create_event(
-    body: EventCreate, service: ServiceDep, _organiser: OrganiserDep
+    body: EventCreate, request: Request, service: ServiceDep, who: Planner
 ) -> EventPublic:
-    """Webinars join a series (STO LIVE unless named) and get the next broadcast number."""
+    """Webinars join a series (STO LIVE unless named) and get the next broadcast number. A
+    regional programme leader names their own regions only."""
+    if not who.everywhere:
+        await access_of(request).check_regions(request, who, body.region_codes)
     return EventPublic.of(await service.create_event(body.to_event()))
 
 
@@ -55,8 +65,9 @@ class EventQuery:
         self.kind, self.status, self.region, self.series = kind, status, region, series
         self.starts_from, self.starts_before, self.limit = starts_from, starts_before, limit
 
-    def filter(self, *, public_only: bool) -> EventFilter:
+    def filter(self, *, public_only: bool, who: Organiser | None = None) -> EventFilter:
         return EventFilter(
+            within_regions=None if who is None or who.everywhere else who.regions,
             kind=self.kind,
             status=self.status,
             region_code=self.region,
@@ -85,26 +96,32 @@ async def list_events(
     "/organiser/events", response_model=list[EventPublic], summary="List all events, drafts too"
 )
 async def list_all_events(
-    service: ServiceDep, _organiser: OrganiserDep, query: Annotated[EventQuery, Depends()]
+    service: ServiceDep, who: Viewer, query: Annotated[EventQuery, Depends()]
 ) -> list[EventPublic]:
-    return [EventPublic.of(e) for e in await service.list_events(query.filter(public_only=False))]
+    """Every event in the organiser's scope (a regional leader: their regions' events)."""
+    chosen = query.filter(public_only=False, who=who)
+    return [EventPublic.of(e) for e in await service.list_events(chosen)]
 
 
 @router.get(
     "/organiser/events/{event_id}", response_model=EventPublic, summary="One event, drafts too"
 )
-async def get_any_event(
-    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
-) -> EventPublic:
+async def get_any_event(event_id: uuid.UUID, service: ServiceDep, _who: EventViewer) -> EventPublic:
     return EventPublic.of(await service.get_event(event_id, public_only=False))
 
 
 @router.get(
     "/organiser/me", summary="Who this organiser credential belongs to", tags=["organisers"]
 )
-async def whoami(organiser: OrganiserDep) -> dict[str, str]:
-    """Scripts can check which organiser a token belongs to."""
-    return {"organiser": organiser}
+async def whoami(organiser: OrganiserDep) -> dict[str, object]:
+    """Scripts can check which account a token belongs to, its role and its scope."""
+    return {
+        "organiser": organiser.email,
+        "name": organiser.name,
+        "role": organiser.role,
+        "regions": sorted(organiser.regions),
+        "events": sorted(str(e) for e in organiser.events),
+    }
 
 
 @router.get(
@@ -119,30 +136,33 @@ async def get_event(event_id: uuid.UUID, service: ServiceDep) -> EventPublic:
 
 @router.patch("/events/{event_id}", response_model=EventPublic, summary="Change an event's details")
 async def update_event(
-    event_id: uuid.UUID, body: EventUpdate, service: ServiceDep, _organiser: OrganiserDep
+    event_id: uuid.UUID,
+    body: EventUpdate,
+    request: Request,
+    service: ServiceDep,
+    who: EventPlanner,
 ) -> EventPublic:
-    return EventPublic.of(await service.update(event_id, body.changes()))
+    changes = body.changes()
+    if not who.everywhere and "region_codes" in changes:
+        await access_of(request).check_regions(request, who, body.region_codes or ())
+    return EventPublic.of(await service.update(event_id, changes))
 
 
 @router.post("/events/{event_id}/publish", response_model=EventPublic, summary="Publish a draft")
-async def publish(
-    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
-) -> EventPublic:
+async def publish(event_id: uuid.UUID, service: ServiceDep, _who: EventPlanner) -> EventPublic:
     return EventPublic.of(await service.publish(event_id))
 
 
 @router.post(
     "/events/{event_id}/go-live", response_model=EventPublic, summary="The broadcast starts"
 )
-async def go_live(
-    event_id: uuid.UUID, service: ServiceDep, _organiser: OrganiserDep
-) -> EventPublic:
+async def go_live(event_id: uuid.UUID, service: ServiceDep, _who: EventPlanner) -> EventPublic:
     return EventPublic.of(await service.go_live(event_id))
 
 
 @router.post("/events/{event_id}/end", response_model=EventPublic, summary="The event is over")
 async def end(
-    event_id: uuid.UUID, body: Ending, service: ServiceDep, _organiser: OrganiserDep
+    event_id: uuid.UUID, body: Ending, service: ServiceDep, _who: EventPlanner
 ) -> EventPublic:
     replay = str(body.replay_url) if body.replay_url else None
     return EventPublic.of(await service.end(event_id, replay))
@@ -150,7 +170,7 @@ async def end(
 
 @router.post("/events/{event_id}/cancel", response_model=EventPublic, summary="Cancel an event")
 async def cancel(
-    event_id: uuid.UUID, body: Cancellation, service: ServiceDep, _organiser: OrganiserDep
+    event_id: uuid.UUID, body: Cancellation, service: ServiceDep, _who: EventPlanner
 ) -> EventPublic:
     return EventPublic.of(await service.cancel(event_id, body.reason))
 
@@ -159,7 +179,7 @@ async def cancel(
     "/events/{event_id}/reschedule", response_model=EventPublic, summary="Move an event in time"
 )
 async def reschedule(
-    event_id: uuid.UUID, body: Reschedule, service: ServiceDep, _organiser: OrganiserDep
+    event_id: uuid.UUID, body: Reschedule, service: ServiceDep, _who: EventPlanner
 ) -> EventPublic:
     starts_at, ends_at = to_utc(body.starts_at, "starts_at"), to_utc(body.ends_at, "ends_at")
     return EventPublic.of(await service.reschedule(event_id, starts_at, ends_at))
@@ -178,7 +198,7 @@ async def list_regions(service: ServiceDep) -> list[RegionPublic]:
 
 @router.put("/regions", tags=["regions"], summary="Add or update STO regions")
 async def import_regions(
-    body: list[RegionIn], service: ServiceDep, _organiser: OrganiserDep
+    body: list[RegionIn], service: ServiceDep, _who: ProgrammeSetup
 ) -> dict[str, int]:
     count = await service.import_regions([Region(**r.model_dump()) for r in body])
     return {"imported": count}
@@ -191,7 +211,7 @@ async def import_regions(
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {}}}},
 )
 async def import_regions_csv(
-    request: Request, service: ServiceDep, _organiser: OrganiserDep
+    request: Request, service: ServiceDep, _who: ProgrammeSetup
 ) -> dict[str, int]:
     """The whole file or nothing: a bad line refuses the import with its line number."""
     raw = await request.body()
@@ -219,7 +239,7 @@ async def list_series(service: ServiceDep) -> list[SeriesPublic]:
 async def save_series(
     body: SeriesIn,
     service: ServiceDep,
-    _organiser: OrganiserDep,
+    _who: ProgrammeSetup,
     code: str = Path(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40),
 ) -> SeriesPublic:
     series = Series(code=code, title=body.title, description=body.description)

@@ -1,8 +1,8 @@
-"""Organiser pages (Dutch, no JavaScript needed): log in, plan, publish, move and cancel events.
+"""Organiser pages (Dutch, no JavaScript needed): plan, publish, move and cancel events.
 
-Logging in checks an organiser token and starts a server-side session whose cookie (path
-``/``) every service accepts (``stolive_shared.organisers``); logging out ends it everywhere.
-Every form carries the double-submit CSRF token. Forms are read into the same request schemas
+Signing in is ``console_access``. A regional programme leader sees and changes only the
+events of their own regions, and gives new events only those regions. Every form carries the
+double-submit CSRF token. Forms are read into the same request schemas
 as the JSON API (``organiser_forms``) and go through the same use cases, so a page can do
 nothing the API would refuse, and vice versa.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,24 +26,25 @@ from sto_events.domain import (
     Event,
     EventRuleViolation,
     IllegalTransition,
+    Region,
     parse_regions_csv,
     to_utc,
 )
 from sto_events.repository import EventFilter
 from sto_events.service import EventNotFound, EventsService
 from stolive_shared.contracts.events import EventKind, EventStatus
-from stolive_shared.organisers.web import (
-    NEXT_PARAM,
-    PUBLIC,
-    OrganiserAccess,
-    OrganiserPageDep,
-    safe_next,
-)
+from stolive_shared.organisers.roles import Capability, Organiser
+from stolive_shared.organisers.web import access_of, needs_page
 from stolive_shared.pages import base_path
-from stolive_shared.ratelimit import Take, client_address
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/organiser", include_in_schema=False)
+
+Viewer = Annotated[Organiser, needs_page(Capability.VIEW_EVENTS)]
+EventViewer = Annotated[Organiser, needs_page(Capability.VIEW_EVENTS, event=True)]
+Planner = Annotated[Organiser, needs_page(Capability.EDIT_EVENTS)]
+EventPlanner = Annotated[Organiser, needs_page(Capability.EDIT_EVENTS, event=True)]
+ProgrammeSetup = Annotated[Organiser, needs_page(Capability.PROGRAMME_SETUP)]
 
 KINDS: tuple[EventKind, ...] = (
     "webinar",
@@ -54,109 +55,58 @@ KINDS: tuple[EventKind, ...] = (
 STATUSES: tuple[EventStatus, ...] = ("draft", "published", "live", "ended", "cancelled")
 
 
-# -- session -------------------------------------------------------------------------------
-
-
-def _access(request: Request) -> OrganiserAccess:
-    access: OrganiserAccess = request.app.state.organisers
-    return access
-
-
-@router.get("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
-async def login_form(request: Request) -> HTMLResponse:
-    return pages.render(
-        request,
-        "organiser/login.html",
-        error=None,
-        organiser=await _access(request).session_organiser(request),
-        next_path=safe_next(request.query_params.get(NEXT_PARAM), ""),
-    )
-
-
-@router.post("/inloggen", response_class=HTMLResponse, dependencies=[PUBLIC])
-async def login(request: Request) -> Response:
-    form = await pages.form(request)
-    parts = request.app.state.parts
-    wait = await parts.limits.retry_after(Take(parts.login_limit, client_address(request.scope)))
-    if wait:
-        log.warning("organiser logins limited", extra={"ctx_client": client_address(request.scope)})
-        page = pages.message(
-            request,
-            "Even geduld",
-            "Te veel inlogpogingen vanaf dit adres. Wacht even en probeer het opnieuw.",
-            429,
-        )
-        page.headers["Retry-After"] = str(wait)
-        return page
-    token = str(form.get("token", "")).strip()
-    next_path = safe_next(str(form.get(NEXT_PARAM, "")), "")
-    owner = await _access(request).store.token_owner(token) if token else None
-    if owner is None:
-        if token:
-            log.warning(
-                "organiser login refused", extra={"ctx_client": client_address(request.scope)}
-            )
-        return pages.render(
-            request,
-            "organiser/login.html",
-            401 if not token else 403,
-            error="Vul je organisatorsleutel in." if not token else "Deze sleutel klopt niet.",
-            organiser=None,
-            next_path=next_path,
-        )
-    response = RedirectResponse(next_path or f"{base_path(request)}/organiser/", status_code=303)
-    await _access(request).log_in(response, owner)
-    return response
-
-
-@router.post("/uitloggen", dependencies=[PUBLIC])
-async def logout(request: Request) -> Response:
-    await pages.form(request)  # the CSRF check: no one can log another out cross-site
-    response = RedirectResponse(f"{base_path(request)}/organiser/inloggen", status_code=303)
-    await _access(request).log_out(request, response)
-    return response
-
-
 # -- overview and new events -----------------------------------------------------------------
 
 
 @router.get("/", response_class=HTMLResponse)
-async def overview(request: Request, service: ServiceDep, organiser: OrganiserPageDep) -> Response:
+async def overview(request: Request, service: ServiceDep, organiser: Viewer) -> Response:
+    """The events in the organiser's scope, filtered and searched, each with its counts."""
     params = request.query_params
     kind = params.get("kind") if params.get("kind") in KINDS else None
     status = params.get("status") if params.get("status") in STATUSES else None
     region = params.get("region") or None
+    search = (params.get("zoek") or "").strip()[:100]
     events = await service.list_events(
         EventFilter(
             kind=kind,  # type: ignore[arg-type]
             status=status,  # type: ignore[arg-type]
             region_code=region,
+            within_regions=None if organiser.everywhere else organiser.regions,
             public_only=False,
         )
+    )
+    if search:
+        events = [e for e in events if search.casefold() in e.title.casefold()]
+    counts = await request.app.state.parts.counts.of_many(
+        [e.id for e in events], live=[e.id for e in events if e.status == "live"]
     )
     return pages.render(
         request,
         "organiser/events.html",
         organiser=organiser,
         events=events,
-        regions=await service.regions(),
+        counts=counts,
+        regions=await _regions_of(service, organiser),
         kinds=KINDS,
         statuses=STATUSES,
-        chosen={"kind": kind or "", "status": status or "", "region": region or ""},
+        chosen={
+            "kind": kind or "",
+            "status": status or "",
+            "region": region or "",
+            "zoek": search,
+        },
     )
 
 
 @router.get("/nieuw", response_class=HTMLResponse)
-async def new_event_form(
-    request: Request, service: ServiceDep, organiser: OrganiserPageDep
-) -> Response:
+async def new_event_form(request: Request, service: ServiceDep, organiser: Planner) -> Response:
     return await _render_new(request, service, organiser, {"waitlist_enabled": "ja"}, {}, set())
 
 
 async def _render_new(
     request: Request,
     service: EventsService,
-    organiser: str,
+    organiser: Organiser,
     form: dict[str, Any],
     errors: dict[str, str],
     ask_offset: set[str],
@@ -174,21 +124,22 @@ async def _render_new(
         ask_offset=ask_offset,
         offsets=forms.OFFSETS,
         kinds=KINDS,
-        regions=await service.regions(),
+        regions=await _regions_of(service, organiser),
         series=await service.series(),
     )
 
 
 @router.post("/nieuw", response_class=HTMLResponse)
-async def create_event(
-    request: Request, service: ServiceDep, organiser: OrganiserPageDep
-) -> Response:
+async def create_event(request: Request, service: ServiceDep, organiser: Planner) -> Response:
     form = await pages.form(request)
     errors: dict[str, str] = {}
     ask_offset: set[str] = set()
     status_code = 422
     try:
-        event = await service.create_event(forms.new_event(form).to_event())
+        new_event = forms.new_event(form)
+        if not organiser.everywhere:
+            await access_of(request).check_regions(request, organiser, new_event.region_codes)
+        event = await service.create_event(new_event.to_event())
     except ValidationError as exc:
         errors = forms.problems(exc)
     except DuplicateSeriesNumber as exc:
@@ -209,7 +160,7 @@ async def create_event(
 
 @router.get("/regios", response_class=HTMLResponse)
 async def regions_page(
-    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+    request: Request, service: ServiceDep, organiser: ProgrammeSetup
 ) -> Response:
     notice = None
     if "ingelezen" in request.query_params:
@@ -226,7 +177,7 @@ async def regions_page(
 
 @router.post("/regios", response_class=HTMLResponse)
 async def import_regions(
-    request: Request, service: ServiceDep, organiser: OrganiserPageDep
+    request: Request, service: ServiceDep, organiser: ProgrammeSetup
 ) -> Response:
     """The same CSV import as ``POST /api/regions/import``, from a file picked on the page."""
     async with request.form(max_files=1, max_fields=5, max_part_size=1_000_000) as form:
@@ -262,7 +213,7 @@ async def import_regions(
 async def _render_event(
     request: Request,
     service: EventsService,
-    organiser: str,
+    organiser: Organiser,
     event: Event,
     *,
     form: dict[str, Any] | None = None,
@@ -281,7 +232,7 @@ async def _render_event(
         errors=errors or {},
         ask_offset=ask_offset or set(),
         offsets=forms.OFFSETS,
-        regions=await service.regions(),
+        regions=await _regions_of(service, organiser),
         notice=notice,
         sign_up_url=request.app.state.parts.urls.sign_up_form(event.id),
     )
@@ -300,7 +251,7 @@ NOTICES = {
 
 @router.get("/evenementen/{event_id}", response_class=HTMLResponse)
 async def event_page(
-    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: EventViewer
 ) -> Response:
     try:
         event = await service.get_event(event_id, public_only=False)
@@ -312,7 +263,7 @@ async def event_page(
 
 @router.post("/evenementen/{event_id}", response_class=HTMLResponse)
 async def save_event(
-    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: OrganiserPageDep
+    event_id: uuid.UUID, request: Request, service: ServiceDep, organiser: EventPlanner
 ) -> Response:
     return await _step(event_id, request, service, organiser, "opslaan")
 
@@ -323,7 +274,7 @@ async def lifecycle_step(
     step: str,
     request: Request,
     service: ServiceDep,
-    organiser: OrganiserPageDep,
+    organiser: EventPlanner,
 ) -> Response:
     if step not in ("publiceren", "live", "beeindigen", "verplaatsen", "annuleren"):
         return pages.message(request, "Niet gevonden", "Deze stap bestaat niet.", 404)
@@ -331,7 +282,7 @@ async def lifecycle_step(
 
 
 async def _step(
-    event_id: uuid.UUID, request: Request, service: EventsService, organiser: str, step: str
+    event_id: uuid.UUID, request: Request, service: EventsService, organiser: Organiser, step: str
 ) -> Response:
     form = await pages.form(request)
     try:
@@ -339,6 +290,9 @@ async def _step(
     except EventNotFound:
         return pages.message(request, "Niet gevonden", "Dit evenement bestaat niet.", 404)
     try:
+        regions = forms.event_update(form).region_codes if step == "opslaan" else None
+        if regions is not None and not organiser.everywhere:
+            await access_of(request).check_regions(request, organiser, regions)
         await _apply(service, event, step, form)
     except ValidationError as exc:
         return await _render_event(
@@ -394,3 +348,9 @@ async def _apply(service: EventsService, event: Event, step: str, form: FormData
     return await service.reschedule(
         event.id, to_utc(moved.starts_at, "starts_at"), to_utc(moved.ends_at, "ends_at")
     )
+
+
+async def _regions_of(service: EventsService, organiser: Organiser) -> list[Region]:
+    """The regions an organiser may choose: a regional leader's own, everyone else's all."""
+    regions = await service.regions()
+    return regions if organiser.everywhere else [r for r in regions if r.code in organiser.regions]

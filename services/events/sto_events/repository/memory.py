@@ -70,6 +70,7 @@ def _selected(event: Event, where: EventFilter) -> bool:
             not where.region_code
             or where.region_code in event.region_codes
             or event.kind in NATIONAL_KINDS,
+            where.within_regions is None or not where.within_regions.isdisjoint(event.region_codes),
             not where.starts_from or event.starts_at >= where.starts_from,
             not where.starts_before or event.starts_at < where.starts_before,
             not where.ends_after or event.ends_at > where.ends_after,

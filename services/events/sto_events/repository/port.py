@@ -33,6 +33,8 @@ class EventFilter:
     # Still running or yet to come at this moment (an agenda's "upcoming").
     ends_after: datetime | None = None
     series_code: str | None = None
+    # Only events with one of these regions (a regional programme leader's scope); None: all.
+    within_regions: frozenset[str] | None = None
     public_only: bool = True
     limit: int = 500
 

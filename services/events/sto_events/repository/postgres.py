@@ -16,6 +16,7 @@ from sto_events.repository.port import EventFilter, EventsRepository
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.messaging import outbox
+from stolive_shared.organisers.audit import EventScope
 from stolive_shared.store import PostgresStore
 
 _EVENT_COLUMNS = """
@@ -112,6 +113,11 @@ class PostgresEventsRepository(EventsRepository):
                 f" WHERE r.event_id = e.id AND r.region_code = {region})"
                 " OR e.kind IN ('webinar', 'national_day'))"
             )
+        if where.within_regions is not None:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM event_regions r WHERE r.event_id = e.id"
+                f" AND r.region_code = ANY({arg(sorted(where.within_regions))}::text[]))"
+            )
         if where.starts_from:
             clauses.append(f"e.starts_at >= {arg(where.starts_from)}")
         if where.starts_before:
@@ -158,6 +164,8 @@ class PostgresEventsRepository(EventsRepository):
         await self._save_regions(event)
 
     async def _save_regions(self, event: Event) -> None:
+        # Every service checks a regional leader's scope against this copy (same transaction).
+        await EventScope.write(self.conn, event.id, event.region_codes)
         if event.region_codes:
             await self.conn.executemany(
                 "INSERT INTO event_regions (event_id, region_code) VALUES ($1, $2)",
