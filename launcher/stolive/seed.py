@@ -1,9 +1,9 @@
 """Demo data for a fresh platform, created once through the events API like an organiser would.
 
-The regions the programme's newsletters name (the events service's demo CSV), and a small
-programme: two STO LIVE broadcasts (one of them live now, so the watch page and the live
-viewer figures have something to show), two regional meetings, a supra-regional meeting and
-the national day. Times are Amsterdam wall-clock times days or weeks ahead, so the demo stays
+The regions the programme's newsletters name and a few demo school sites (the events
+service's demo CSVs), and a small programme: two STO LIVE broadcasts (one of them live now, so
+the watch page and the live viewer figures have something to show), two regional meetings, a
+supra-regional meeting and the national day. Times are Amsterdam wall-clock times days or weeks ahead, so the demo stays
 in the future.
 """
 
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sto_events.regions import DEMO_REGIONS_CSV
+from sto_events.regions import DEMO_REGIONS_CSV, DEMO_SCHOOLS_CSV
 from stolive_shared.http import stateless_client
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -115,6 +115,13 @@ async def seed_demo(events_url: str, token: str, today: date) -> list[str]:
             await client.post(
                 "/api/regions/import",
                 content=DEMO_REGIONS_CSV.read_bytes(),
+                headers={"Content-Type": "text/csv"},
+            )
+        ).raise_for_status()
+        (
+            await client.post(
+                "/api/schools/import",
+                content=DEMO_SCHOOLS_CSV.read_bytes(),
                 headers={"Content-Type": "text/csv"},
             )
         ).raise_for_status()

@@ -96,6 +96,9 @@ class ConsoleUrls:
     def regions(self) -> str:
         return f"{self.base}/events/organiser/regios"
 
+    def schools(self) -> str:
+        return f"{self.base}/events/organiser/scholen"
+
     def log_out(self) -> str:
         return f"{self.base}/events/organiser/uitloggen"
 

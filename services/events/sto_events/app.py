@@ -23,6 +23,7 @@ from sto_events.api import (
     event_hub,
     events,
     organiser_pages,
+    schools,
     statements,
     watch,
 )
@@ -101,5 +102,7 @@ def create_app(parts: Events) -> FastAPI:
     app.include_router(console_access.router)
     app.include_router(event_hub.router)
     app.include_router(organiser_pages.router)
+    app.include_router(schools.router)
+    app.include_router(schools.pages_router)
     app.include_router(statements.router)
     return app

@@ -20,6 +20,8 @@ from sto_events.service import EventsService
 from stolive_shared.db import create_pool
 
 DEMO_REGIONS_CSV = Path(__file__).parent / "data" / "regions-demo.csv"
+# Demo school sites (BRIN numbers starting 99: no real institution), one or two per region.
+DEMO_SCHOOLS_CSV = Path(__file__).parent / "data" / "schools-demo.csv"
 
 
 async def _import(regions: list[Region]) -> int:

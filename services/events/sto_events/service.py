@@ -16,6 +16,7 @@ from datetime import datetime
 from sto_events import domain
 from sto_events.domain import Event, EventRuleViolation, Region, Series
 from sto_events.repository import EventFilter, EventsRepository
+from sto_events.schools import School, SchoolImportError
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.errors import DomainError
@@ -111,6 +112,22 @@ class EventsService:
         async with self.store.transaction() as events:
             await events.upsert_regions(regions)
         return len(regions)
+
+    async def import_schools(self, schools: list[School]) -> int:
+        """All or nothing: a site in a region the programme does not know refuses the file."""
+        async with self.store.transaction() as events:
+            codes = tuple(sorted({s.region_code for s in schools if s.region_code}))
+            unknown = await events.unknown_region_codes(codes)
+            if unknown:
+                raise SchoolImportError(f"onbekende regio: {', '.join(unknown)}")
+            await events.upsert_schools(schools)
+        return len(schools)
+
+    async def schools(
+        self, query: str = "", region_code: str | None = None, limit: int = 50
+    ) -> list[School]:
+        async with self.store.reading() as events:
+            return await events.search_schools(query.strip(), region_code, limit)
 
     async def regions(self) -> list[Region]:
         async with self.store.reading() as events:

@@ -19,6 +19,7 @@ from sto_events.repository.port import (
     EventFilter,
     EventsRepository,
 )
+from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.store import InMemoryStore
@@ -33,6 +34,7 @@ STO_LIVE = Series(
 class EventsState:
     events: dict[uuid.UUID, Event] = field(default_factory=dict)
     regions: dict[str, Region] = field(default_factory=dict)
+    schools: dict[str, School] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=lambda: {STO_LIVE.code: STO_LIVE})
     outbox: list[Message] = field(default_factory=list)
 
@@ -145,6 +147,19 @@ class InMemoryEventsRepository(EventsRepository):
     async def upsert_regions(self, regions: list[Region]) -> None:
         for region in regions:
             self.state.regions[region.code] = region
+
+    async def upsert_schools(self, schools: list[School]) -> None:
+        self.state.schools.update((school.code, school) for school in schools)
+
+    async def search_schools(self, query: str, region_code: str | None, limit: int) -> list[School]:
+        wanted = query.casefold()
+        found = [
+            s
+            for s in self.state.schools.values()
+            if (wanted in s.name.casefold() or wanted in s.place.casefold())
+            and (region_code is None or s.region_code == region_code)
+        ]
+        return sorted(found, key=lambda s: (s.name, s.code))[:limit]
 
     async def list_regions(self) -> list[Region]:
         return sorted(self.state.regions.values(), key=lambda r: (r.name, r.code))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sto_events.domain import Event, Region, Series
+from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventKind, EventStatus
 
@@ -88,6 +89,15 @@ class EventsRepository(ABC):
     @abstractmethod
     async def upsert_regions(self, regions: list[Region]) -> None:
         """Add the regions, or update the stored ones with the same code."""
+
+    @abstractmethod
+    async def upsert_schools(self, schools: list[School]) -> None:
+        """Add the school sites, or update the stored ones with the same code."""
+
+    @abstractmethod
+    async def search_schools(self, query: str, region_code: str | None, limit: int) -> list[School]:
+        """Sites whose name or place contains ``query`` (any case), in ``region_code`` if
+        given, by name."""
 
     @abstractmethod
     async def list_regions(self) -> list[Region]:

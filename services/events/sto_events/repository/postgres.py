@@ -13,6 +13,7 @@ import asyncpg
 
 from sto_events.domain import DuplicateSeriesNumber, Event, Region, Series
 from sto_events.repository.port import EventFilter, EventsRepository
+from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.messaging import outbox
@@ -214,6 +215,26 @@ class PostgresEventsRepository(EventsRepository):
                    province = EXCLUDED.province, supra_region = EXCLUDED.supra_region""",
             [(r.code, r.name, r.province, r.supra_region) for r in regions],
         )
+
+    async def upsert_schools(self, schools: list[School]) -> None:
+        await self.conn.executemany(
+            """INSERT INTO schools (code, name, place, region_code) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, place = EXCLUDED.place,
+                   region_code = EXCLUDED.region_code, updated_at = now()""",
+            [(s.code, s.name, s.place, s.region_code) for s in schools],
+        )
+
+    async def search_schools(self, query: str, region_code: str | None, limit: int) -> list[School]:
+        rows = await self.conn.fetch(
+            """SELECT code, name, place, region_code FROM schools
+               WHERE (strpos(lower(name), lower($1)) > 0 OR strpos(lower(place), lower($1)) > 0)
+                 AND ($2::text IS NULL OR region_code = $2)
+               ORDER BY name, code LIMIT $3""",
+            query,
+            region_code,
+            limit,
+        )
+        return [School(r["code"], r["name"], r["place"], r["region_code"]) for r in rows]
 
     async def list_regions(self) -> list[Region]:
         rows = await self.conn.fetch(
