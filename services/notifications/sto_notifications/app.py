@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from sto_notifications.api import emails, internal, organiser, public
+from sto_notifications.api import emails, internal, organiser, organiser_pages, public
 from stolive_shared.web import service_app
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ def create_app(parts: Notifications) -> FastAPI:
     app.state.parts = parts
     app.include_router(emails.router)
     app.include_router(organiser.router)
+    app.include_router(organiser_pages.router)
     app.include_router(public.router)
     app.include_router(internal.router)
     return app

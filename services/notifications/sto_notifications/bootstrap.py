@@ -12,6 +12,8 @@ from sto_notifications.app import create_app
 from sto_notifications.config import NotificationsSettings
 from sto_notifications.consumers import create_consumers, create_workers
 from sto_notifications.service import EmailHistory, MailingService, NotificationsService
+from sto_notifications.service.sign_in import OrganiserSignIn
+from stolive_shared.events_client import EventsClient, RegionDirectory
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
@@ -26,6 +28,8 @@ class Notifications:
     reactions: NotificationsService
     mailings: MailingService
     history: EmailHistory
+    sign_in: OrganiserSignIn
+    regions: RegionDirectory  # the STO regions by name, for the mailing form
     smtp: SmtpPool
     limits: SharedLimits
     subscribe_limit: Limit
@@ -33,16 +37,20 @@ class Notifications:
 
 def bootstrap(runtime: Runtime[NotificationsSettings]) -> Notifications:
     settings = runtime.settings
+    urls = PublicUrls(settings.public_base_url)
+    reactions = NotificationsService(
+        schema=settings.db_schema,
+        links=PersonalLinks(settings.link_key(), urls),
+        mail_from=settings.mail_from,
+        privacy_version=settings.privacy_statement_version,
+    )
     return Notifications(
         runtime=runtime,
-        reactions=NotificationsService(
-            schema=settings.db_schema,
-            links=PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
-            mail_from=settings.mail_from,
-            privacy_version=settings.privacy_statement_version,
-        ),
+        reactions=reactions,
         mailings=MailingService(runtime.pool, settings),
         history=EmailHistory(runtime.pool),
+        sign_in=OrganiserSignIn(runtime.pool, reactions.emails, urls),
+        regions=RegionDirectory(EventsClient(settings.events_api_url)),
         smtp=SmtpPool(settings),
         limits=SharedLimits(runtime.pool),
         subscribe_limit=Limit(

@@ -296,6 +296,10 @@ class Audience:
             return ["Kies het evenement waarvan je de deelnemers wilt mailen."]
         return []
 
+    def summary(self) -> dict[str, object]:
+        """For the audit log: who, by filters and ids, never by address."""
+        return {k: v for k, v in self.as_json().items() if v}
+
     def as_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
@@ -360,6 +364,13 @@ def retry_delay(attempts: int) -> timedelta:
 def next_attempt(now: datetime, attempts: int) -> datetime:
     return now + retry_delay(attempts)
 
+
+# What the console's "mail this event's people" links ask for (``ConsoleUrls.new_mailing``).
+AUDIENCE_GROUPS: dict[str, AudienceKind] = {
+    "registered": "registrants",
+    "attended": "attendees",
+    "no_shows": "no_shows",
+}
 
 AUDIENCE_KINDS: dict[str, str] = {
     "subscribers": "Abonnees van de nieuwsbrief",

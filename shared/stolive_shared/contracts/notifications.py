@@ -29,6 +29,7 @@ EmailKind = Literal[
     "newsletter",
     "subscription_confirmation",
     "data_export",
+    "organiser_sign_in",
 ]
 
 

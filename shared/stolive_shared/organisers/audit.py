@@ -39,7 +39,9 @@ ACTION_NL: dict[str, str] = {
     "registration_promoted": "van de wachtlijst geplaatst",
     "registration_corrected": "aanmelding gecorrigeerd",
     "confirmation_resent": "bevestiging opnieuw verstuurd",
+    "mailing_saved": "mailing opgeslagen",
     "mailing_scheduled": "mailing ingepland",
+    "mailing_unscheduled": "mailing teruggezet naar concept",
     "mailing_test": "proefmail verstuurd",
     "event_changed": "evenement gewijzigd",
     "account_added": "account toegevoegd",
@@ -125,9 +127,7 @@ class AuditLog:
             event_id,
             limit,
         )
-        return [
-            AuditRow(**{**dict(row), "detail": json.loads(row["detail"])}) for row in rows
-        ]
+        return [AuditRow(**{**dict(row), "detail": json.loads(row["detail"])}) for row in rows]
 
     async def remove_older_than(self, days: float, limit: int) -> int:
         """The retention rule: rows older than ``days``, at most ``limit`` at a time."""

@@ -13,6 +13,7 @@ The programme team manages accounts and reads the audit log here; every change i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from sto_events.api.deps import ServiceDep
 from sto_events.api.rendering import pages
 from sto_events.repository import EventFilter
 from stolive_shared.errors import DependencyUnavailable
+from stolive_shared.internal import InternalClient
 from stolive_shared.organisers.audit import ACTION_NL
 from stolive_shared.organisers.roles import (
     ROLE_NL,
@@ -131,20 +133,26 @@ async def login(request: Request) -> Response:
 
 
 async def _send_link(request: Request, email: str) -> Response:
+    """The same answer, at the same speed, whether or not the address has an account: the
+    notifications service is asked in the background (and retries the mail itself)."""
     if len(email) > 254 or "@" not in email:
         return _login_page(request, status_code=422, error="Vul een geldig e-mailadres in.")
-    client = request.app.state.parts.notifications
-    try:
-        await client.post("/internal/organiser-sign-in", {"email": email})
-    except DependencyUnavailable:
-        log.warning("sign-in link not sent: notifications unavailable")
-        return _login_page(
-            request,
-            status_code=503,
-            error="Het versturen van de inloglink lukt nu niet. Probeer het zo opnieuw.",
-        )
+    task = asyncio.create_task(_ask_for_link(request.app.state.parts.notifications, email))
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
     minutes = round(access_of(request).store.sign_in_valid.total_seconds() / 60)
     return _login_page(request, notice=LINK_SENT.format(minutes=minutes))
+
+
+# Sign-in mails asked for and not yet handed to the notifications service (kept referenced).
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+async def _ask_for_link(notifications: InternalClient, email: str) -> None:
+    try:
+        await notifications.post("/internal/organiser-sign-in", {"email": email})
+    except DependencyUnavailable:
+        log.warning("sign-in link not sent: the notifications service did not answer")
 
 
 async def _start(

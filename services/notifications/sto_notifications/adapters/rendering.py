@@ -33,6 +33,7 @@ SUBJECTS: dict[str, str] = {
     "thank_you": "Bedankt voor je deelname aan {event_title}",
     "subscription_confirmation": "Bevestig je aanmelding voor de nieuwsbrief van STO",
     "data_export": "Je gegevens bij Sterk Techniekonderwijs",
+    "organiser_sign_in": "Inloggen bij STO Live",
 }
 
 # Where a mailing's personal parts go; replaced per recipient after rendering.

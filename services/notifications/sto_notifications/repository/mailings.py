@@ -173,11 +173,62 @@ async def get_mailing(
     return MailingRow(**dict(row)) if row else None
 
 
-async def list_mailings(conn: asyncpg.Connection, limit: int = 100) -> list[MailingRow]:
-    rows = await conn.fetch(
-        f"SELECT {_MAILING_COLUMNS} FROM mailings ORDER BY created_at DESC LIMIT $1", limit
-    )
+@dataclass(frozen=True)
+class MailingScope:
+    """The mailings a regional programme leader may see: those to people of ``events``, and
+    those to subscribers of some of ``regions`` and no other region (as ``Organiser.covers``
+    and ``Organiser.covers_regions`` decide one at a time)."""
+
+    events: frozenset[uuid.UUID]
+    regions: frozenset[str]
+
+
+async def list_mailings(
+    conn: asyncpg.Connection, limit: int = 100, scope: MailingScope | None = None
+) -> list[MailingRow]:
+    """Newest first; with ``scope``, only the mailings inside it."""
+    if scope is None:
+        rows = await conn.fetch(
+            f"SELECT {_MAILING_COLUMNS} FROM mailings ORDER BY created_at DESC LIMIT $1", limit
+        )
+    else:
+        rows = await conn.fetch(
+            f"""SELECT {_MAILING_COLUMNS} FROM mailings
+                WHERE CASE WHEN audience->>'kind' = 'subscribers'
+                      THEN jsonb_array_length(coalesce(audience->'regions', '[]')) > 0
+                           AND audience->'regions' <@ to_jsonb($2::text[])
+                           AND audience->>'event_id' IS NULL
+                      ELSE (audience->>'event_id')::uuid = ANY($3::uuid[]) END
+                ORDER BY created_at DESC LIMIT $1""",
+            limit,
+            sorted(scope.regions),
+            list(scope.events),
+        )
     return [MailingRow(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class EventChoice:
+    """An event a mailing may be about, as the form lists it."""
+
+    event_id: uuid.UUID
+    title: str
+    starts_at: datetime
+    status: str
+
+
+async def event_choices(
+    conn: asyncpg.Connection, only: frozenset[uuid.UUID] | None, limit: int = 300
+) -> list[EventChoice]:
+    """The events known here (``event_schedule``), newest start first; ``only`` those."""
+    rows = await conn.fetch(
+        """SELECT event_id, title, starts_at, status FROM event_schedule
+           WHERE $1::uuid[] IS NULL OR event_id = ANY($1::uuid[])
+           ORDER BY starts_at DESC LIMIT $2""",
+        None if only is None else list(only),
+        limit,
+    )
+    return [EventChoice(**dict(r)) for r in rows]
 
 
 async def set_mailing_schedule(

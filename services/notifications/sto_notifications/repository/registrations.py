@@ -104,6 +104,21 @@ async def get_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> EventRow |
     return _event(row) if row else None
 
 
+async def event_of_registration(
+    conn: asyncpg.Connection, registration_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The event a registration is for, from its copy here or from an e-mail about it."""
+    event_id: uuid.UUID | None = await conn.fetchval(
+        """SELECT event_id FROM registrations WHERE registration_id = $1
+           UNION ALL
+           (SELECT event_id FROM emails WHERE registration_id = $1 AND event_id IS NOT NULL
+            LIMIT 1)
+           LIMIT 1""",
+        registration_id,
+    )
+    return event_id
+
+
 async def upsert_registration(
     conn: asyncpg.Connection,
     *,

@@ -20,6 +20,11 @@ class EmailHistory:
         async with self._pool.acquire() as conn:
             return await repository.email_status(conn, registration_id)
 
+    async def event_of(self, registration_id: uuid.UUID) -> uuid.UUID | None:
+        """The registration's event (what an organiser's scope is checked against)."""
+        async with self._pool.acquire() as conn:
+            return await repository.event_of_registration(conn, registration_id)
+
     async def about_person(
         self, person_key: str, registration_ids: list[uuid.UUID]
     ) -> dict[str, Any]:

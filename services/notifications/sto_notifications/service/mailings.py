@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,9 @@ from stolive_shared.privacy import person_key
 from stolive_shared.urls import PublicUrls
 
 log = logging.getLogger(__name__)
+
+# Writes the audit row of an organiser's change to a mailing, in the change's own transaction.
+Recorder = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,15 @@ class MailingService:
         self._smtp = smtp
         self._renderer = MailingRenderer()
 
-    async def create(self, draft: MailingDraft, organiser: str) -> uuid.UUID:
+    async def create(
+        self, draft: MailingDraft, organiser: str, record: Recorder | None = None
+    ) -> uuid.UUID:
+        """A new draft by ``organiser`` (their address)."""
         problems = draft.problems()
         if problems:
             raise DraftInvalid(problems)
-        async with self._pool.acquire() as conn:
-            return await repository.create_mailing(
+        async with self._pool.acquire() as conn, conn.transaction():
+            mailing_id = await repository.create_mailing(
                 conn,
                 subject=draft.subject.strip(),
                 body=draft.body,
@@ -100,8 +107,13 @@ class MailingService:
                 include_events=draft.include_events,
                 created_by=organiser,
             )
+            if record is not None:
+                await record(conn, mailing_id)
+            return mailing_id
 
-    async def update(self, mailing_id: uuid.UUID, draft: MailingDraft) -> None:
+    async def update(
+        self, mailing_id: uuid.UUID, draft: MailingDraft, record: Recorder | None = None
+    ) -> None:
         problems = draft.problems()
         if problems:
             raise DraftInvalid(problems)
@@ -116,14 +128,26 @@ class MailingService:
                 audience=draft.audience,
                 include_events=draft.include_events,
             )
+            if record is not None:
+                await record(conn, mailing_id)
 
     async def get(self, mailing_id: uuid.UUID) -> repository.MailingRow:
         async with self._pool.acquire() as conn:
             return await self._get(conn, mailing_id)
 
-    async def all(self) -> list[repository.MailingRow]:
+    async def all(
+        self, scope: repository.MailingScope | None = None
+    ) -> list[repository.MailingRow]:
+        """Newest first; with ``scope`` (a regional leader's), only the mailings in it."""
         async with self._pool.acquire() as conn:
-            return await repository.list_mailings(conn)
+            return await repository.list_mailings(conn, scope=scope)
+
+    async def event_choices(
+        self, only: frozenset[uuid.UUID] | None
+    ) -> list[repository.EventChoice]:
+        """The events a mailing form offers (``only`` those in the organiser's scope)."""
+        async with self._pool.acquire() as conn:
+            return await repository.event_choices(conn, only)
 
     async def subscriber_counts(self) -> dict[str, int]:
         async with self._pool.acquire() as conn:
@@ -201,7 +225,9 @@ class MailingService:
             if self._smtp is None:
                 await smtp.close()
 
-    async def schedule(self, mailing_id: uuid.UUID, at: datetime | None) -> None:
+    async def schedule(
+        self, mailing_id: uuid.UUID, at: datetime | None, record: Recorder | None = None
+    ) -> None:
         """Send at ``at`` (UTC stored), or now when None."""
         now = self._clock()
         when = at or now
@@ -209,6 +235,8 @@ class MailingService:
             mailing = await self._get(conn, mailing_id, for_update=True)
             domain.check_schedule(mailing.status, when, now)
             await repository.set_mailing_schedule(conn, mailing_id, "scheduled", when)
+            if record is not None:
+                await record(conn, mailing_id)
             await notify(conn, WORK_CHANGED)
 
     async def unschedule(self, mailing_id: uuid.UUID) -> None:
