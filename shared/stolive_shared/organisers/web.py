@@ -113,9 +113,7 @@ class OrganiserAccess:
         if not who.covers(event_id, await self.scope.regions(event_id)):
             await self.refuse(request, who, OUT_OF_SCOPE, event_id=event_id)
 
-    async def check_regions(
-        self, request: Request, who: Organiser, regions: Iterable[str]
-    ) -> None:
+    async def check_regions(self, request: Request, who: Organiser, regions: Iterable[str]) -> None:
         """403 (and an audit row) unless every region is ``who``'s: what a regional leader
         gives an event or a mailing's audience. No region at all means national: not theirs."""
         wanted = sorted(set(regions))
