@@ -3,8 +3,8 @@
 The regions the programme's newsletters name and a few demo school sites (the events
 service's demo CSVs), and a small programme: two STO LIVE broadcasts (one of them live now, so
 the watch page and the live viewer figures have something to show), two regional meetings, a
-supra-regional meeting and the national day. Times are Amsterdam wall-clock times days or weeks ahead, so the demo stays
-in the future.
+supra-regional meeting and the national day. Times are Amsterdam wall-clock times days or
+weeks ahead, so the demo stays in the future.
 """
 
 from __future__ import annotations

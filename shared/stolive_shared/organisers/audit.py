@@ -92,7 +92,7 @@ class AuditLog:
         await (conn or self.pool).execute(
             f"""INSERT INTO {SCHEMA}.audit
                 (account_id, actor, role, service, action, outcome, event_id, subject, detail)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)""",
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             who.account_id,
             who.email,
             who.role,
@@ -101,7 +101,8 @@ class AuditLog:
             outcome,
             event_id,
             subject,
-            json.dumps(dict(detail or {}), default=str),
+            # The pools' jsonb codec encodes it (``stolive_shared.db``); values made plain first.
+            json.loads(json.dumps(dict(detail or {}), default=str)),
         )
 
     async def rows(
@@ -127,7 +128,7 @@ class AuditLog:
             event_id,
             limit,
         )
-        return [AuditRow(**{**dict(row), "detail": json.loads(row["detail"])}) for row in rows]
+        return [AuditRow(**dict(row)) for row in rows]
 
     async def remove_older_than(self, days: float, limit: int) -> int:
         """The retention rule: rows older than ``days``, at most ``limit`` at a time."""
