@@ -13,6 +13,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from sto_registrations.api import (
+    by_hand,
+    by_hand_pages,
     organiser_pages,
     organisers,
     pages,
@@ -64,9 +66,11 @@ def create_app(parts: Registrations) -> FastAPI:
     app.include_router(runtime.health_router())
     app.include_router(registrations.router)
     app.include_router(organisers.router)
+    app.include_router(by_hand.router)
     app.include_router(pages.router)
     app.include_router(privacy_pages.router)
     app.include_router(organiser_pages.router)
+    app.include_router(by_hand_pages.router)
 
     # Innermost of the app's middleware (inside the request telemetry): see fast_sign_up.
     app.user_middleware.append(

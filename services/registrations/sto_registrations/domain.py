@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import RegistrationStatus
 from stolive_shared.errors import DomainError
+from stolive_shared.organisers.roles import Organiser
 from stolive_shared.programme import PROFILES, ROLES
 
 __all__ = ["PROFILES", "ROLES"]  # the programme's vocabulary, as the rules below use it
@@ -45,6 +47,10 @@ class RegistrationUnknown(DomainError):
 
 class CheckInRefused(DomainError):
     """This registration cannot be checked in; the message says why, in Dutch."""
+
+
+class ActionRefused(DomainError):
+    """An organiser's action on a registration cannot be done now; the message says why."""
 
 
 class SignUpRefused(DomainError):
@@ -359,3 +365,97 @@ def plan_sign_ups(
                 Planned(status=status, waitlist_position=state.waitlisted + change.waitlisted)
             )
     return plan, changes
+
+
+# -- what organisers do by hand ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An organiser's action as the audit log (``organisers.audit``) keeps it, written in the
+    transaction of the action itself. ``subject`` names a registration (``registration:<id>``)
+    or a person by the keyed hash of their address: never the address."""
+
+    who: Organiser
+    action: str
+    event_id: uuid.UUID | None = None
+    subject: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def registration_subject(registration_id: uuid.UUID) -> str:
+    return f"registration:{registration_id}"
+
+
+def added_by_hand(seats: SeatState, now: datetime) -> RegistrationStatus:
+    """What a registration an organiser adds gets: a seat if one is free, else the waiting
+    list (or a refusal when there is none), as for a sign-up. The sign-up window does not
+    apply (an organiser adds the one who phoned in late); a cancelled or past event refuses."""
+    event = seats.terms
+    if event.status == "cancelled":
+        raise SignUpRefused("Dit evenement is geannuleerd.", 410)
+    if event.status == "ended" or now >= event.ends_at:
+        raise SignUpRefused("Dit evenement is al voorbij.", 410)
+    if event.status not in ("published", "live"):
+        raise SignUpRefused("Aanmelden voor dit evenement is niet mogelijk.", 410)
+    return outcome(event, seats_to_grant(event.capacity, seats.confirmed, 1) > 0)
+
+
+def promotion_refusal(
+    registration: Registration, seats: SeatState, *, over_capacity: bool
+) -> str | None:
+    """Why an organiser cannot move this registration from the waiting list into a seat, in
+    Dutch; None when they can. A free seat is taken in the person's favour, whatever their
+    place on the list; a full event only when the organiser says so (``over_capacity``: one
+    seat more than the capacity, as after a lowered capacity, which the seat rule allows)."""
+    if registration.status != "waitlisted":
+        return "Deze persoon staat niet (meer) op de wachtlijst."
+    if registration.erased:
+        return "De gegevens van deze persoon zijn verwijderd."
+    capacity = seats.terms.capacity
+    if capacity is not None and seats.confirmed >= capacity and not over_capacity:
+        return (
+            "Er is geen plaats vrij. Kies 'toch een plaats geven' om deze persoon boven de "
+            "capaciteit te plaatsen."
+        )
+    return None
+
+
+def entry_problems(applicant: Applicant) -> dict[str, str]:
+    """What is wrong with a person as an organiser typed them in, per field, in Dutch: the
+    sign-up form's rules, said to the organiser rather than to the person."""
+    found = applicant_problems(applicant)
+    said: dict[str, str] = {}
+    if "name" in found:
+        said["name"] = f"Vul de naam in (op één regel, hoogstens {MAX_NAME} tekens)."
+    if "email" in found:
+        said["email"] = found["email"]
+    if "organisation" in found:
+        said["organisation"] = (
+            f"Vul de school of organisatie in op één regel (hoogstens {MAX_ORGANISATION} tekens)."
+        )
+    if "role" in found:
+        said["role"] = "Kies een rol."
+    if "region_code" in found:
+        said["region_code"] = found["region_code"]
+    return said
+
+
+def correction_problems(name: str, organisation: str, role: str) -> dict[str, str]:
+    """What is wrong with corrected details (name, school, role), per field, in Dutch."""
+    return entry_problems(Applicant(name, "naam@school.nl", organisation, role, None))
+
+
+def change_refusal(registration: Registration) -> str | None:
+    """Why an organiser cannot change this registration's details or send it mail."""
+    if registration.erased:
+        return "De gegevens van deze persoon zijn verwijderd."
+    if registration.status == "cancelled":
+        return "Deze aanmelding is geannuleerd."
+    return None
+
+
+def undo_check_in_refusal(registration: Registration) -> str | None:
+    if registration.checked_in_at is None:
+        return "Deze persoon is niet ingecheckt."
+    return None

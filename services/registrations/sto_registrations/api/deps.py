@@ -1,5 +1,5 @@
-"""Dependencies of the registrations routes: the service (the organiser check is the shared
-one, ``stolive_shared.organisers.web``)."""
+"""Dependencies of the registrations routes: the service. Who may use an organiser route is
+declared on the route itself (``stolive_shared.organisers.web``: ``needs``, ``needs_page``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sto_registrations.service import RegistrationsService
-from stolive_shared.organisers.web import OrganiserDep
 
-__all__ = ["OrganiserDep", "ServiceDep", "get_service"]
+__all__ = ["ServiceDep", "get_service"]
 
 
 async def get_service(request: Request) -> RegistrationsService:

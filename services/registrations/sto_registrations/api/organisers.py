@@ -1,7 +1,10 @@
 """JSON API for organisers: attendee lists with filters, counts, CSV, check-in, privacy.
 
-Every route needs an organiser: the site-wide session cookie or a bearer token (see
-``stolive_shared.organisers``).
+Every route needs an organiser (the site-wide session cookie or a bearer token) whose role
+may do it, for an event in their scope (``stolive_shared.organisers``): the lists need
+VIEW_REGISTRATIONS, a check-in CHECK_IN (its event's scope checked once the registration is
+looked up), the privacy requests PERSONAL_DATA. The CSV, check-ins and privacy requests are
+audited; a refusal is too.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sto_registrations.api.attendees import (
@@ -19,7 +22,7 @@ from sto_registrations.api.attendees import (
     attendees_csv,
     public_attendee,
 )
-from sto_registrations.api.deps import OrganiserDep, ServiceDep
+from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.schemas import (
     AttendeeList,
     AttendeePublic,
@@ -30,21 +33,32 @@ from sto_registrations.api.schemas import (
     Problem,
 )
 from sto_registrations.domain import WEBINAR, EventTerms, Registration
+from sto_registrations.service import RegistrationsService
+from stolive_shared.organisers.roles import Capability, Organiser
+from stolive_shared.organisers.web import access_of, needs
 from stolive_shared.spreadsheets import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/api/organiser", tags=["organisers"])
 
-_AUTH: dict[int | str, dict[str, object]] = {
+AUTH_ANSWERS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Inloggen als organisator is nodig"},
-    403: {"model": Problem, "description": "Deze sleutel geeft geen toegang"},
+    403: {
+        "model": Problem,
+        "description": "Geen toegang: onbekende sleutel, of buiten rol of regio's van het account",
+    },
     404: {"model": Problem, "description": "Niet gevonden"},
 }
+
+Viewer = Annotated[Organiser, needs(Capability.VIEW_REGISTRATIONS, event=True)]
+CheckInStaff = Annotated[Organiser, needs(Capability.CHECK_IN)]
+PrivacyOfficer = Annotated[Organiser, needs(Capability.PERSONAL_DATA)]
 
 
 @dataclass(frozen=True)
 class FilteredAttendees:
     terms: EventTerms
     attendees: list[Registration]
+    chosen: AttendeeFilter
 
 
 async def filtered_attendees(
@@ -61,7 +75,7 @@ async def filtered_attendees(
     found = await service.attendees(
         event_id, status=chosen.status, region_code=chosen.region_code, role=chosen.role
     )
-    return FilteredAttendees(terms, found)
+    return FilteredAttendees(terms, found, chosen)
 
 
 ChosenAttendees = Annotated[FilteredAttendees, Depends(filtered_attendees)]
@@ -71,12 +85,12 @@ ChosenAttendees = Annotated[FilteredAttendees, Depends(filtered_attendees)]
     "/events/{event_id}/attendees",
     response_model=AttendeeList,
     summary="Attendee list of an event, with counts; filter by status, region and role",
-    responses=_AUTH,
+    responses=AUTH_ANSWERS,
 )
 async def attendee_list(
     event_id: uuid.UUID,
     service: ServiceDep,
-    _organiser: OrganiserDep,
+    _who: Viewer,
     chosen: ChosenAttendees,
 ) -> AttendeeList:
     physical = chosen.terms.kind != WEBINAR
@@ -94,12 +108,27 @@ async def attendee_list(
     "/events/{event_id}/attendees.csv",
     summary="The attendee list as CSV for Dutch Excel (UTF-8 with BOM, ';' separated)",
     response_class=Response,
-    responses={**_AUTH, 200: {"content": {"text/csv": {}}}},
+    responses={**AUTH_ANSWERS, 200: {"content": {"text/csv": {}}}},
 )
-async def attendee_csv(_organiser: OrganiserDep, chosen: ChosenAttendees) -> Response:
+async def attendee_csv(
+    event_id: uuid.UUID,
+    request: Request,
+    who: Viewer,
+    chosen: ChosenAttendees,
+) -> Response:
     slug = re.sub(r"[^a-z0-9]+", "-", chosen.terms.title.lower()).strip("-")[:60] or "evenement"
+    body = attendees_csv(chosen.attendees)
+    await access_of(request).audit.record(
+        who,
+        "attendee_csv",
+        event_id=event_id,
+        detail={
+            "rows": len(chosen.attendees),
+            **{key: value for key, value in vars(chosen.chosen).items() if value},
+        },
+    )
     return Response(
-        attendees_csv(chosen.attendees),
+        body,
         media_type=CSV_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="deelnemers-{slug}.csv"',
@@ -108,16 +137,29 @@ async def attendee_csv(_organiser: OrganiserDep, chosen: ChosenAttendees) -> Res
     )
 
 
+async def checked_in(
+    request: Request,
+    service: RegistrationsService,
+    who: Organiser,
+    registration_id: uuid.UUID,
+    via: str,
+) -> Registration:
+    """Check in once the registration's event is known to be in ``who``'s scope."""
+    registration, _ = await service.get(registration_id)
+    await access_of(request).check_event(request, who, registration.event_id)
+    return await service.check_in(registration_id, who, via=via)
+
+
 @router.post(
     "/registrations/{registration_id}/check-in",
     response_model=AttendeePublic,
     summary="Check a confirmed person in at a physical meeting (from the list)",
-    responses={**_AUTH, 409: {"model": Problem, "description": "Inchecken kan niet"}},
+    responses={**AUTH_ANSWERS, 409: {"model": Problem, "description": "Inchecken kan niet"}},
 )
 async def check_in(
-    registration_id: uuid.UUID, service: ServiceDep, organiser: OrganiserDep
+    registration_id: uuid.UUID, request: Request, service: ServiceDep, who: CheckInStaff
 ) -> AttendeePublic:
-    registration = await service.check_in(registration_id, organiser)
+    registration = await checked_in(request, service, who, registration_id, "api")
     return public_attendee(registration, service.check_in_url(registration.id))
 
 
@@ -125,13 +167,13 @@ async def check_in(
     "/check-ins/{token}",
     response_model=AttendeePublic,
     summary="Check in by the token in the QR code of the confirmation",
-    responses={**_AUTH, 409: {"model": Problem, "description": "Inchecken kan niet"}},
+    responses={**AUTH_ANSWERS, 409: {"model": Problem, "description": "Inchecken kan niet"}},
 )
 async def check_in_by_token(
-    token: str, service: ServiceDep, organiser: OrganiserDep
+    token: str, request: Request, service: ServiceDep, who: CheckInStaff
 ) -> AttendeePublic:
     registration_id = service.registration_for_check_in_token(token)
-    registration = await service.check_in(registration_id, organiser)
+    registration = await checked_in(request, service, who, registration_id, "qr")
     return public_attendee(registration, service.check_in_url(registration.id))
 
 
@@ -139,24 +181,38 @@ async def check_in_by_token(
     "/privacy/export",
     response_model=PersonExport,
     summary="Everything held about an email address",
-    responses=_AUTH,
+    responses=AUTH_ANSWERS,
 )
 async def privacy_export(
-    body: PersonRequest, service: ServiceDep, _organiser: OrganiserDep
+    body: PersonRequest, request: Request, service: ServiceDep, who: PrivacyOfficer
 ) -> PersonExport:
-    return PersonExport.model_validate(await service.full_export(str(body.email)))
+    export = PersonExport.model_validate(await service.full_export(str(body.email)))
+    await audit_export(request, service, who, str(body.email), len(export.registrations))
+    return export
+
+
+async def audit_export(
+    request: Request, service: RegistrationsService, who: Organiser, email: str, found: int
+) -> None:
+    """The export in the audit log, the person named by the keyed hash of the address."""
+    await access_of(request).audit.record(
+        who,
+        "export",
+        subject=f"person:{service.person_reference(email)}",
+        detail={"registrations": found},
+    )
 
 
 @router.post(
     "/privacy/erase",
     response_model=PersonErasure,
     summary="Erase a person: personal fields removed, counts kept; other services are told",
-    responses=_AUTH,
+    responses=AUTH_ANSWERS,
 )
 async def privacy_erase(
-    body: PersonRequest, service: ServiceDep, _organiser: OrganiserDep
+    body: PersonRequest, service: ServiceDep, who: PrivacyOfficer
 ) -> PersonErasure:
-    erased = await service.erase_person(str(body.email))
+    erased = await service.erase_person(str(body.email), by=who)
     return PersonErasure(
         person_key=service.person_reference(str(body.email)), erased_registrations=erased
     )

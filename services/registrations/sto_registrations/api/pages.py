@@ -63,8 +63,11 @@ def csrf_ok(request: Request, form_token: object) -> bool:
     return shared_pages.csrf_ok(request, CSRF_COOKIE, form_token)
 
 
-def message_page(request: Request, heading: str, message: str, status_code: int) -> HTMLResponse:
-    return render(request, "message.html", status_code, heading=heading, message=message)
+def message_page(
+    request: Request, heading: str, message: str, status_code: int, **context: Any
+) -> HTMLResponse:
+    """A heading and a sentence (``context``: the organiser, on the organiser pages)."""
+    return render(request, "message.html", status_code, heading=heading, message=message, **context)
 
 
 def expired_form(request: Request) -> HTMLResponse:

@@ -148,6 +148,38 @@ class AttendeeList(BaseModel):
     attendees: list[AttendeePublic]
 
 
+class HandSignUp(BaseModel):
+    """A person an organiser signs up (by phone, at the door): no consent tick or bot guard,
+    the organiser answers for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=_ONE_LINE)
+    email: Email
+    organisation: str = Field(default="", max_length=MAX_ORGANISATION, pattern=_ONE_LINE)
+    role: Role
+    region_code: str | None = Field(default=None, max_length=MAX_REGION_CODE, pattern=_ONE_LINE)
+
+
+class Correction(BaseModel):
+    """Corrected details; a different address is a different person (cancel, then add)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=_ONE_LINE)
+    organisation: str = Field(default="", max_length=MAX_ORGANISATION, pattern=_ONE_LINE)
+    role: Role
+
+
+class Promotion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    over_capacity: bool = Field(
+        default=False,
+        description="Give the seat even when the event is full (one above its capacity)",
+    )
+
+
 class PersonRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

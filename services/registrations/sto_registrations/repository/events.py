@@ -4,6 +4,7 @@ and its seats, counted on the event's row beside the waiting-list length."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 import asyncpg
@@ -64,9 +65,15 @@ async def open_events(conn: asyncpg.Connection, now: datetime) -> list[SeatState
     return [SeatState(terms_of(r), r["confirmed_count"], r["waitlisted_count"]) for r in rows]
 
 
-async def events_by_start(conn: asyncpg.Connection, limit: int = 200) -> list[EventTerms]:
+async def events_by_start(
+    conn: asyncpg.Connection, limit: int = 200, only: Collection[uuid.UUID] | None = None
+) -> list[EventTerms]:
+    """Every event but drafts (``only``: of these ids), latest start first."""
     rows = await conn.fetch(
-        "SELECT * FROM events WHERE status <> 'draft' ORDER BY starts_at DESC LIMIT $1", limit
+        """SELECT * FROM events WHERE status <> 'draft' AND ($2::uuid[] IS NULL OR id = ANY($2))
+           ORDER BY starts_at DESC LIMIT $1""",
+        limit,
+        None if only is None else list(only),
     )
     return [terms_of(r) for r in rows]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sto_registrations.domain import Applicant, EventTerms, Registration, SeatState
+from sto_registrations.domain import Applicant, AuditNote, EventTerms, Registration, SeatState
 from sto_registrations.repository.port import RegistrationsRepository
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
@@ -45,6 +45,7 @@ class RegistrationsState:
     bookings: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)  # (group, booker)
     outbox: list[Message] = field(default_factory=list)
     keys: dict[uuid.UUID, bytes] = field(default_factory=dict)  # privacy's data keys
+    audit: list[AuditNote] = field(default_factory=list)
     last_queue_number: int = 0
 
 
@@ -87,8 +88,14 @@ class InMemoryRegistrations(RegistrationsRepository):
         ]
         return sorted(open_, key=lambda seats: seats.terms.starts_at)[:100]
 
-    async def events_by_start(self, limit: int = 200) -> list[EventTerms]:
-        known = [row.terms for row in self.state.events.values() if row.terms.status != "draft"]
+    async def events_by_start(
+        self, limit: int = 200, only: Collection[uuid.UUID] | None = None
+    ) -> list[EventTerms]:
+        known = [
+            row.terms
+            for row in self.state.events.values()
+            if row.terms.status != "draft" and (only is None or row.terms.id in only)
+        ]
         return sorted(known, key=lambda terms: terms.starts_at, reverse=True)[:limit]
 
     # -- registrations -----------------------------------------------------------------------
@@ -151,6 +158,47 @@ class InMemoryRegistrations(RegistrationsRepository):
             return None
         row.registration = dataclasses.replace(row.registration, checked_in_at=_now())
         row.checked_in_by = organiser
+        return row.registration
+
+    async def undo_check_in(self, registration_id: uuid.UUID) -> Registration | None:
+        row = self.state.registrations.get(registration_id)
+        if row is None or row.registration.checked_in_at is None:
+            return None
+        row.registration = dataclasses.replace(row.registration, checked_in_at=None)
+        row.checked_in_by = None
+        return row.registration
+
+    async def active_registration(self, event_id: uuid.UUID, email: str) -> Registration | None:
+        return next(
+            (
+                row.registration
+                for row in self._rows_of(event_id)
+                if row.registration.status != "cancelled"
+                and row.registration.applicant.email.lower() == email
+            ),
+            None,
+        )
+
+    async def promote_one(self, registration_id: uuid.UUID) -> Registration | None:
+        row = self.state.registrations.get(registration_id)
+        if row is None or row.registration.status != "waitlisted":
+            return None
+        row.registration = dataclasses.replace(row.registration, status="confirmed")
+        row.confirmed_at = _now()
+        self._count(row.registration.event_id, "waitlisted", -1)
+        self._count(row.registration.event_id, "confirmed", +1)
+        return row.registration
+
+    async def correct(
+        self, registration_id: uuid.UUID, name: str, organisation: str, role: str
+    ) -> Registration | None:
+        row = self.state.registrations.get(registration_id)
+        if row is None or row.registration.erased:
+            return None
+        applicant = dataclasses.replace(
+            row.registration.applicant, name=name, organisation=organisation, role=role
+        )
+        row.registration = dataclasses.replace(row.registration, applicant=applicant)
         return row.registration
 
     async def waitlist_position(self, registration: Registration) -> int:
@@ -252,6 +300,9 @@ class InMemoryRegistrations(RegistrationsRepository):
 
     async def add_messages(self, messages: Sequence[Message]) -> None:
         self.state.outbox.extend(messages)
+
+    async def record(self, note: AuditNote) -> None:
+        self.state.audit.append(note)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sto_registrations.domain import EventTerms, Registration, SeatState
+from sto_registrations.domain import AuditNote, EventTerms, Registration, SeatState
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
 
@@ -44,8 +44,10 @@ class RegistrationsRepository(ABC):
         (at most 100)."""
 
     @abstractmethod
-    async def events_by_start(self, limit: int = 200) -> list[EventTerms]:
-        """Every event but drafts, latest start first."""
+    async def events_by_start(
+        self, limit: int = 200, only: Collection[uuid.UUID] | None = None
+    ) -> list[EventTerms]:
+        """Every event but drafts (``only``: of these ids), latest start first."""
 
     # -- registrations -----------------------------------------------------------------------
 
@@ -76,6 +78,25 @@ class RegistrationsRepository(ABC):
         self, registration_id: uuid.UUID, organiser: str
     ) -> Registration | None:
         """Checked in now; None when it was already."""
+
+    @abstractmethod
+    async def undo_check_in(self, registration_id: uuid.UUID) -> Registration | None:
+        """Checked in no more; None when it was not checked in."""
+
+    @abstractmethod
+    async def active_registration(self, event_id: uuid.UUID, email: str) -> Registration | None:
+        """The registration (not cancelled) this normalised address holds for the event."""
+
+    @abstractmethod
+    async def promote_one(self, registration_id: uuid.UUID) -> Registration | None:
+        """This registration from the waiting list into a seat, counts moved; None when it
+        was not waiting. The caller decided on the event's locked row."""
+
+    @abstractmethod
+    async def correct(
+        self, registration_id: uuid.UUID, name: str, organisation: str, role: str
+    ) -> Registration | None:
+        """New name, school and role; None when erased (nothing to correct)."""
 
     @abstractmethod
     async def waitlist_position(self, registration: Registration) -> int: ...
@@ -132,3 +153,9 @@ class RegistrationsRepository(ABC):
     @abstractmethod
     async def add_messages(self, messages: Sequence[Message]) -> None:
         """To the outbox, committed with the change that caused them."""
+
+    # -- the audit log -----------------------------------------------------------------------
+
+    @abstractmethod
+    async def record(self, note: AuditNote) -> None:
+        """An organiser's action to the audit log, committed with the action."""

@@ -5,25 +5,32 @@ so inside whatever transaction it is in), each running the SQL of ``events`` or
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from sto_registrations.domain import EventTerms, Registration, SeatState
+from sto_registrations.domain import AuditNote, EventTerms, Registration, SeatState
 from sto_registrations.repository import events
 from sto_registrations.repository import registrations as registrations_sql
 from sto_registrations.repository.port import RegistrationsRepository
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.messaging import outbox
+from stolive_shared.organisers.audit import AuditLog
 
 
 class PostgresRegistrations(RegistrationsRepository):
-    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+    """``audit``: the service's audit log, written on this connection (none: a repository
+    that records no organiser's actions, as the consumer's)."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, schema: str, audit: AuditLog | None = None
+    ) -> None:
         self.conn = conn
         self.schema = schema
+        self.audit = audit
 
     async def store_event(self, event: EventSnapshot) -> EventTerms | None:
         return await events.store_event(self.conn, event)
@@ -37,8 +44,10 @@ class PostgresRegistrations(RegistrationsRepository):
     async def open_events(self, now: datetime) -> list[SeatState]:
         return await events.open_events(self.conn, now)
 
-    async def events_by_start(self, limit: int = 200) -> list[EventTerms]:
-        return await events.events_by_start(self.conn, limit)
+    async def events_by_start(
+        self, limit: int = 200, only: Collection[uuid.UUID] | None = None
+    ) -> list[EventTerms]:
+        return await events.events_by_start(self.conn, limit, only)
 
     async def add(self, registration: Registration) -> Registration:
         return await registrations_sql.add_registration(self.conn, registration)
@@ -63,6 +72,20 @@ class PostgresRegistrations(RegistrationsRepository):
         self, registration_id: uuid.UUID, organiser: str
     ) -> Registration | None:
         return await registrations_sql.mark_checked_in(self.conn, registration_id, organiser)
+
+    async def undo_check_in(self, registration_id: uuid.UUID) -> Registration | None:
+        return await registrations_sql.undo_check_in(self.conn, registration_id)
+
+    async def active_registration(self, event_id: uuid.UUID, email: str) -> Registration | None:
+        return await registrations_sql.active_registration(self.conn, event_id, email)
+
+    async def promote_one(self, registration_id: uuid.UUID) -> Registration | None:
+        return await registrations_sql.promote_one(self.conn, registration_id)
+
+    async def correct(
+        self, registration_id: uuid.UUID, name: str, organisation: str, role: str
+    ) -> Registration | None:
+        return await registrations_sql.correct(self.conn, registration_id, name, organisation, role)
 
     async def waitlist_position(self, registration: Registration) -> int:
         return await registrations_sql.waitlist_position(self.conn, registration)
@@ -104,3 +127,15 @@ class PostgresRegistrations(RegistrationsRepository):
 
     async def add_messages(self, messages: Sequence[Message]) -> None:
         await outbox.enqueue_many(self.conn, list(messages), schema=self.schema)
+
+    async def record(self, note: AuditNote) -> None:
+        if self.audit is None:
+            raise RuntimeError("this repository was made without the audit log")
+        await self.audit.record(
+            note.who,
+            note.action,
+            event_id=note.event_id,
+            subject=note.subject,
+            detail=note.detail,
+            conn=self.conn,
+        )

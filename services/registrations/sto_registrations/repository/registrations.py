@@ -131,6 +131,70 @@ async def mark_checked_in(
     return registration_of(row) if row else None
 
 
+async def undo_check_in(
+    conn: asyncpg.Connection, registration_id: uuid.UUID
+) -> Registration | None:
+    """Checked in no more; None when it was not checked in."""
+    row = await conn.fetchrow(
+        f"""UPDATE registrations SET checked_in_at = NULL, checked_in_by = NULL
+            WHERE id = $1 AND checked_in_at IS NOT NULL
+            RETURNING {REGISTRATION_COLUMNS}""",
+        registration_id,
+    )
+    return registration_of(row) if row else None
+
+
+async def active_registration(
+    conn: asyncpg.Connection, event_id: uuid.UUID, email: str
+) -> Registration | None:
+    """The registration (not cancelled) this normalised address holds for the event."""
+    row = await conn.fetchrow(
+        f"""SELECT {REGISTRATION_COLUMNS} FROM registrations
+            WHERE event_id = $1 AND lower(email) = $2 AND status <> 'cancelled'""",
+        event_id,
+        email,
+    )
+    return registration_of(row) if row else None
+
+
+async def promote_one(conn: asyncpg.Connection, registration_id: uuid.UUID) -> Registration | None:
+    """This one registration from the waiting list into a seat, the counts moved with it;
+    None when it was not waiting (the caller decided on the event's locked row)."""
+    row = await conn.fetchrow(
+        f"""WITH promoted AS (
+                UPDATE registrations SET status = 'confirmed', confirmed_at = now()
+                WHERE id = $1 AND status = 'waitlisted'
+                RETURNING {REGISTRATION_COLUMNS}),
+            counted AS (
+                UPDATE events e SET confirmed_count = e.confirmed_count + 1,
+                                    waitlisted_count = e.waitlisted_count - 1
+                FROM promoted WHERE e.id = promoted.event_id)
+            SELECT * FROM promoted""",
+        registration_id,
+    )
+    return registration_of(row) if row else None
+
+
+async def correct(
+    conn: asyncpg.Connection,
+    registration_id: uuid.UUID,
+    name: str,
+    organisation: str,
+    role: str,
+) -> Registration | None:
+    """New name, school and role (not erased ones); None when there is nothing to correct."""
+    row = await conn.fetchrow(
+        f"""UPDATE registrations SET name = $2, organisation = $3, role = $4
+            WHERE id = $1 AND erased_at IS NULL AND anonymised_at IS NULL
+            RETURNING {REGISTRATION_COLUMNS}""",
+        registration_id,
+        name,
+        organisation,
+        role,
+    )
+    return registration_of(row) if row else None
+
+
 async def status_counts(conn: asyncpg.Connection, event_id: uuid.UUID) -> dict[str, int]:
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE status = 'confirmed') AS confirmed,

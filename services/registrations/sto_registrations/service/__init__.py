@@ -2,7 +2,8 @@
 
 A sign-up (``sign_ups``, with its group-commit engine in ``batching``), and what follows it
 (``lifecycle``: a cancellation with its promotion from the waiting list, a check-in, an
-erasure), each with every message it causes, commit together or not at all.
+erasure; ``by_hand``: what organisers do to registrations), each with every message it
+causes (and an organiser's action with its audit row), commit together or not at all.
 ``RegistrationsService`` is what the HTTP and Kafka faces call.
 """
 
@@ -25,17 +26,19 @@ from sto_registrations.domain import (
     RegistrationUnknown,
 )
 from sto_registrations.repository import PostgresRegistrations, RegistrationsRepository
-from sto_registrations.service.lifecycle import RegistrationLifecycle
+from sto_registrations.service.by_hand import ByHand, EntryInvalid
 from sto_registrations.service.sign_ups import SignUpAnswer, SignUpResult, SignUps
 from sto_registrations.service.views import join_url
 from stolive_shared import links
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.links import PersonalLinks
+from stolive_shared.organisers.audit import AuditLog
 from stolive_shared.privacy import person_key
 from stolive_shared.store import PostgresStore, Store
 
 __all__ = [
     "CheckInRefused",
+    "EntryInvalid",
     "EventUnknown",
     "RegistrationUnknown",
     "RegistrationsService",
@@ -45,9 +48,10 @@ __all__ = [
 
 
 @dataclass
-class RegistrationsService(RegistrationLifecycle):
+class RegistrationsService(ByHand):
     """The use cases on PostgreSQL: signing up (``sign_ups``, straight on the pool: a batch
-    per statement) and everything after it (``RegistrationLifecycle``, on the ``store``)."""
+    per statement) and everything after it (``RegistrationLifecycle`` and organisers'
+    ``ByHand``, on the ``store``)."""
 
     pool: asyncpg.Pool
     schema: str
@@ -65,7 +69,10 @@ class RegistrationsService(RegistrationLifecycle):
 
     def __post_init__(self) -> None:
         schema = self.schema
-        self.store = PostgresStore(self.pool, lambda conn: PostgresRegistrations(conn, schema))
+        audit = AuditLog(self.pool, "registrations")
+        self.store = PostgresStore(
+            self.pool, lambda conn: PostgresRegistrations(conn, schema, audit)
+        )
         self.sign_ups = SignUps(
             self.pool,
             self.schema,

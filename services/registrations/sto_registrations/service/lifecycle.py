@@ -8,16 +8,19 @@ run as well on the in-memory repository (the unit tests) as on PostgreSQL.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
 from sto_registrations import domain
 from sto_registrations.domain import (
+    AuditNote,
     CheckInRefused,
     EventTerms,
     EventUnknown,
     Registration,
     RegistrationUnknown,
+    registration_subject,
 )
 from sto_registrations.repository import RegistrationsRepository
 from sto_registrations.service.views import registration_view
@@ -35,6 +38,7 @@ from stolive_shared.contracts.registrations import (
     RegistrationView,
 )
 from stolive_shared.links import PersonalLinks
+from stolive_shared.organisers.roles import Organiser
 from stolive_shared.privacy import person_key
 from stolive_shared.store import Store
 
@@ -61,21 +65,27 @@ class RegistrationLifecycle:
                 raise RegistrationUnknown()
             if registration.status == "cancelled":
                 return registration
-            terms = await registrations.terms(registration.event_id, for_update=True)
-            assert terms is not None
-            await registrations.mark_cancelled(registration, reason)
-            [view] = await self._views(registrations, [registration], terms, "cancelled")
-            messages: list[Message] = [
-                RegistrationCancelled.create(
-                    registration=view,
-                    previous_status=registration.status,
-                    reason=reason,
-                )
-            ]
-            if registration.status == "confirmed":
-                messages += await self._promote(registrations, terms.id)
-            await registrations.add_messages(messages)
+            await self._cancelled(registrations, registration, reason)
         return registration
+
+    async def _cancelled(
+        self, registrations: RegistrationsRepository, registration: Registration, reason: str
+    ) -> None:
+        """Cancel an active registration with its messages, and promote into a freed seat."""
+        terms = await registrations.terms(registration.event_id, for_update=True)
+        assert terms is not None
+        await registrations.mark_cancelled(registration, reason)
+        [view] = await self._views(registrations, [registration], terms, "cancelled")
+        messages: list[Message] = [
+            RegistrationCancelled.create(
+                registration=view,
+                previous_status=registration.status,
+                reason=reason,
+            )
+        ]
+        if registration.status == "confirmed":
+            messages += await self._promote(registrations, terms.id)
+        await registrations.add_messages(messages)
 
     async def _promote(
         self, registrations: RegistrationsRepository, event_id: uuid.UUID
@@ -125,8 +135,14 @@ class RegistrationLifecycle:
 
     # -- checking in -----------------------------------------------------------------------
 
-    async def check_in(self, registration_id: uuid.UUID, organiser: str) -> Registration:
-        """Check a confirmed person in at a physical meeting; a second check-in changes nothing."""
+    async def check_in(
+        self, registration_id: uuid.UUID, organiser: Organiser | str, *, via: str = ""
+    ) -> Registration:
+        """Check a confirmed person in at a physical meeting; a second check-in changes nothing.
+
+        ``organiser``: the signed-in organiser (their address is kept with the check-in, and
+        the check-in audited, ``via`` the list, the QR code or the API), or a plain name
+        where no account is involved."""
         async with self.store.transaction() as registrations:
             registration = await registrations.registration(registration_id, for_update=True)
             if registration is None:
@@ -136,7 +152,8 @@ class RegistrationLifecycle:
             refusal = domain.check_in_refusal(terms, registration.status)
             if refusal is not None:
                 raise CheckInRefused(refusal)
-            checked = await registrations.mark_checked_in(registration_id, organiser)
+            by = organiser.email if isinstance(organiser, Organiser) else organiser
+            checked = await registrations.mark_checked_in(registration_id, by)
             if checked is None:
                 return registration
             assert checked.checked_in_at is not None
@@ -148,6 +165,16 @@ class RegistrationLifecycle:
                     )
                 ]
             )
+            if isinstance(organiser, Organiser):
+                await registrations.record(
+                    AuditNote(
+                        organiser,
+                        "check_in",
+                        checked.event_id,
+                        registration_subject(checked.id),
+                        {"via": via} if via else {},
+                    )
+                )
         return checked
 
     # -- privacy ---------------------------------------------------------------------------
@@ -173,24 +200,30 @@ class RegistrationLifecycle:
             records = await registrations.person_records(address)
         return {"email": address, "exported_at": self.clock(), "registrations": records}
 
-    async def erase_person(self, email: str) -> list[uuid.UUID]:
+    async def erase_person(self, email: str, *, by: Organiser | None = None) -> list[uuid.UUID]:
         """Remove the person's details, keep the counts, and tell every service to erase too.
 
         ``person.erased`` is published even when nothing is held here: another service (the
-        newsletter list, say) may hold the address.
+        newsletter list, say) may hold the address. ``by``: the organiser who did it for the
+        person (audited, the person named by the keyed hash of the address).
         """
         address = domain.normalise_email(email)
+        key = person_key(self.links.secret, address)
         async with self.store.transaction() as registrations:
             erased = await registrations.erase_person(address)
             await registrations.add_messages(
                 [
                     PersonErased.create(
-                        person_key=person_key(self.links.secret, address),
+                        person_key=key,
                         registration_ids=tuple(erased),
                         erased_at=self.clock(),
                     )
                 ]
             )
+            if by is not None:
+                await registrations.record(
+                    AuditNote(by, "erase", subject=f"person:{key}", detail={"erased": len(erased)})
+                )
         return erased
 
     async def anonymise_expired(self, retention: timedelta, limit: int) -> int:
@@ -262,9 +295,10 @@ class RegistrationLifecycle:
             raise EventUnknown()
         return seats.terms, domain.availability(seats, self.clock())
 
-    async def all_events(self) -> list[EventTerms]:
+    async def all_events(self, only: Collection[uuid.UUID] | None = None) -> list[EventTerms]:
+        """Every event but drafts, latest start first (``only``: of these ids)."""
         async with self.store.reading() as registrations:
-            return await registrations.events_by_start()
+            return await registrations.events_by_start(only=only)
 
     async def counts(self, event_id: uuid.UUID) -> dict[str, int]:
         async with self.store.reading() as registrations:
