@@ -13,6 +13,7 @@ import asyncpg
 from stolive_shared.contracts.events import EVENT_MESSAGES, EventMessage
 from stolive_shared.contracts.topics import EVENTS
 from stolive_shared.messaging.consumer import MessageConsumer, on
+from stolive_shared.organisers.audit import AuditLog
 from stolive_shared.retention import RetentionJob, RetentionRule
 from stolive_shared.runtime import BackgroundWorker
 
@@ -45,8 +46,18 @@ def create_workers(parts: Registrations) -> list[BackgroundWorker]:
     async def anonymise(limit: int) -> int:
         return await service.anonymise_expired(retention, limit)
 
+    # The organisers' audit log is shared by every service; this job keeps it to its period.
+    audit = AuditLog(parts.runtime.pool, settings.service_name)
+
+    async def forget_old_audit_rows(limit: int) -> int:
+        return await audit.remove_older_than(settings.audit_retention_days, limit)
+
     return [
         RetentionJob(
-            [RetentionRule("registrations_anonymised", anonymise)], settings.retention_interval_s
+            [
+                RetentionRule("registrations_anonymised", anonymise),
+                RetentionRule("organiser_audit", forget_old_audit_rows),
+            ],
+            settings.retention_interval_s,
         )
     ]

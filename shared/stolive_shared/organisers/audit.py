@@ -4,7 +4,7 @@ Every service writes its organisers' actions to the one table ``organisers.audit
 own pool, so the programme team reads one log. A row names what was acted on without personal
 data: a registration id, an event id, an account id, or a keyed hash of an address (which an
 erasure cannot undo, and which tells nobody the address). Rows are kept ``audit_retention_days``
-(``AUDIT_RETENTION_DAYS``, two years by default), then removed by the events service's
+(``AUDIT_RETENTION_DAYS``, two years by default), then removed by the registrations worker's
 retention job.
 """
 
