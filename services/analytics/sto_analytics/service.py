@@ -186,19 +186,23 @@ class AnalyticsService:
         async with self._pool.acquire() as conn:
             return await _series_report(conn, series_code)
 
-    async def overview(self) -> Overview:
+    async def overview(
+        self, only: frozenset[uuid.UUID] | None = None, *, with_series: bool = True
+    ) -> Overview:
+        """The index of an organiser who may see ``only`` these events (None: every one),
+        with the series when their figures are theirs to see (they span every region)."""
         async with self._pool.acquire() as conn:
             return Overview(
-                events=await repository.recent_events(conn),
-                series=await repository.series_codes(conn),
+                events=await repository.recent_events(conn, only=only),
+                series=await repository.series_codes(conn) if with_series else [],
             )
 
-    async def dashboard(self, event_id: uuid.UUID) -> Dashboard:
+    async def dashboard(self, event_id: uuid.UUID, *, with_series: bool = True) -> Dashboard:
         async with self._pool.acquire() as conn:
             report = await _event_report(conn, event_id, self._min_minutes)
             series = (
                 await _series_report(conn, report.event.series_code)
-                if report.event and report.event.series_code
+                if with_series and report.event and report.event.series_code
                 else None
             )
         return Dashboard(report=report, series=series)

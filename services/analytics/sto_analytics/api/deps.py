@@ -1,5 +1,11 @@
-"""Dependencies of the analytics routes: the use cases and the settings, both from the parts
-bootstrap built (the organiser check is the shared one, ``stolive_shared.organisers.web``)."""
+"""Dependencies of the analytics routes: the use cases, the settings (both from the parts
+bootstrap built) and who may read which figures (the shared check,
+``stolive_shared.organisers.web``).
+
+Every organiser route needs VIEW_FIGURES; an event's figures also need the event in the
+organiser's scope. A series runs over every region, so its figures are for the roles whose
+scope is the whole programme (the programme team and support).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from fastapi import Depends, Request
 
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.service import AnalyticsService
+from stolive_shared.organisers.roles import Capability, Organiser
+from stolive_shared.organisers.web import access_of, needs, needs_page
 
 if TYPE_CHECKING:
     from sto_analytics.bootstrap import Analytics
@@ -29,3 +37,23 @@ def get_settings(request: Request) -> AnalyticsSettings:
 
 ServiceDep = Annotated[AnalyticsService, Depends(get_service)]
 SettingsDep = Annotated[AnalyticsSettings, Depends(get_settings)]
+
+FigureReader = Annotated[Organiser, needs(Capability.VIEW_FIGURES)]
+EventFigureReader = Annotated[Organiser, needs(Capability.VIEW_FIGURES, event=True)]
+FigurePage = Annotated[Organiser, needs_page(Capability.VIEW_FIGURES)]
+EventFigurePage = Annotated[Organiser, needs_page(Capability.VIEW_FIGURES, event=True)]
+
+SERIES_ARE_NATIONAL = (
+    "De cijfers van een reeks gaan over alle regio's: alleen het programmateam en "
+    "ondersteuning kunnen ze bekijken."
+)
+
+
+async def whole_programme(request: Request, who: FigureReader) -> Organiser:
+    """Series figures: 403 (and an audit row) for a role whose scope is not every event."""
+    if not who.everywhere:
+        await access_of(request).refuse(request, who, SERIES_ARE_NATIONAL)
+    return who
+
+
+SeriesReader = Annotated[Organiser, Depends(whole_programme)]

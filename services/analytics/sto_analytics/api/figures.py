@@ -2,8 +2,12 @@
 Each reads through a use case of ``AnalyticsService`` and shapes its answer.
 
 Everything except the registration counts needs an organiser (bearer token or the site-wide
-organiser session). The live feed is Server-Sent Events: the live count is pushed every
-``live_feed_interval_s`` while it changes, and a comment every 15 s keeps proxies open.
+organiser session) who may read figures (``api.deps``): an event's only when it is in their
+scope, a series' only for the whole-programme roles. The attendance list names people, so it
+also needs VIEW_REGISTRATIONS, and each download is audited like the attendee CSV.
+
+The live feed is Server-Sent Events: the live count is pushed every ``live_feed_interval_s``
+while it changes, and a comment every 15 s keeps proxies open.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from sto_analytics import repository
-from sto_analytics.api.deps import ServiceDep, SettingsDep
+from sto_analytics.api.deps import (
+    EventFigureReader,
+    SeriesReader,
+    ServiceDep,
+    SettingsDep,
+)
 from sto_analytics.service import EventReport
-from stolive_shared.organisers.web import PUBLIC, OrganiserDep
+from stolive_shared.organisers.roles import Capability
+from stolive_shared.organisers.web import OUT_OF_ROLE, PUBLIC, access_of
 from stolive_shared.spreadsheets import CSV_MEDIA_TYPE, spreadsheet_csv
 
 router = APIRouter(prefix="/api", tags=["figures"])
@@ -188,13 +198,15 @@ def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
     "registrations and attendance",
 )
 async def event_figures(
-    event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep
+    event_id: uuid.UUID, service: ServiceDep, _who: EventFigureReader
 ) -> EventFigures:
     return figures_of(event_id, await service.event_report(event_id))
 
 
 @router.get("/events/{event_id}/live", response_model=LiveFigures, summary="Live viewers now")
-async def live_figures(event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep) -> LiveFigures:
+async def live_figures(
+    event_id: uuid.UUID, service: ServiceDep, _who: EventFigureReader
+) -> LiveFigures:
     return _live(await service.live_now(event_id))
 
 
@@ -208,7 +220,7 @@ async def live_feed(
     request: Request,
     service: ServiceDep,
     settings: SettingsDep,
-    _who: OrganiserDep,
+    _who: EventFigureReader,
 ) -> StreamingResponse:
     interval = settings.live_feed_interval_s
 
@@ -247,7 +259,15 @@ async def live_feed(
     summary="Per-registrant attendance as CSV (UTF-8 with BOM, ';' for Dutch Excel)",
     response_class=Response,
 )
-async def attendance_csv(event_id: uuid.UUID, service: ServiceDep, _who: OrganiserDep) -> Response:
+async def attendance_csv(
+    event_id: uuid.UUID, request: Request, service: ServiceDep, who: EventFigureReader
+) -> Response:
+    access = access_of(request)
+    if not who.may(Capability.VIEW_REGISTRATIONS):
+        await access.refuse(
+            request, who, OUT_OF_ROLE, event_id=event_id,
+            detail={"needs": str(Capability.VIEW_REGISTRATIONS)},
+        )  # fmt: skip
     rows = []
     for line in await service.attendance(event_id):
         r = line.registrant
@@ -260,10 +280,16 @@ async def attendance_csv(event_id: uuid.UUID, service: ServiceDep, _who: Organis
         "registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
         "ingecheckt", "aanwezig",
     ]  # fmt: skip
+    await access.audit.record(
+        who, "attendee_csv", event_id=event_id, detail={"list": "attendance", "rows": len(rows)}
+    )
     return Response(
         spreadsheet_csv(header, rows),
         media_type=CSV_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="aanwezigheid-{event_id}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="aanwezigheid-{event_id}.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -290,7 +316,7 @@ class SeriesOut(BaseModel):
 
 
 @router.get("/series", response_model=list[str], summary="Series with ended broadcasts")
-async def list_series(service: ServiceDep, _who: OrganiserDep) -> list[str]:
+async def list_series(service: ServiceDep, _who: SeriesReader) -> list[str]:
     return await service.series_codes()
 
 
@@ -299,7 +325,7 @@ async def list_series(service: ServiceDep, _who: OrganiserDep) -> list[str]:
     response_model=SeriesOut,
     summary="A series: broadcasts, total views, average live viewers per broadcast, trend",
 )
-async def series_figures(series_code: str, service: ServiceDep, _who: OrganiserDep) -> SeriesOut:
+async def series_figures(series_code: str, service: ServiceDep, _who: SeriesReader) -> SeriesOut:
     figures = await service.series_report(series_code)
     if figures.broadcasts == 0:
         raise HTTPException(404, "Deze reeks heeft nog geen afgelopen uitzendingen")

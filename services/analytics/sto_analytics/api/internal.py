@@ -21,3 +21,10 @@ async def person(
     registration_id: Annotated[list[uuid.UUID], Query(max_length=500)] = [],  # noqa: B006
 ) -> dict[str, Any]:
     return {"registrations": await service.about_person(registration_id)}
+
+
+@router.get("/events/{event_id}/live")
+async def live_viewers(event_id: uuid.UUID, service: ServiceDep) -> dict[str, int]:
+    """Viewers now and the peak, for the organisers' event hub (served by the events service)."""
+    live = await service.live_now(event_id)
+    return {"viewers": live.viewers, "peak": live.peak}

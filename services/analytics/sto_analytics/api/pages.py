@@ -5,6 +5,11 @@ keeps the live counter, chart and region table current from the live feed (SSE) 
 the other figures every 10 s without reloading the page. The certificate is reached by a
 personal signed link (``PersonalLinks.certificate``). The figures come from the use cases of
 ``AnalyticsService``; the pages only render them.
+
+The dashboard is part of the organiser console: its header, and from an event's figures one
+click to the event's hub, its attendees and a mailing to its people. An organiser sees the
+events of their own scope only (``api.deps``), and a series' figures only when their scope is
+the whole programme.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from sto_analytics.api.deps import ServiceDep, SettingsDep
+from sto_analytics.api.deps import EventFigurePage, FigurePage, ServiceDep, SettingsDep
 from sto_analytics.api.figures import figures_of
-from stolive_shared.organisers.web import PUBLIC, OrganiserPageDep
+from stolive_shared.organisers.web import PUBLIC, access_of
 from stolive_shared.pages import render_page
 from stolive_shared.templating import make_templates
 
@@ -26,8 +31,9 @@ templates = make_templates(Path(__file__).parent.parent / "templates")
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard_index(request: Request, service: ServiceDep, who: OrganiserPageDep) -> Response:
-    overview = await service.overview()
+async def dashboard_index(request: Request, service: ServiceDep, who: FigurePage) -> Response:
+    scope = await access_of(request).scope.events_in(who)
+    overview = await service.overview(scope, with_series=who.everywhere)
     return render_page(
         templates,
         request,
@@ -44,9 +50,9 @@ async def dashboard(
     request: Request,
     service: ServiceDep,
     settings: SettingsDep,
-    who: OrganiserPageDep,
+    who: EventFigurePage,
 ) -> Response:
-    shown = await service.dashboard(event_id)
+    shown = await service.dashboard(event_id, with_series=who.everywhere)
     return render_page(
         templates,
         request,

@@ -4,6 +4,7 @@ moments it went live and ended, and which ended event is due for finalisation.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,11 +96,16 @@ async def tracked_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> Tracke
     return TrackedEvent(**dict(row)) if row else None
 
 
-async def recent_events(conn: asyncpg.Connection, limit: int = 50) -> list[TrackedEvent]:
+async def recent_events(
+    conn: asyncpg.Connection, limit: int = 50, only: Collection[uuid.UUID] | None = None
+) -> list[TrackedEvent]:
+    """Live ones first, then the latest; ``only`` keeps these events (None: every event)."""
     rows = await conn.fetch(
         f"""SELECT {_EVENT_COLUMNS} FROM tracked_events
+            WHERE $2::uuid[] IS NULL OR event_id = ANY($2::uuid[])
             ORDER BY (status = 'live') DESC, starts_at DESC LIMIT $1""",
         limit,
+        None if only is None else list(only),
     )
     return [TrackedEvent(**dict(row)) for row in rows]
 
