@@ -110,6 +110,16 @@ async def mail(platform: Platform, address: str, subject: str) -> EmailMessage:
     return message
 
 
+def confirmations(platform: Platform, address: str, count: int) -> EmailMessage | None:
+    """The latest of ``count`` confirmation e-mails to ``address``, once there are that many."""
+    sent = [
+        email.message
+        for email in platform.smtp.to(address)
+        if str(email.message["subject"]).startswith("Je bent aangemeld")
+    ]
+    return sent[-1] if len(sent) >= count else None
+
+
 def csrf(page: httpx.Response) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match is not None, page.text[:500]
@@ -386,8 +396,16 @@ async def test_organisers_add_cancel_promote_correct_resend_and_undo_by_hand(
     assert corrected.status_code == 200, corrected.text
     assert (corrected.json()["name"], corrected.json()["role"]) == ("Carla de Boer-Jansen", "mbo")
     assert resent.status_code == 202
-    again = await mail(platform, "carla.deboer@hoogeveen.example", "Je was al aangemeld")
-    assert "/registrations/r/" in str(again.get_body(preferencelist=("plain",)))
+    # The confirmation again, to Carla herself, with her corrected name and the invitation.
+    again = await eventually(
+        lambda: confirmations(platform, "carla.deboer@hoogeveen.example", 2),
+        timeout_s=MAIL_TIMEOUT_S,
+        what="Carla's confirmation, sent again",
+    )
+    text = str(again.get_body(preferencelist=("plain",)))
+    assert "/registrations/r/" in text
+    assert "Carla de Boer-Jansen" in text
+    assert any(part.get_content_type() == "text/calendar" for part in again.walk())
     # Carla and Dirk hold the two seats now: the next one added waits, as a sign-up would.
     assert by_api.status_code == 201
     assert by_api.json()["status"] == "waitlisted"

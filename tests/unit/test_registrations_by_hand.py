@@ -199,7 +199,12 @@ async def test_corrections_resends_and_undone_check_ins_are_audited_by_id(desk: 
     assert fixed.applicant.email == anna.applicant.email
     assert undone.checked_in_at is None
     assert desk.store.state.registrations[anna.id].checked_in_by is None
-    assert desk.sent()[-2:] == ["registration.checked_in", "registration.sign_up_repeated"]
+    assert desk.sent()[-4:] == [
+        "registration.checked_in",
+        "registration.corrected",
+        "registration.confirmation_resent",
+        "registration.check_in_undone",
+    ]
     notes = [(n.action, dict(n.detail)) for n in desk.audit()[1:]]
     assert notes == [
         ("check_in", {"via": "list"}),

@@ -32,7 +32,9 @@ from stolive_shared.contracts.events import (
 from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
+    RegistrationConfirmationResent,
     RegistrationConfirmed,
+    RegistrationCorrected,
     RegistrationExportRequested,
     RegistrationPromoted,
     RegistrationsAnonymised,
@@ -57,6 +59,8 @@ def message_handlers(service: NotificationsService) -> dict[type[Message], Handl
             on(RegistrationWaitlisted, service.on_waitlisted),
             on(RegistrationCancelled, service.on_registration_cancelled),
             on(RegistrationSignUpRepeated, service.on_sign_up_repeated),
+            on(RegistrationCorrected, service.on_registration_corrected),
+            on(RegistrationConfirmationResent, service.on_confirmation_resent),
             on(RegistrationExportRequested, service.on_export_requested),
             on(PersonErased, service.on_person_erased),
             on(RegistrationsAnonymised, service.on_registrations_anonymised),

@@ -175,6 +175,30 @@ def registration_email(
     )
 
 
+# What an organiser's "send the confirmation again" sends, by the registration's status.
+_RESENDABLE: dict[str, EmailKind] = {
+    "confirmed": "registration_confirmed",
+    "waitlisted": "registration_waitlisted",
+}
+
+
+def resent_confirmation_email(
+    registration: RegistrationView, to: Addressee, message_id: uuid.UUID
+) -> EmailRequest | None:
+    """The sign-up's confirmation (or waiting-list) e-mail again, once per request; nothing
+    for a cancelled registration."""
+    kind = _RESENDABLE.get(registration.status)
+    if kind is None:
+        return None
+    return _about(
+        registration,
+        to,
+        kind,
+        f"confirmation_resent:{message_id}",
+        ends_at=registration.event_ends_at,
+    )
+
+
 def _about(
     registration: RegistrationView,
     to: Addressee,

@@ -119,6 +119,30 @@ class RegistrationCheckedIn(_RegistrationMessage):
     checked_in_at: AwareDatetime
 
 
+class RegistrationCorrected(_RegistrationMessage):
+    """An organiser corrected a registration's details (name, school, role, region): every
+    copy follows the new view; the status and the seat are unchanged."""
+
+    type: Literal["registration.corrected"] = "registration.corrected"
+    version: Literal[1] = 1
+
+
+class RegistrationCheckInUndone(_RegistrationMessage):
+    """An organiser took back a check-in made by mistake: the person counts as not present
+    (unless they watched long enough)."""
+
+    type: Literal["registration.check_in_undone"] = "registration.check_in_undone"
+    version: Literal[1] = 1
+
+
+class RegistrationConfirmationResent(_RegistrationMessage):
+    """An organiser sent the confirmation again (the person lost it): the same e-mail and
+    calendar invitation as at the sign-up, to the address itself, once per message."""
+
+    type: Literal["registration.confirmation_resent"] = "registration.confirmation_resent"
+    version: Literal[1] = 1
+
+
 class RegistrationSignUpRepeated(_RegistrationMessage):
     """Someone signed up again with an address already registered for the event. The answer
     they saw told nothing; the address itself is told, with its own links. Changes nothing."""
@@ -214,6 +238,9 @@ REGISTRATION_MESSAGES: tuple[type[Message], ...] = (
     RegistrationPromoted,
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationCorrected,
+    RegistrationCheckInUndone,
+    RegistrationConfirmationResent,
     RegistrationSignUpRepeated,
     RegistrationExportRequested,
     PersonErased,

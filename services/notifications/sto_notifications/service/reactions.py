@@ -21,7 +21,7 @@ from sto_notifications import domain, repository
 from sto_notifications.adapters.rendering import EmailRenderer
 from sto_notifications.domain import EmailRequest, NewsletterWish, Reaction
 from sto_notifications.repository import EventRow, RegistrationRow
-from sto_notifications.service.queueing import EmailQueue, calendar_of, event_email, rekey
+from sto_notifications.service.queueing import Calendar, EmailQueue, calendar_of, event_email, rekey
 from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
@@ -39,7 +39,9 @@ from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
+    RegistrationConfirmationResent,
     RegistrationConfirmed,
+    RegistrationCorrected,
     RegistrationExportRequested,
     RegistrationPromoted,
     RegistrationsAnonymised,
@@ -60,6 +62,8 @@ RegistrationMessage = (
     | RegistrationCancelled
     | RegistrationSignUpRepeated
     | RegistrationExportRequested
+    | RegistrationCorrected
+    | RegistrationConfirmationResent
 )
 EventChanged = EventPublished | EventUpdated | EventEnded
 
@@ -128,6 +132,31 @@ class NotificationsService:
             await self.emails.queue(
                 conn, domain.repeated_sign_up_email(message.registration, to, message.message_id)
             )
+
+    async def on_registration_corrected(
+        self, conn: asyncpg.Connection, message: RegistrationCorrected
+    ) -> None:
+        """An organiser corrected the details: the reminders use the corrected name."""
+        to = await self._addressee(conn, message)
+        if to is not None:
+            await self._keep_copy(conn, message.registration, to)
+
+    async def on_confirmation_resent(
+        self, conn: asyncpg.Connection, message: RegistrationConfirmationResent
+    ) -> None:
+        """The confirmation again, to the registration's own address, once per message."""
+        view = message.registration
+        to = await self._addressee(conn, message)
+        email = to and domain.resent_confirmation_email(view, to, message.message_id)
+        if not isinstance(email, EmailRequest) or to is None:
+            return
+        await self._keep_copy(conn, view, to)
+        registration = await repository.get_registration(conn, view.registration_id)
+        event = await repository.get_event(conn, view.event_id)
+        calendar: Calendar | None = None
+        if email.kind == "registration_confirmed" and registration and event:
+            calendar = (registration, event, "REQUEST")
+        await self.emails.queue(conn, email, calendar=calendar)
 
     async def on_export_requested(
         self, conn: asyncpg.Connection, message: RegistrationExportRequested

@@ -7,8 +7,10 @@ actions cause, so the e-mails and figures follow as they do then) and its audit 
 names the event as well as the registration: an organiser's scope is checked on the event,
 and a registration of another event is unknown here.
 
-What has no message of its own: a correction and an undone check-in change this service
-only (the e-mails already sent, and the attendance figures, keep what they had).
+A correction, a resent confirmation and an undone check-in have messages of their own
+(``registration.corrected``, ``registration.confirmation_resent``,
+``registration.check_in_undone``): the reminders use the corrected name, the person gets the
+confirmation e-mail again, and the attendance figures drop a check-in taken back.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from sto_registrations.service.lifecycle import RegistrationLifecycle
 from sto_registrations.service.sign_ups import normalised
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.registrations import (
+    RegistrationCheckInUndone,
+    RegistrationConfirmationResent,
     RegistrationConfirmed,
+    RegistrationCorrected,
     RegistrationPromoted,
-    RegistrationSignUpRepeated,
     RegistrationWaitlisted,
 )
 from stolive_shared.errors import DomainError
@@ -177,6 +181,10 @@ class ByHand(RegistrationLifecycle):
                 raise ActionRefused(refusal)
             corrected = await registrations.correct(registration.id, name, organisation, role)
             assert corrected is not None  # locked and not erased
+            terms = await registrations.terms(event_id)
+            assert terms is not None
+            [view] = await self._views(registrations, [corrected], terms)
+            await registrations.add_messages([RegistrationCorrected.create(registration=view)])
             before, after = registration.applicant, corrected.applicant
             changed = [
                 field
@@ -196,9 +204,8 @@ class ByHand(RegistrationLifecycle):
     async def resend_confirmation(
         self, event_id: uuid.UUID, registration_id: uuid.UUID, by: Organiser
     ) -> Registration:
-        """The person's links again, to their own address: the e-mail a repeated sign-up
-        brings (their status, the manage link, a webinar's watch link), as that is the
-        message the notifications service answers with a new e-mail every time."""
+        """The confirmation e-mail again (with the calendar invitation and the person's links),
+        to the registration's own address, never to the organiser."""
         async with self.store.transaction() as registrations:
             registration = await self._of_event(registrations, event_id, registration_id)
             refusal = domain.change_refusal(registration)
@@ -207,7 +214,8 @@ class ByHand(RegistrationLifecycle):
             terms = await registrations.terms(event_id)
             assert terms is not None
             [view] = await self._views(registrations, [registration], terms)
-            await registrations.add_messages([RegistrationSignUpRepeated.create(registration=view)])
+            resent = RegistrationConfirmationResent.create(registration=view)
+            await registrations.add_messages([resent])
             await self._audit(registrations, by, "confirmation_resent", registration)
         return registration
 
@@ -222,6 +230,10 @@ class ByHand(RegistrationLifecycle):
                 raise ActionRefused(refusal)
             undone = await registrations.undo_check_in(registration.id)
             assert undone is not None  # locked and checked in
+            terms = await registrations.terms(event_id)
+            assert terms is not None
+            [view] = await self._views(registrations, [undone], terms)
+            await registrations.add_messages([RegistrationCheckInUndone.create(registration=view)])
             await self._audit(registrations, by, "check_in_undone", undone)
         return undone
 
