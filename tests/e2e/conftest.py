@@ -52,7 +52,7 @@ class Platform:
         base = self.stack.config.public_base_url
         await page.goto(f"{base}/events/organiser/inloggen")
         await page.get_by_label("Organisatorsleutel").fill(self.stack.organiser_token)
-        await page.get_by_role("button", name="Inloggen").click()
+        await page.get_by_role("button", name="Inloggen", exact=True).click()
         await page.wait_for_url(f"{base}/events/organiser/")
 
     async def organiser_json(self, path: str) -> Any:

@@ -50,10 +50,12 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     await page.goto(f"{base}/events/organiser/inloggen")
     assert await serious_accessibility_violations(page) == []
     await page.get_by_label("Organisatorsleutel").fill(platform.stack.organiser_token)
-    await page.get_by_role("button", name="Inloggen").click()
+    await page.get_by_role("button", name="Inloggen", exact=True).click()
     await page.wait_for_url("**/events/organiser/")
     assert await serious_accessibility_violations(page) == []
-    await page.get_by_role("link", name="STO-regio's bekijken en inlezen").click()
+    await page.get_by_role("navigation", name="Organisatie").get_by_role(
+        "link", name="Regio's"
+    ).click()
     await page.wait_for_url("**/events/organiser/regios")
     assert await page.get_by_role("link", name="Drenthe").count() == 1
     assert await serious_accessibility_violations(page) == []

@@ -167,17 +167,21 @@ async def test_open_events_are_published_or_live_and_not_over_soonest_first(
     assert open_ == [sooner, later]
 
 
-async def test_every_event_but_drafts_latest_start_first(backend: Backend) -> None:
-    for days, title in ((3, "Eerder"), (9, "Later"), (5, "Tussen")):
+async def test_every_event_but_drafts_the_coming_soonest_first_then_the_past(
+    backend: Backend,
+) -> None:
+    for days, title in ((3, "Eerder"), (9, "Later"), (-2, "Voorbij"), (5, "Tussen"), (-9, "Lang")):
         await an_event(backend, starts_in_days=days, title=title)
     await an_event(backend, starts_in_days=6, status="draft", title="Concept")
     async with backend.store.reading() as repository:
         assert [t.title for t in await repository.events_by_start()] == [
-            "Later",
-            "Tussen",
             "Eerder",
+            "Tussen",
+            "Later",
+            "Voorbij",
+            "Lang",
         ]
-        assert [t.title for t in await repository.events_by_start(limit=1)] == ["Later"]
+        assert [t.title for t in await repository.events_by_start(limit=1)] == ["Eerder"]
 
 
 # -- seats -----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def _signer(parts: Notifications) -> Signer:
     return Signer(parts.runtime.settings.link_key(), salt="subscribe-form")
 
 
-def form_page(
+async def form_page(
     request: Request,
     parts: Notifications,
     form: dict[str, Any],
@@ -66,13 +66,14 @@ def form_page(
         errors=errors,
         roles=ROLES,
         profiles=PROFILES,
+        regions=await parts.regions.regions(),
         started=_signer(parts).sign(f"{time.time():.3f}").decode(),
     )
 
 
 @router.get("/nieuwsbrief", response_class=HTMLResponse)
 async def subscribe_form(parts: PartsDep, request: Request) -> HTMLResponse:
-    return form_page(request, parts, {}, {})
+    return await form_page(request, parts, {}, {})
 
 
 @router.post("/nieuwsbrief", response_class=HTMLResponse)
@@ -110,7 +111,7 @@ async def subscribe(parts: PartsDep, request: Request) -> HTMLResponse:
     if any(i not in PROFILES for i in interests):
         errors["interests"] = "Kies alleen profielen uit de lijst."
     if errors:
-        return form_page(request, parts, values, errors, 422)
+        return await form_page(request, parts, values, errors, 422)
     await parts.mailings.subscribe(
         parts.reactions,
         NewsletterWish(

@@ -68,10 +68,13 @@ async def open_events(conn: asyncpg.Connection, now: datetime) -> list[SeatState
 async def events_by_start(
     conn: asyncpg.Connection, limit: int = 200, only: Collection[uuid.UUID] | None = None
 ) -> list[EventTerms]:
-    """Every event but drafts (``only``: of these ids), latest start first."""
+    """Every event but drafts (``only``: of these ids): the coming ones first, soonest first
+    (today's check-in on top), then the past ones, most recent first."""
     rows = await conn.fetch(
         """SELECT * FROM events WHERE status <> 'draft' AND ($2::uuid[] IS NULL OR id = ANY($2))
-           ORDER BY starts_at DESC LIMIT $1""",
+           ORDER BY ends_at < now(), CASE WHEN ends_at >= now() THEN starts_at END,
+                    starts_at DESC
+           LIMIT $1""",
         limit,
         None if only is None else list(only),
     )

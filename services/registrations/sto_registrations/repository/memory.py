@@ -96,7 +96,10 @@ class InMemoryRegistrations(RegistrationsRepository):
             for row in self.state.events.values()
             if row.terms.status != "draft" and (only is None or row.terms.id in only)
         ]
-        return sorted(known, key=lambda terms: terms.starts_at, reverse=True)[:limit]
+        now = datetime.now(UTC)
+        coming = sorted((t for t in known if t.ends_at >= now), key=lambda t: t.starts_at)
+        past = sorted((t for t in known if t.ends_at < now), key=lambda t: t.starts_at)
+        return (coming + past[::-1])[:limit]
 
     # -- registrations -----------------------------------------------------------------------
 
