@@ -52,13 +52,14 @@ class TestKeys:
         viewer_id: str | None = None,
         webinar: bool = False,
         newsletter_opt_in: bool = False,
+        school_code: str | None = None,
     ) -> RegistrationView:
         registration_id = registration_id or uuid.uuid4()
         return RegistrationView(
             registration_id=registration_id,
             event_id=event_id,
             status=status,
-            attendee=Attendee(role=role, region_code=region_code),
+            attendee=Attendee(role=role, region_code=region_code, school_code=school_code),
             contact=self.seal(
                 registration_id, Contact(name=name, email=email, organisation=organisation)
             ),

@@ -2,11 +2,19 @@
 error. Every call is a fresh stateless request (``stolive_shared.http``); an events service
 that does not answer, or answers nonsense, is ``EventsUnavailable`` (a 503 where it reaches a
 request), and each caller decides what it can do without.
+
+``RegionDirectory`` and ``SchoolDirectory`` keep a copy of the lists the forms and figures
+name things by, so a page served to the public never waits on another service for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +23,11 @@ import httpx
 from stolive_shared.errors import DependencyUnavailable
 from stolive_shared.http import stateless_client
 
+log = logging.getLogger(__name__)
+
 TIMEOUT_S = 3.0
+# The most school sites one answer of ``GET /api/schools`` lists.
+SCHOOLS_PER_ANSWER = 1000
 
 
 class EventsUnavailable(DependencyUnavailable):
@@ -31,6 +43,14 @@ class EventsClient:
         """The STO regions: code, name, province, supra-region."""
         regions: list[dict[str, Any]] = await self._get("/api/regions")
         return regions
+
+    async def schools(
+        self, region_code: str | None = None, limit: int = SCHOOLS_PER_ANSWER
+    ) -> list[dict[str, Any]]:
+        """School sites (code, name, place, region_code, label), by name; of one region."""
+        params = {"limit": str(limit), **({"region": region_code} if region_code else {})}
+        schools: list[dict[str, Any]] = await self._get("/api/schools", params)
+        return schools
 
     async def published_events(self, starts_from: datetime) -> list[dict[str, Any]]:
         """Published events starting from ``starts_from``, as ``GET /api/events`` lists them."""
@@ -67,3 +87,133 @@ class RegionDirectory:
             except EventsUnavailable:
                 return self._regions
         return self._regions
+
+
+@dataclass(frozen=True)
+class SchoolSite:
+    """A school site (vmbo-vestiging) as the events service lists it."""
+
+    code: str  # BRIN number and vestigingsnummer, e.g. "12AB00"
+    name: str
+    place: str
+    region_code: str | None
+    label: str  # how forms and figures name it: "Name (Place)"
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> SchoolSite:
+        name, place = str(raw["name"]), str(raw.get("place") or "")
+        region = raw.get("region_code")
+        return cls(
+            code=str(raw["code"]),
+            name=name,
+            place=place,
+            region_code=str(region) if region else None,
+            label=str(raw.get("label") or (f"{name} ({place})" if place else name)),
+        )
+
+
+class SchoolDirectory:
+    """The school sites, a copy kept in memory: reading it never waits on the events service.
+
+    A copy older than ``refresh_s`` is refreshed in the background while the old one is
+    served; until the first copy has come in the list is empty (a sign-up form then offers
+    the free-text field alone). ``known`` may fetch at once for a code the copy lacks (a site
+    imported a moment ago), at most once per ``recheck_s``, so unknown codes cannot make this
+    process hammer the events service. A failed refresh keeps what was known.
+    """
+
+    def __init__(
+        self,
+        events: EventsClient,
+        *,
+        refresh_s: float = 300.0,
+        recheck_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._events = events
+        self._refresh_s = refresh_s
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._sites: dict[str, SchoolSite] = {}
+        self._fetched_at: float | None = None
+        self._tried_at: float | None = None
+        self._refreshing: asyncio.Task[bool] | None = None
+        self._lock = asyncio.Lock()
+        self._completed = 0  # fetches tried and finished, successful or not
+
+    def sites(self) -> list[SchoolSite]:
+        """Every site known, by name (starts a refresh in the background when stale)."""
+        self._refresh_if_stale()
+        return list(self._sites.values())
+
+    def get(self, code: str) -> SchoolSite | None:
+        self._refresh_if_stale()
+        return self._sites.get(code)
+
+    def label(self, code: str) -> str:
+        """The site's label; the code itself while the site is unknown here."""
+        site = self.get(code)
+        return site.label if site is not None else code
+
+    async def known(self, code: str) -> SchoolSite | None:
+        """The site with this code; fetched again first if the copy lacks it (at most once
+        per ``recheck_s``; callers asking while a fetch is under way share its result)."""
+        site = self.get(code)
+        if site is None and (self._lock.locked() or self._may_try()):
+            await self._refresh(done_before=self._completed)
+            site = self._sites.get(code)
+        return site
+
+    async def refresh(self) -> bool:
+        """Fetch the whole list now; False (keeping the old copy) when that failed."""
+        return await self._refresh()
+
+    async def _refresh(self, done_before: int | None = None) -> bool:
+        async with self._lock:
+            if done_before is not None and self._completed != done_before:
+                return self._fetched_at == self._tried_at  # fetched while this caller waited
+            self._tried_at = self._clock()
+            try:
+                found = await self._fetch()
+            except (EventsUnavailable, KeyError, TypeError, ValueError) as exc:
+                log.warning("school list not refreshed: %r", exc)
+                return False
+            finally:
+                self._completed += 1
+            self._sites = found
+            self._fetched_at = self._tried_at
+            return True
+
+    def start(self) -> None:
+        """Fetch in the background now (an app's startup): the first form has its list."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self.refresh(), name="school-directory")
+
+    async def close(self) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
+
+    async def _fetch(self) -> dict[str, SchoolSite]:
+        listed = await self._events.schools()
+        if len(listed) >= SCHOOLS_PER_ANSWER:  # more than one answer holds: region by region
+            regions = await self._events.regions()
+            for region in regions:
+                listed.extend(await self._events.schools(str(region["code"])))
+        sites = (SchoolSite.of(raw) for raw in listed)
+        return {site.code: site for site in sorted(sites, key=lambda s: (s.name, s.code))}
+
+    def _may_try(self) -> bool:
+        return self._tried_at is None or self._clock() - self._tried_at >= self._recheck_s
+
+    def _refresh_if_stale(self) -> None:
+        now = self._clock()
+        if self._fetched_at is not None and now - self._fetched_at < self._refresh_s:
+            return
+        if self._tried_at is not None and now - self._tried_at < min(
+            self._refresh_s, self._recheck_s
+        ):
+            return  # the last try failed a moment ago
+        with contextlib.suppress(RuntimeError):  # no running loop: the next caller's does
+            self.start()

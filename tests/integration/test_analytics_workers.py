@@ -38,7 +38,9 @@ from stolive_shared.contracts.events import EventEnded, EventPublished, EventSna
 from stolive_shared.contracts.registrations import (
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationCheckInUndone,
     RegistrationConfirmed,
+    RegistrationCorrected,
     RegistrationView,
 )
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
@@ -284,9 +286,11 @@ def registration(
     name: str,
     status: str = "confirmed",
     registration_id: uuid.UUID | None = None,
+    school_code: str | None = None,
 ) -> RegistrationView:
     now = datetime.now(UTC)
     return TEST_KEYS.view(
+        school_code=school_code,
         registration_id=registration_id,
         event_id=event_id,
         status=status,  # type: ignore[arg-type]
@@ -524,6 +528,74 @@ async def test_an_ended_broadcast_gets_final_figures_attendance_and_certificates
         f"{final['watch_minutes_live']} live minutes, attendance 2 of 3 (>= 10 min or "
         f"checked in), 3 attendance.recorded + 1 attendance.finalised in the outbox"
     )
+
+
+async def test_a_correction_and_an_undone_check_in_change_the_registrant_not_the_status(
+    analytics: Analytics,
+) -> None:
+    event_id = uuid.uuid4()
+    start = datetime.now(UTC) + timedelta(hours=1)
+    anna = registration(event_id, "v_anna2", "drenthe", "docent", "Anna", school_code="99ZG00")
+    bert = registration(event_id, "v_bert2", "drenthe", "docent", "Bert", school_code="99ZG00")
+    moved = registration(
+        event_id,
+        "v_anna2",
+        "groningen",
+        "schoolleider",
+        "Anna",
+        registration_id=anna.registration_id,
+        school_code="99ZE00",
+    )
+    await analytics.produce(
+        [
+            EventPublished.create(event=snapshot(event_id, "published", 1, start)),
+            RegistrationConfirmed.create(registration=anna),
+            RegistrationConfirmed.create(registration=bert),
+            RegistrationCheckedIn.create(registration=anna, checked_in_at=start),
+            RegistrationCheckedIn.create(registration=bert, checked_in_at=start),
+        ]
+    )
+
+    async def both_present() -> bool:
+        return bool((await analytics.figures(event_id))["funnel"]["attended"] == 2)
+
+    # Both check-ins are in the read model before one is taken back: the undo clears a
+    # stored check-in, where any other message leaves it.
+    await eventually(both_present, what="two check-ins in the read model", timeout_s=30)
+    await analytics.produce(
+        [
+            RegistrationCheckInUndone.create(registration=bert),
+            RegistrationCorrected.create(registration=moved),
+        ]
+    )
+
+    async def settled() -> dict[str, Any] | None:
+        body = await analytics.figures(event_id)
+        schools = {s["school_code"]: (s["confirmed"], s["attended"]) for s in body["by_school"]}
+        return body if schools == {"99ZE00": (1, 1), "99ZG00": (1, 0)} else None
+
+    body = await eventually(settled, what="the corrected and undone registrants", timeout_s=30)
+    assert body["funnel"]["confirmed"] == 2  # the status stays what it was
+    assert body["funnel"]["attended"] == 1  # Anna, checked in; Bert's check-in was undone
+    conn = await asyncpg.connect(analytics.database_url)
+    try:
+        rows = {
+            row["registration_id"]: row
+            for row in await conn.fetch(
+                "SELECT * FROM analytics.registrants WHERE event_id = $1", event_id
+            )
+        }
+    finally:
+        await conn.close()
+    assert rows[bert.registration_id]["checked_in"] is False
+    assert rows[bert.registration_id]["status"] == "confirmed"
+    annas = rows[anna.registration_id]
+    assert (annas["region_code"], annas["role"], annas["school_code"]) == (
+        "groningen",
+        "schoolleider",
+        "99ZE00",
+    )
+    assert annas["checked_in"] is True
 
 
 async def test_the_dashboard_counter_moves_while_beacons_flow(

@@ -68,7 +68,7 @@ class World:
             " WHERE actor = $1 ORDER BY id",
             actor,
         )
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+        return [dict(r) for r in rows]  # the pool's codec reads jsonb as a dict
 
 
 async def _event(pool: asyncpg.Pool, title: str, region: str, days: int) -> uuid.UUID:

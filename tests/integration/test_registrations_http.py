@@ -244,6 +244,46 @@ async def test_line_breaks_in_names_and_unbounded_fields_are_refused_by_the_api(
     assert await site.service.attendees(event_id) == []
 
 
+async def test_a_school_not_in_the_list_is_refused_in_dutch_by_form_and_api(site: Site) -> None:
+    """The events service is away here, so this process knows no school sites: the form
+    offers the text field alone, and a chosen code cannot be checked, so it is refused."""
+    event_id = await site.event()
+    page = await site.client.get(f"/events/{event_id}/aanmelden")
+    assert 'name="school_code"' not in page.text
+    assert "School of organisatie" in page.text
+    url = f"/api/events/{event_id}/registrations"
+    body = {
+        "name": "Gijs",
+        "email": "gijs@school.nl",
+        "role": "docent",
+        "privacy_consent": True,
+        "form_token": await site.api_token(event_id),
+    }
+
+    fast = await site.client.post(url, json={**body, "school_code": "99ZZ00"})
+    routed = await site.client.post(
+        url,
+        content=json.dumps({**body, "school_code": "nonsense"}).encode(),
+        headers={"Content-Type": "application/x-sto+json"},
+    )
+    typed = await site.client.post(
+        f"/events/{event_id}/aanmelden",
+        data=form(await site.form_token(event_id), school_code="99ZZ00"),
+    )
+    other = await site.client.post(url, json={**body, "school_code": "anders"})
+
+    for refused in (fast, routed):
+        assert refused.status_code == 422, refused.text
+        [problem] = refused.json()["detail"]
+        assert problem["loc"] == ["body", "school_code"]
+        assert problem["msg"].startswith("Kies je school uit de lijst")
+    assert typed.status_code == 422
+    assert "Kies je school uit de lijst" in typed.text
+    assert other.status_code == 202  # "another school": the typed name, no code
+    [registration] = await site.service.attendees(event_id)
+    assert registration.applicant.school_code is None
+
+
 async def test_the_sign_up_fast_path_answers_as_the_fastapi_route_does(site: Site) -> None:
     """``application/json`` sign-ups take the fast path (api/fast_sign_up.py); ``+json`` ones
     take FastAPI's route: the answers must not tell them apart."""

@@ -314,24 +314,35 @@ async def test_a_person_is_exported_then_erased_keeping_the_counts(
     assert again.created
 
 
-async def test_messages_carry_the_newsletter_wish_and_profiles_for_notifications(
+async def test_messages_carry_the_newsletter_wish_profiles_and_school_site_for_notifications(
     service: RegistrationsService,
 ) -> None:
     event_id = await apply(service, snapshot(capacity=1))
     fien = Applicant(
-        "Fien Dijk", "fien@esdal.nl", "Esdal College", "docent", "drenthe", ("BWI", "MVI"), True
+        "Fien Dijk",
+        "fien@esdal.nl",
+        "Esdal College (Emmen)",
+        "docent",
+        "drenthe",
+        ("BWI", "MVI"),
+        True,
+        school_code="99ZG00",
     )
 
     await service.sign_up(event_id, fien)
     await service.sign_up(event_id, person("Gert Ros"))
 
     confirmed, waitlisted = await messages(service.pool, event_id)
-    assert (confirmed.type, confirmed.version) == ("registration.confirmed", 3)
+    assert (confirmed.type, confirmed.version) == ("registration.confirmed", 4)
     assert confirmed.registration.newsletter_opt_in is True
     assert confirmed.registration.attendee.profiles == ("BWI", "MVI")
-    assert (waitlisted.type, waitlisted.version) == ("registration.waitlisted", 3)
+    assert confirmed.registration.attendee.school_code == "99ZG00"
+    assert (waitlisted.type, waitlisted.version) == ("registration.waitlisted", 4)
     assert waitlisted.registration.newsletter_opt_in is False
     assert waitlisted.registration.attendee.profiles == ()
+    assert waitlisted.registration.attendee.school_code is None
+    stored, _ = await service.get(confirmed.registration.registration_id)
+    assert stored.applicant.school_code == "99ZG00"
 
 
 async def test_an_erasure_names_the_address_only_by_a_keyed_hash(

@@ -3,6 +3,7 @@ in-memory fake the use-case unit tests run on, so the fake cannot drift from the
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -282,6 +283,34 @@ async def test_a_check_in_happens_once(backend: Backend) -> None:
     assert checked is not None
     assert checked.checked_in_at is not None
     assert counts == {"confirmed": 1, "waitlisted": 0, "cancelled": 0, "checked_in": 1}
+
+
+async def test_a_chosen_school_site_is_kept_until_the_school_is_corrected_to_another(
+    backend: Backend,
+) -> None:
+    event_id = await an_event(backend, region_codes=("drenthe", "groningen"))
+    at_site = someone(event_id, "Anna de Vries")
+    at_site = dataclasses.replace(
+        at_site,
+        applicant=dataclasses.replace(
+            at_site.applicant, organisation="Vakcollege (Emmen)", school_code="99ZG00"
+        ),
+    )
+    [anna] = await added(backend, at_site)
+    async with backend.store.transaction() as repository:
+        terms = await repository.terms(event_id)
+        renamed = await repository.correct(anna.id, "Anna Vries", "Vakcollege (Emmen)", "docent")
+        moved = await repository.correct(anna.id, "Anna Vries", "Een andere school", "docent")
+    assert terms is not None
+    assert terms.region_codes == ("drenthe", "groningen")
+    assert anna.applicant.school_code == "99ZG00"
+    assert renamed is not None
+    assert renamed.applicant.school_code == "99ZG00"  # the school itself unchanged
+    assert moved is not None
+    assert (moved.applicant.school_code, moved.applicant.organisation) == (
+        None,
+        "Een andere school",
+    )
 
 
 async def test_attendees_in_queue_order_filtered_by_status_region_and_role(

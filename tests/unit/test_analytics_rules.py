@@ -15,6 +15,7 @@ from sto_analytics.domain import (
     breakdown,
     minute_of,
     runs,
+    school_tallies,
     series_figures,
     slope,
     watch_figures,
@@ -120,6 +121,63 @@ def test_a_check_in_is_kept_when_later_messages_lack_it() -> None:
     checked = with_profile({}, "r1", Profile("v_1", "drenthe", "docent", "Anna", checked_in=True))
     again = with_profile(checked, "r1", Profile("v_1", "drenthe", "docent", "Anna"))
     assert Profile.from_list(again["r1"]).checked_in
+
+
+def test_an_undone_check_in_is_cleared_until_someone_checks_the_person_in_again() -> None:
+    checked = with_profile({}, "r1", Profile("v_1", "drenthe", "docent", None, checked_in=True))
+    undone = with_profile(
+        checked, "r1", Profile("v_1", "drenthe", "docent", None), undo_check_in=True
+    )
+    later = with_profile(undone, "r1", Profile("v_1", "drenthe", "docent", None))
+    again = with_profile(later, "r1", Profile("v_1", "drenthe", "docent", None, checked_in=True))
+
+    assert [Profile.from_list(p["r1"]).checked_in for p in (undone, later, again)] == [
+        False,
+        False,
+        True,
+    ]
+    assert Profile.from_list(later["r1"]).check_in_undone
+    assert not Profile.from_list(again["r1"]).check_in_undone
+
+
+def test_a_correction_replaces_the_categories_and_keeps_the_check_in() -> None:
+    checked = with_profile(
+        {}, "r1", Profile("v_1", "drenthe", "docent", None, checked_in=True, school_code="99ZG00")
+    )
+    corrected = with_profile(
+        checked, "r1", Profile("v_1", "groningen", "schoolleider", None, school_code="99ZE00")
+    )
+
+    profile = Profile.from_list(corrected["r1"])
+    assert (profile.region_code, profile.role, profile.school_code) == (
+        "groningen",
+        "schoolleider",
+        "99ZE00",
+    )
+    assert profile.checked_in
+
+
+def test_a_profile_stored_before_school_sites_reads_without_a_school() -> None:
+    profile = Profile.from_list(["v_1", "drenthe", "docent", None, True])
+    assert (profile.school_code, profile.checked_in, profile.check_in_undone) == (None, True, False)
+
+
+def test_figures_per_school_count_confirmed_registrants_and_who_of_them_attended() -> None:
+    tallies = school_tallies(
+        [
+            ("99ZG00", True, True),
+            ("99ZG00", True, False),
+            ("99ZG00", False, False),  # waitlisted or cancelled: not counted
+            (None, True, True),
+            ("99ZG01", True, False),
+            ("99ZA00", False, False),
+        ]
+    )
+    assert [(t.school_code, t.confirmed, t.attended) for t in tallies] == [
+        ("99ZG00", 2, 1),
+        ("99ZG01", 1, 0),
+        (None, 1, 1),
+    ]
 
 
 def test_live_viewers_break_down_by_region_and_role_of_their_registration() -> None:

@@ -3,6 +3,8 @@ routes reach the read model only through the use cases in ``parts.service``."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -16,11 +18,19 @@ if TYPE_CHECKING:
 
 def create_app(parts: Analytics) -> FastAPI:
     runtime, settings = parts.runtime, parts.runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        parts.schools.start()  # the figures per school name their sites from the start
+        yield
+        await parts.schools.close()
+
     app = service_app(
         title="STO Live analytics",
         service_name="analytics",
         settings=settings,
         pool=runtime.pool,
+        lifespan=lifespan,
         description=(
             "Live viewers, views, peaks, watch time and attendance per event and per series, "
             "computed from the topics by the Faust workers. Organisers only (bearer token or "

@@ -17,6 +17,7 @@ from sto_analytics.app import create_app
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.service import AnalyticsService, ReadModelWriter
 from stolive_shared.db import create_pool
+from stolive_shared.events_client import EventsClient, SchoolDirectory
 from stolive_shared.links import PersonalLinks
 from stolive_shared.metrics import LIVE_VIEWERS
 from stolive_shared.runtime import Runtime, ServiceDefinition
@@ -32,6 +33,7 @@ class Analytics:
 
     runtime: Runtime[AnalyticsSettings]
     service: AnalyticsService
+    schools: SchoolDirectory
 
 
 def bootstrap(runtime: Runtime[AnalyticsSettings]) -> Analytics:
@@ -42,6 +44,9 @@ def bootstrap(runtime: Runtime[AnalyticsSettings]) -> Analytics:
             runtime.pool,
             PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
             min_minutes=settings.attendance_min_minutes,
+        ),
+        schools=SchoolDirectory(
+            EventsClient(settings.events_api_url), refresh_s=settings.school_list_refresh_s
         ),
     )
 

@@ -9,6 +9,11 @@ class AnalyticsSettings(ServiceSettings):
     service_name: str = "analytics"
     db_schema: str = "analytics"
     http_port: int = 8104
+    # Where the events service answers: the school sites' names for the figures per school.
+    events_api_url: str = "http://127.0.0.1:8101"
+    # How old the API's copy of the school sites may get before it is fetched again, in the
+    # background.
+    school_list_refresh_s: float = 300.0
     # Faust's own web server is off; this names the worker in logs and metrics.
     worker_name: str = "analytics-1"
     faust_data_dir: str = ".stolive/faust"

@@ -37,6 +37,7 @@ figures the workers wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -74,22 +75,36 @@ def with_status(
 
 @dataclass(frozen=True)
 class Profile:
-    """What analytics keeps of a registration: enough to tie watching to region and role,
-    and the contact as the message sealed it (JSON of a ``Sealed``, None when unreadable):
-    the worker's tables and their changelog topics hold no name in clear."""
+    """What analytics keeps of a registration: enough to tie watching to region, role and
+    school site, and the contact as the message sealed it (JSON of a ``Sealed``, None when
+    unreadable): the worker's tables and their changelog topics hold no name in clear.
+    ``check_in_undone``: the last word on the check-in was an organiser taking it back."""
 
     viewer_id: str
     region_code: str | None
     role: str
     sealed_contact: str | None
     checked_in: bool = False
+    school_code: str | None = None
+    check_in_undone: bool = False
 
     def as_list(self) -> list[object]:
-        return [self.viewer_id, self.region_code, self.role, self.sealed_contact, self.checked_in]
+        return [
+            self.viewer_id,
+            self.region_code,
+            self.role,
+            self.sealed_contact,
+            self.checked_in,
+            self.school_code,
+            self.check_in_undone,
+        ]
 
     @classmethod
     def from_list(cls, raw: Sequence[object]) -> Profile:
-        viewer_id, region_code, role, sealed_contact, checked_in = raw
+        """Also a profile written before school sites (five fields: no school, no undo)."""
+        viewer_id, region_code, role, sealed_contact, checked_in = raw[:5]
+        school_code = raw[5] if len(raw) > 5 else None
+        undone = raw[6] if len(raw) > 6 else False
         # A profile written before contacts were sealed held the name there: not read.
         sealed = sealed_contact if isinstance(sealed_contact, str) else None
         return cls(
@@ -98,20 +113,60 @@ class Profile:
             role=str(role),
             sealed_contact=sealed if sealed and sealed.startswith("{") else None,
             checked_in=bool(checked_in),
+            school_code=None if school_code is None else str(school_code),
+            check_in_undone=bool(undone),
         )
 
 
 def with_profile(
-    profiles: Mapping[str, list[object]], registration_id: str, profile: Profile
+    profiles: Mapping[str, list[object]],
+    registration_id: str,
+    profile: Profile,
+    *,
+    undo_check_in: bool = False,
 ) -> dict[str, list[object]]:
-    """The profiles after a registration message; a check-in, once made, is kept."""
+    """The profiles after a registration message: its categories (role, region, school) and
+    contact replace the old. A check-in, once made, is kept, unless ``undo_check_in``: an
+    organiser took it back (until someone checks the person in again)."""
     updated = dict(profiles)
-    known = updated.get(registration_id)
-    checked_in = profile.checked_in or (known is not None and bool(known[4]))
-    updated[registration_id] = Profile(
-        profile.viewer_id, profile.region_code, profile.role, profile.sealed_contact, checked_in
+    raw = updated.get(registration_id)
+    known = Profile.from_list(raw) if raw is not None else None
+    if undo_check_in:
+        checked_in, undone = False, True
+    elif profile.checked_in:
+        checked_in, undone = True, False
+    else:
+        checked_in = known is not None and known.checked_in
+        undone = known is not None and known.check_in_undone
+    updated[registration_id] = dataclasses.replace(
+        profile, checked_in=checked_in, check_in_undone=undone
     ).as_list()
     return updated
+
+
+@dataclass(frozen=True)
+class SchoolTally:
+    """Registrations and attendance of one school site (None: another school, typed, or
+    none given)."""
+
+    school_code: str | None
+    confirmed: int
+    attended: int
+
+
+def school_tallies(registrants: Iterable[tuple[str | None, bool, bool]]) -> list[SchoolTally]:
+    """Per school site, from (school code, confirmed, attended) of each registrant: the
+    confirmed ones and those of them who attended; most confirmed first, the rest last."""
+    confirmed: Counter[str | None] = Counter()
+    present: Counter[str | None] = Counter()
+    for school_code, is_confirmed, has_attended in registrants:
+        if is_confirmed:
+            confirmed[school_code] += 1
+            present[school_code] += has_attended
+    return sorted(
+        (SchoolTally(code, confirmed[code], present[code]) for code in confirmed),
+        key=lambda t: (t.school_code is None, -t.confirmed, t.school_code or ""),
+    )
 
 
 # -- live viewers -------------------------------------------------------------------------

@@ -29,10 +29,12 @@ from sto_analytics.domain import BroadcastSummary as Summary
 from sto_analytics.domain import (
     Funnel,
     RegistrationTally,
+    SchoolTally,
     SeriesFigures,
     WatchFigures,
     attended,
     average_live_viewers,
+    school_tallies,
     series_figures,
 )
 from stolive_shared import links
@@ -65,6 +67,7 @@ class EventReport:
     by_role: list[repository.GroupFigures]
     attended_by_region: dict[str, int]
     attended_by_role: dict[str, int]
+    by_school: list[SchoolTally]
     min_minutes: float
     final: bool
 
@@ -119,6 +122,8 @@ class Registrant:
     role: str
     contact: Sealed | None
     checked_in: bool
+    school_code: str | None = None
+    check_in_undone: bool = False
 
     def row(self, name: str) -> repository.RegistrantRow:
         return repository.RegistrantRow(
@@ -130,6 +135,8 @@ class Registrant:
             role=self.role,
             name=name,
             checked_in=self.checked_in,
+            school_code=self.school_code,
+            check_in_undone=self.check_in_undone,
         )
 
 
@@ -346,6 +353,14 @@ async def _event_report(
         by_role=await repository.watching_by(conn, event_id, "role"),
         attended_by_region=attended_by_region,
         attended_by_role=attended_by_role,
+        by_school=school_tallies(
+            (
+                r.school_code,
+                r.status == "confirmed",
+                attended(r.minutes_watched, r.checked_in, min_minutes),
+            )
+            for r in registrants
+        ),
         min_minutes=min_minutes,
         final=event is not None and event.finalised_at is not None,
     )

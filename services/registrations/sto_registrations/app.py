@@ -40,7 +40,9 @@ def create_app(parts: Registrations) -> FastAPI:
         # rarely in cycles): at the default 700 the collector ran every ten sign-ups and took
         # 7 % of the CPU under load (python -m bench signups); at 10,000, under 0.5 %.
         gc.set_threshold(10_000, 10, 10)
+        parts.schools.start()  # the first sign-up form has its list of schools
         yield
+        await parts.schools.close()
         await service.close()  # answer every sign-up already taken before stopping
 
     app = service_app(
@@ -78,6 +80,7 @@ def create_app(parts: Registrations) -> FastAPI:
             SignUpFastPath,
             service=service,
             guard=parts.sign_up_guard,
+            schools=parts.schools,
             route=next(
                 route
                 for route in registrations.router.routes

@@ -14,7 +14,7 @@ from sto_registrations.app import create_app
 from sto_registrations.config import RegistrationsSettings
 from sto_registrations.consumers import create_consumers, create_workers
 from sto_registrations.service import RegistrationsService
-from stolive_shared.events_client import EventsClient, RegionDirectory
+from stolive_shared.events_client import EventsClient, RegionDirectory, SchoolDirectory
 from stolive_shared.internal import InternalClient
 from stolive_shared.links import PersonalLinks
 from stolive_shared.ratelimit import Limit, SharedLimits
@@ -29,6 +29,7 @@ class Registrations:
     runtime: Runtime[RegistrationsSettings]
     service: RegistrationsService
     regions: RegionDirectory
+    schools: SchoolDirectory
     sign_up_limit: SignUpLimit
     sign_up_guard: SignUpGuard
 
@@ -56,6 +57,9 @@ def bootstrap(runtime: Runtime[RegistrationsSettings]) -> Registrations:
             else None,
         ),
         regions=RegionDirectory(EventsClient(settings.events_api_url)),
+        schools=SchoolDirectory(
+            EventsClient(settings.events_api_url), refresh_s=settings.school_list_refresh_s
+        ),
         sign_up_limit=sign_up_limit,
         sign_up_guard=SignUpGuard(
             sign_up_limit,

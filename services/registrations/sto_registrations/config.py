@@ -11,6 +11,9 @@ class RegistrationsSettings(ServiceSettings):
     http_port: int = 8102
     # Where the events service answers, for the region list and organiser credentials.
     events_api_url: str = "http://127.0.0.1:8101"
+    # How old this process's copy of the school sites (for the sign-up form) may get before it
+    # is fetched again from the events service, in the background.
+    school_list_refresh_s: float = 300.0
     # Where notifications and analytics answer their internal APIs: a person's export
     # gathers what they hold (never through the public address). Both empty: the export is
     # this service's alone (a test of this service by itself; never in a deployment).

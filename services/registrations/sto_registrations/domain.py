@@ -30,9 +30,24 @@ MAX_NAME = 120
 MAX_EMAIL = 254
 MAX_ORGANISATION = 200
 MAX_REGION_CODE = 40
+# A school site's code: BRIN number and vestigingsnummer ("12AB00").
+SCHOOL_CODE = re.compile(r"^[0-9]{2}[A-Z]{2}[0-9]{2}$")
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+SCHOOL_UNKNOWN = "Kies je school uit de lijst, of kies 'Andere school of organisatie'."
+
+
+class SchoolUnknown(DomainError):
+    """A school code that is not in the list of school sites."""
+
+    status = 422
+    message = SCHOOL_UNKNOWN
+
+    def __init__(self) -> None:
+        super().__init__(field="school_code")
 
 
 class EventUnknown(DomainError):
@@ -75,6 +90,7 @@ class EventTerms:
     waitlist_enabled: bool
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
+    region_codes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, event: EventSnapshot) -> EventTerms:
@@ -91,6 +107,7 @@ class EventTerms:
             waitlist_enabled=event.waitlist_enabled,
             registration_opens_at=event.registration_opens_at,
             registration_closes_at=event.registration_closes_at,
+            region_codes=event.region_codes,
         )
 
 
@@ -103,6 +120,9 @@ class Applicant:
     region_code: str | None
     profiles: tuple[str, ...] = ()
     newsletter: bool = False
+    # The school site chosen from the list (``schools``); None: another school or
+    # organisation, typed in ``organisation``.
+    school_code: str | None = None
 
 
 def is_email(address: str) -> bool:
@@ -139,6 +159,8 @@ def applicant_problems(applicant: Applicant) -> dict[str, str]:
     region = applicant.region_code
     if region is not None and (len(region) > MAX_REGION_CODE or _has_line_break(region)):
         problems["region_code"] = "Kies een regio uit de lijst."
+    if applicant.school_code is not None and not SCHOOL_CODE.match(applicant.school_code):
+        problems["school_code"] = SCHOOL_UNKNOWN
     if applicant.role not in ROLES:
         problems["role"] = "Kies je rol."
     unknown = [p for p in applicant.profiles if p not in PROFILES]

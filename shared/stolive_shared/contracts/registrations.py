@@ -3,8 +3,9 @@
 No personal data travels in clear. The contact (name, e-mail address, organisation) is sealed
 with the registration's data key (``contracts.sealed``, ``stolive_shared.privacy``); personal
 links (manage, watch) are not sent at all: a service that mails them makes them from the ids
-with ``PersonalLinks``. Role, region and profiles are categories the figures group by, not a
-way to tell who someone is. ``person.erased`` tells every service to remove what it holds.
+with ``PersonalLinks``. Role, region, profiles and the school site's code are categories the
+figures group by, not a way to tell who someone is. ``person.erased`` tells every service to
+remove what it holds.
 
 Version 2 of every message carrying a ``RegistrationView`` added the newsletter opt-in of the
 sign-up form and the attendee's profiles (additions only; ``upcast_registration_v1_v2`` fills
@@ -17,6 +18,13 @@ Version 3 (``registration.sign_up_repeated`` version 2) seals the contact: ``con
 fills in ``contact`` as None for older messages: their clear fields are never read again, so a
 message from before sealing counts as one whose contact was erased (it cannot bring a person
 back). Deploy version 3 with the topic drained (consumer lag 0).
+
+Version 4 (``registration.sign_up_repeated`` version 3) adds the school site the person chose
+on the form, ``attendee.school_code`` (BRIN + vestigingsnummer, as the events service's school
+list names it): a category the figures group by, like the region, not a way to tell who
+someone is (the typed school name stays in the sealed contact). ``upcast_registration_v3_v4``
+fills it in as None for older messages (no school chosen). Consumers learn version 4 before
+registrations sends it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ class Attendee(BaseModel):
     # Since version 2: codes of the technical profiles the person is interested in
     # (``stolive_shared.programme.PROFILES``).
     profiles: tuple[str, ...] = ()
+    # Since version 4: the school site chosen from the list (BRIN + vestigingsnummer, e.g.
+    # "12AB00"); None for another school or organisation, typed in the sealed contact.
+    school_code: str | None = None
 
 
 class RegistrationView(BaseModel):
@@ -88,12 +99,12 @@ class _RegistrationMessage(Message):
 
 class RegistrationConfirmed(_RegistrationMessage):
     type: Literal["registration.confirmed"] = "registration.confirmed"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
 
 
 class RegistrationWaitlisted(_RegistrationMessage):
     type: Literal["registration.waitlisted"] = "registration.waitlisted"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
     waitlist_position: int
 
 
@@ -101,12 +112,12 @@ class RegistrationPromoted(_RegistrationMessage):
     """A waitlisted person got a seat that came free."""
 
     type: Literal["registration.promoted"] = "registration.promoted"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
 
 
 class RegistrationCancelled(_RegistrationMessage):
     type: Literal["registration.cancelled"] = "registration.cancelled"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
     previous_status: RegistrationStatus
     reason: str = ""
 
@@ -115,7 +126,7 @@ class RegistrationCheckedIn(_RegistrationMessage):
     """An organiser checked the person in at a physical meeting (by list or by QR code)."""
 
     type: Literal["registration.checked_in"] = "registration.checked_in"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
     checked_in_at: AwareDatetime
 
 
@@ -148,7 +159,7 @@ class RegistrationSignUpRepeated(_RegistrationMessage):
     they saw told nothing; the address itself is told, with its own links. Changes nothing."""
 
     type: Literal["registration.sign_up_repeated"] = "registration.sign_up_repeated"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
 
 
 class RegistrationExportRequested(_RegistrationMessage):
@@ -181,8 +192,9 @@ class PersonErased(Message):
 
 class RegistrationsAnonymised(Message):
     """An event's registrations passed their retention period (``registration_retention_days``
-    after the event): their name, address and school are gone, their keys forgotten. Every
-    service drops what it holds about these registrations by name; counts stay."""
+    after the event): their name, address and typed school are gone (the chosen school site's
+    code, a category like the region, stays), their keys forgotten. Every service drops what it
+    holds about these registrations by name; counts stay."""
 
     TOPIC: ClassVar[str] = REGISTRATIONS.name
     type: Literal["registrations.anonymised"] = "registrations.anonymised"
@@ -218,12 +230,27 @@ def upcast_registration_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def upcast_registration_v3_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 had no school site: none chosen (fills in, never overwrites)."""
+    registration = data.get("registration")
+    if isinstance(registration, dict):
+        attendee = registration.get("attendee")
+        if isinstance(attendee, dict):
+            data["registration"] = {
+                **registration,
+                "attendee": {"school_code": None, **attendee},
+            }
+    return data
+
+
 def upcast_person_erased_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
     """Version 1 named the person by ``email_sha256`` alone: no keyed hash."""
     return {"person_key": None, **data}
 
 
-# The messages that carry a ``RegistrationView``: version 3 since sealing.
+# The messages that carry a ``RegistrationView`` and its versions (4 since the school site;
+# ``RegistrationSignUpRepeated`` one behind, ``RegistrationCorrected``,
+# ``RegistrationCheckInUndone`` and ``RegistrationConfirmationResent`` born with it at 1).
 REGISTRATION_VIEW_MESSAGES: tuple[type[_RegistrationMessage], ...] = (
     RegistrationConfirmed,
     RegistrationWaitlisted,

@@ -21,6 +21,7 @@ from stolive_shared.contracts.registrations import (
     upcast_person_erased_v1_v2,
     upcast_registration_v1_v2,
     upcast_registration_v2_v3,
+    upcast_registration_v3_v4,
 )
 from stolive_shared.contracts.viewer_activity import VIEWER_MESSAGES
 from stolive_shared.errors import UnknownMessageType
@@ -54,7 +55,12 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         (model.model_fields["type"].default, 2): upcast_registration_v2_v3
         for model in REGISTRATION_VIEW_MESSAGES
     },
+    **{
+        (model.model_fields["type"].default, 3): upcast_registration_v3_v4
+        for model in REGISTRATION_VIEW_MESSAGES
+    },
     (RegistrationSignUpRepeated.model_fields["type"].default, 1): upcast_registration_v2_v3,
+    (RegistrationSignUpRepeated.model_fields["type"].default, 2): upcast_registration_v3_v4,
     ("person.erased", 1): upcast_person_erased_v1_v2,
 }
 

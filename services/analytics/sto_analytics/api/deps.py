@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from sto_analytics.config import AnalyticsSettings
 from sto_analytics.service import AnalyticsService
+from stolive_shared.events_client import SchoolDirectory
 from stolive_shared.organisers.roles import Capability, Organiser
 from stolive_shared.organisers.web import access_of, needs, needs_page
 
@@ -35,8 +36,14 @@ def get_settings(request: Request) -> AnalyticsSettings:
     return get_parts(request).runtime.settings
 
 
+def get_schools(request: Request) -> SchoolDirectory:
+    return get_parts(request).schools
+
+
 ServiceDep = Annotated[AnalyticsService, Depends(get_service)]
 SettingsDep = Annotated[AnalyticsSettings, Depends(get_settings)]
+# The school sites' labels, a copy kept in memory (never a call per request).
+SchoolLabels = Annotated[SchoolDirectory, Depends(get_schools)]
 
 FigureReader = Annotated[Organiser, needs(Capability.VIEW_FIGURES)]
 EventFigureReader = Annotated[Organiser, needs(Capability.VIEW_FIGURES, event=True)]

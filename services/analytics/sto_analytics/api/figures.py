@@ -16,16 +16,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sto_analytics import repository
 from sto_analytics.api.deps import (
     EventFigureReader,
+    SchoolLabels,
     SeriesReader,
     ServiceDep,
     SettingsDep,
@@ -96,6 +97,20 @@ class FunnelOut(BaseModel):
     attendance_rate: float
 
 
+class SchoolOut(BaseModel):
+    school_code: str | None = Field(
+        description="BRIN + vestigingsnummer of the school site chosen on the form; null for"
+        " another school or organisation (typed) or none"
+    )
+    label: str = Field(description="The site's name and place, its code while unknown here")
+    confirmed: int
+    attended: int
+
+
+# What the figures call registrants without a school site from the list.
+OTHER_SCHOOL = "Andere school of organisatie"
+
+
 class EventFigures(BaseModel):
     event_id: uuid.UUID
     title: str | None
@@ -115,6 +130,9 @@ class EventFigures(BaseModel):
     funnel: FunnelOut
     by_region: list[GroupOut]
     by_role: list[GroupOut]
+    by_school: list[SchoolOut] = Field(
+        description="Confirmed registrations and attendance per school site"
+    )
 
 
 def _live(live: repository.LiveNow) -> LiveFigures:
@@ -155,7 +173,10 @@ def _groups(
     return sorted(out.values(), key=lambda g: (-g.viewers, -g.live_now, g.group))
 
 
-def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
+def figures_of(
+    event_id: uuid.UUID, report: EventReport, school_label: Callable[[str], str] = str
+) -> EventFigures:
+    """The figures of ``report``; ``school_label`` names a school site by its code."""
     watch, funnel = report.watch, report.funnel
     return EventFigures(
         event_id=event_id,
@@ -188,6 +209,15 @@ def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
         ),
         by_region=_groups(report.by_region, report.live.by_region, report.attended_by_region),
         by_role=_groups(report.by_role, report.live.by_role, report.attended_by_role),
+        by_school=[
+            SchoolOut(
+                school_code=school.school_code,
+                label=school_label(school.school_code) if school.school_code else OTHER_SCHOOL,
+                confirmed=school.confirmed,
+                attended=school.attended,
+            )
+            for school in report.by_school
+        ],
     )
 
 
@@ -195,12 +225,12 @@ def figures_of(event_id: uuid.UUID, report: EventReport) -> EventFigures:
     "/events/{event_id}/figures",
     response_model=EventFigures,
     summary="Every figure of an event: live, peak, views, watch time, per region and role, "
-    "registrations and attendance",
+    "registrations and attendance, per school site",
 )
 async def event_figures(
-    event_id: uuid.UUID, service: ServiceDep, _who: EventFigureReader
+    event_id: uuid.UUID, service: ServiceDep, schools: SchoolLabels, _who: EventFigureReader
 ) -> EventFigures:
-    return figures_of(event_id, await service.event_report(event_id))
+    return figures_of(event_id, await service.event_report(event_id), schools.label)
 
 
 @router.get("/events/{event_id}/live", response_model=LiveFigures, summary="Live viewers now")

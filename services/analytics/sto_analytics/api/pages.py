@@ -20,7 +20,13 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from sto_analytics.api.deps import EventFigurePage, FigurePage, ServiceDep, SettingsDep
+from sto_analytics.api.deps import (
+    EventFigurePage,
+    FigurePage,
+    SchoolLabels,
+    ServiceDep,
+    SettingsDep,
+)
 from sto_analytics.api.figures import figures_of
 from stolive_shared.organisers.web import PUBLIC, access_of
 from stolive_shared.pages import render_page
@@ -50,6 +56,7 @@ async def dashboard(
     request: Request,
     service: ServiceDep,
     settings: SettingsDep,
+    schools: SchoolLabels,
     who: EventFigurePage,
 ) -> Response:
     shown = await service.dashboard(event_id, with_series=who.everywhere)
@@ -57,7 +64,7 @@ async def dashboard(
         templates,
         request,
         "dashboard.html",
-        figures=figures_of(event_id, shown.report),
+        figures=figures_of(event_id, shown.report, schools.label),
         event=shown.report.event,
         series=shown.series,
         timeout_s=int(settings.live_timeout_s),

@@ -82,6 +82,7 @@ class RegistrantWatching:
     checked_in: bool
     minutes_watched: int
     watched_live: bool
+    school_code: str | None = None
 
 
 async def registrant_watching(
@@ -90,6 +91,7 @@ async def registrant_watching(
     """Every registrant of the event with the minutes their join link watched."""
     rows = await conn.fetch(
         """SELECT r.registration_id, r.status, r.region_code, r.role, r.name, r.checked_in,
+                  r.school_code,
                   count(DISTINCT m.minute) AS minutes_watched,
                   coalesce(bool_or(m.mode = 'live'), false) AS watched_live
            FROM registrants r

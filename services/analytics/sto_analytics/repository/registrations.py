@@ -45,19 +45,25 @@ class RegistrantRow:
     role: str
     name: str  # opened from the sealed contact; '' when it cannot be read (erased)
     checked_in: bool
+    school_code: str | None = None
+    # An organiser took the check-in back: the one case that clears ``checked_in``.
+    check_in_undone: bool = False
 
 
 async def save_registrants(conn: asyncpg.Connection, rows: Sequence[RegistrantRow]) -> None:
-    """Upsert registrants; an erased person's name stays erased."""
+    """Upsert registrants; an erased person's name stays erased. A check-in stays once
+    written (a worker that has not seen it yet cannot clear it), unless it was undone."""
     await conn.executemany(
         """INSERT INTO registrants (registration_id, event_id, viewer_id, status, region_code,
-                                    role, name, checked_in)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                    role, name, checked_in, school_code)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (registration_id) DO UPDATE SET viewer_id = EXCLUDED.viewer_id,
                status = EXCLUDED.status, region_code = EXCLUDED.region_code,
-               role = EXCLUDED.role,
+               role = EXCLUDED.role, school_code = EXCLUDED.school_code,
                name = CASE WHEN registrants.erased THEN '' ELSE EXCLUDED.name END,
-               checked_in = registrants.checked_in OR EXCLUDED.checked_in, updated_at = now()""",
+               checked_in = CASE WHEN $10::boolean THEN false
+                                 ELSE registrants.checked_in OR EXCLUDED.checked_in END,
+               updated_at = now()""",
         [
             (
                 r.registration_id,
@@ -68,6 +74,8 @@ async def save_registrants(conn: asyncpg.Connection, rows: Sequence[RegistrantRo
                 r.role,
                 r.name,
                 r.checked_in,
+                r.school_code,
+                r.check_in_undone,
             )
             for r in rows
         ],

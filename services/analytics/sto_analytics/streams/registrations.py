@@ -1,9 +1,11 @@
 """Registrations per event: two tables keyed by event id, co-partitioned with their topic.
 
 ``registration_status`` holds each registration's latest status and ``registrant_profiles``
-its viewer id, region, role, sealed contact (never a name in clear: the table's changelog is
-a topic too) and whether it was checked in: sets keyed by registration id, so replays after
-a crash change nothing. A timer writes
+its viewer id, region, role, school site, sealed contact (never a name in clear: the table's
+changelog is a topic too) and whether it was checked in: sets keyed by registration id, so
+replays after a crash change nothing. ``registration.corrected`` replaces the categories and
+contact (the status is the one held), ``registration.check_in_undone`` takes a check-in back
+(the only message that clears one). A timer writes
 the tallies and registrants of changed events to the PostgreSQL read model (through
 ``ReadModelWriter.save_registrations``, one transaction a flush), and every 30 s all local
 ones, so a restarted worker refreshes what it owns; the writer opens the contacts there, in
@@ -37,7 +39,9 @@ from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
     RegistrationCheckedIn,
+    RegistrationCheckInUndone,
     RegistrationConfirmed,
+    RegistrationCorrected,
     RegistrationPromoted,
     RegistrationsAnonymised,
     RegistrationWaitlisted,
@@ -56,7 +60,11 @@ RegistrationChange = (
     | RegistrationPromoted
     | RegistrationCancelled
     | RegistrationCheckedIn
+    | RegistrationCorrected
+    | RegistrationCheckInUndone
 )
+# Messages about a registration that leave its status as it was.
+_STATUS_KEPT = (RegistrationCorrected, RegistrationCheckInUndone)
 
 
 def register(
@@ -115,15 +123,23 @@ def register(
         key = str(registration.event_id)
         partition_of[key] = partition
         registration_id = str(registration.registration_id)
-        statuses[key] = with_status(statuses[key], registration_id, registration.status)
+        known = statuses[key]
+        if not isinstance(message, _STATUS_KEPT) or registration_id not in known:
+            statuses[key] = with_status(known, registration_id, registration.status)
         profile = Profile(
             viewer_id=registration.viewer_id,
             region_code=registration.attendee.region_code,
             role=registration.attendee.role,
             sealed_contact=registration.contact.model_dump_json() if registration.contact else None,
             checked_in=isinstance(message, RegistrationCheckedIn),
+            school_code=registration.attendee.school_code,
         )
-        profiles[key] = with_profile(profiles[key], registration_id, profile)
+        profiles[key] = with_profile(
+            profiles[key],
+            registration_id,
+            profile,
+            undo_check_in=isinstance(message, RegistrationCheckInUndone),
+        )
         shared.profiles_changed(key)
         changed.add(key)
 
@@ -158,6 +174,8 @@ def register(
                         if profile.sealed_contact
                         else None,
                         checked_in=profile.checked_in,
+                        school_code=profile.school_code,
+                        check_in_undone=profile.check_in_undone,
                     )
                 )
         await writer.save_registrations(tallies, rows)

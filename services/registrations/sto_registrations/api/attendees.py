@@ -1,7 +1,10 @@
-"""How organisers see registrations: list rows, filters, and the CSV for Dutch Excel."""
+"""How organisers see registrations: list rows, filters, and the CSV for Dutch Excel. The
+school column names the chosen school site by its label in the list of sites (``labels``:
+code -> label), else the school as typed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sto_registrations.api.schemas import AttendeePublic
@@ -32,7 +35,21 @@ class AttendeeFilter:
         )
 
 
-def public_attendee(registration: Registration, check_in_url: str | None) -> AttendeePublic:
+def school_of(registration: Registration, labels: Mapping[str, str]) -> str:
+    """What the school column says: the chosen site's label (the site's current name), else
+    what was typed; nothing once the person's data is removed."""
+    applicant = registration.applicant
+    if registration.erased:
+        return ""
+    code = applicant.school_code
+    return labels.get(code, applicant.organisation) if code else applicant.organisation
+
+
+def public_attendee(
+    registration: Registration,
+    check_in_url: str | None,
+    labels: Mapping[str, str] | None = None,
+) -> AttendeePublic:
     applicant = registration.applicant
     return AttendeePublic(
         id=registration.id,
@@ -40,6 +57,8 @@ def public_attendee(registration: Registration, check_in_url: str | None) -> Att
         name=applicant.name,
         email=applicant.email,
         organisation=applicant.organisation,
+        school_code=applicant.school_code,
+        school=school_of(registration, labels or {}),
         role=applicant.role,
         region_code=applicant.region_code,
         profiles=list(applicant.profiles),
@@ -52,7 +71,7 @@ def public_attendee(registration: Registration, check_in_url: str | None) -> Att
     )
 
 
-def attendees_csv(registrations: list[Registration]) -> bytes:
+def attendees_csv(registrations: list[Registration], labels: Mapping[str, str]) -> bytes:
     """For Dutch Excel, formulas neutralised (``stolive_shared.spreadsheets``)."""
     return spreadsheet_csv(
         _CSV_HEADER,
@@ -60,7 +79,7 @@ def attendees_csv(registrations: list[Registration]) -> bytes:
             [
                 registration.applicant.name,
                 registration.applicant.email,
-                registration.applicant.organisation,
+                school_of(registration, labels),
                 ROLES.get(registration.applicant.role, registration.applicant.role),
                 registration.applicant.region_code,
                 ", ".join(registration.applicant.profiles),

@@ -32,6 +32,7 @@ from sto_registrations.api.abuse import SignUpGuard
 from sto_registrations.api.registrations import signed_up
 from sto_registrations.api.schemas import SignUp
 from sto_registrations.service import RegistrationsService
+from stolive_shared.events_client import SchoolDirectory
 from stolive_shared.web import replaying
 
 _SIGN_UP = re.compile(
@@ -51,12 +52,14 @@ class SignUpFastPath:
         *,
         service: RegistrationsService,
         guard: SignUpGuard,
+        schools: SchoolDirectory,
         route: APIRoute,
         exception_handlers: Mapping[Any, Any],
     ) -> None:
         self.app = app
         self.service = service
         self.guard = guard
+        self.schools = schools
         self.route = route
         # The app's own handlers (the dict itself: handlers added later count too). Those for
         # 500 and ``Exception`` belong to the server-error middleware outside, as in FastAPI.
@@ -81,7 +84,9 @@ class SignUpFastPath:
         scope["path_params"] = {"event_id": match.group(1)}
         event_id = uuid.UUID(match.group(1))
         try:
-            answer = await signed_up(self.service, self.guard, scope, event_id, sign_up)
+            answer = await signed_up(
+                self.service, self.guard, self.schools, scope, event_id, sign_up
+            )
         except Exception as exc:
             await self._handle(exc, scope, receive, send)
             return

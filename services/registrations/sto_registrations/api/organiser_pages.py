@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from sto_registrations.api.attendees import STATUS_FILTERS, AttendeeFilter
+from sto_registrations.api.attendees import STATUS_FILTERS, AttendeeFilter, school_of
 from sto_registrations.api.deps import ServiceDep
 from sto_registrations.api.organisers import audit_export
 from sto_registrations.api.pages import (
@@ -32,6 +33,7 @@ from sto_registrations.api.pages import (
     message_page,
     render,
 )
+from sto_registrations.api.schools import school_directory, school_labels
 from sto_registrations.domain import MAX_EMAIL, MAX_NAME, MAX_ORGANISATION, ROLES, WEBINAR
 from sto_registrations.service import (
     CheckInRefused,
@@ -121,6 +123,12 @@ async def attendee_page(
         manages=who.may(Capability.MANAGE_REGISTRATIONS),
         event=event,
         attendees=found,
+        school=partial(
+            school_of,
+            labels=school_labels(
+                school_directory(request), (r.applicant.school_code for r in found)
+            ),
+        ),
         counts=await service.counts(event_id),
         chosen=chosen,
         statuses=STATUS_FILTERS,

@@ -32,6 +32,7 @@ from sto_registrations.api.schemas import (
     PersonRequest,
     Problem,
 )
+from sto_registrations.api.schools import school_directory, school_labels
 from sto_registrations.domain import WEBINAR, EventTerms, Registration
 from sto_registrations.service import RegistrationsService
 from stolive_shared.organisers.roles import Capability, Organiser
@@ -89,19 +90,25 @@ ChosenAttendees = Annotated[FilteredAttendees, Depends(filtered_attendees)]
 )
 async def attendee_list(
     event_id: uuid.UUID,
+    request: Request,
     service: ServiceDep,
     _who: Viewer,
     chosen: ChosenAttendees,
 ) -> AttendeeList:
     physical = chosen.terms.kind != WEBINAR
+    labels = _labels(request, chosen.attendees)
     return AttendeeList(
         event_id=event_id,
         counts=Counts(event_id=event_id, **await service.counts(event_id)),
         attendees=[
-            public_attendee(r, service.check_in_url(r.id) if physical else None)
+            public_attendee(r, service.check_in_url(r.id) if physical else None, labels)
             for r in chosen.attendees
         ],
     )
+
+
+def _labels(request: Request, attendees: list[Registration]) -> dict[str, str]:
+    return school_labels(school_directory(request), (r.applicant.school_code for r in attendees))
 
 
 @router.get(
@@ -117,7 +124,7 @@ async def attendee_csv(
     chosen: ChosenAttendees,
 ) -> Response:
     slug = re.sub(r"[^a-z0-9]+", "-", chosen.terms.title.lower()).strip("-")[:60] or "evenement"
-    body = attendees_csv(chosen.attendees)
+    body = attendees_csv(chosen.attendees, _labels(request, chosen.attendees))
     await access_of(request).audit.record(
         who,
         "attendee_csv",

@@ -1,6 +1,10 @@
 """Public pages (Dutch, no JavaScript needed): the sign-up form, the personal manage page with
 its QR code, and leaving the waiting list.
 
+The form offers the school sites (``sto_registrations.schools``) in a select, with "Andere
+school of organisatie" and a text field for the rest; a small inline script (the page's CSP
+nonce) filters the list as one types and shows the text field only when it is needed.
+
 Forms are protected against cross-site posting with the shared double-submit token
 (``stolive_shared.pages``).
 """
@@ -19,6 +23,7 @@ from starlette.datastructures import FormData
 
 from sto_registrations.api.abuse import TOO_MANY
 from sto_registrations.api.deps import ServiceDep
+from sto_registrations.api.schools import at_school, form_choice, school_directory
 from sto_registrations.domain import (
     MAX_COLLEAGUES,
     MAX_EMAIL,
@@ -29,9 +34,11 @@ from sto_registrations.domain import (
     WEBINAR,
     Applicant,
     Availability,
+    SchoolUnknown,
     SignUpRefused,
     group_problems,
 )
+from sto_registrations.schools import OTHER, chosen_code
 from sto_registrations.service import EventUnknown, RegistrationUnknown, SignUpResult
 from stolive_shared import pages as shared_pages
 from stolive_shared.events_client import RegionDirectory
@@ -100,6 +107,7 @@ async def _form_page(
 ) -> HTMLResponse:
     allow_framing(request)  # regional sites may embed the form (FRAME_ANCESTORS)
     directory: RegionDirectory = request.app.state.parts.regions
+    regions = await directory.regions()
     return render(
         request,
         "signup.html",
@@ -111,7 +119,9 @@ async def _form_page(
         errors=errors,
         roles=ROLES,
         profiles=PROFILES,
-        regions=await directory.regions(),
+        regions=regions,
+        schools=form_choice(school_directory(request), regions, event, form),
+        other_school=OTHER,
         colleague_rows=range(1, colleague_rows + 1),
         max_colleagues=MAX_COLLEAGUES,
         limits={"name": MAX_NAME, "email": MAX_EMAIL, "organisation": MAX_ORGANISATION},
@@ -133,7 +143,8 @@ def _field(form: FormData, key: str, limit: int = 300) -> str:
 
 
 def _applicants(form: FormData) -> tuple[list[Applicant], list[int]]:
-    """The person filling in the form, then each colleague row that has anything in it."""
+    """The person filling in the form, then each colleague row that has anything in it (at the
+    person's school: ``at_school`` gives them the chosen site once it is known)."""
     organisation = _field(form, "organisation")
     region = _field(form, "region_code", 60) or None
     applicants = [
@@ -145,6 +156,7 @@ def _applicants(form: FormData) -> tuple[list[Applicant], list[int]]:
             region_code=region,
             profiles=tuple(str(p)[:10] for p in form.getlist("profiles"))[:5],
             newsletter=form.get("newsletter") == "ja",
+            school_code=chosen_code(_field(form, "school_code", 12)),
         )
     ]
     rows: list[int] = []
@@ -196,6 +208,9 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         return await _form_page(
             request, event, places, values, {}, colleague_rows=min(MAX_COLLEAGUES, shown + 3)
         )
+    if form.get("actie") == "scholen":  # too many sites to list: those of the chosen region
+        values = _form_values(form, applicants)
+        return await _form_page(request, event, places, values, {}, colleague_rows=shown)
     wait = await request.app.state.parts.sign_up_limit.retry_after(request.scope, len(applicants))
     if wait:
         page = message_page(request, "Even geduld", TOO_MANY, 429)
@@ -206,6 +221,12 @@ async def signup_submit(event_id: uuid.UUID, request: Request, service: ServiceD
         for field, text in found.items():
             key = field if index == 0 else f"colleague_{field}_{rows[index - 1]}"
             errors[key] = text if index == 0 else f"Collega {rows[index - 1]}: {text}"
+    if "school_code" not in errors:
+        try:
+            school = applicants[0].school_code
+            applicants = await at_school(school_directory(request), applicants, school)
+        except SchoolUnknown as unknown:
+            errors["school_code"] = str(unknown)
     if form.get("consent") != "ja":
         errors["consent"] = (
             "Je kunt je alleen aanmelden als je akkoord gaat met de privacyverklaring."

@@ -19,8 +19,11 @@ from sto_registrations.api.schemas import (
     SignUp,
     SignUpReceived,
 )
+from sto_registrations.api.schools import at_school
 from sto_registrations.domain import Applicant, Registration
+from sto_registrations.schools import chosen_code
 from sto_registrations.service import RegistrationsService, SignUpResult
+from stolive_shared.events_client import SchoolDirectory
 from stolive_shared.organisers.web import PUBLIC
 
 router = APIRouter(prefix="/api", tags=["registrations"], dependencies=[PUBLIC])
@@ -69,20 +72,23 @@ async def sign_up(
 ) -> Response:
     # The sign-up fast path (``fast_sign_up``) answers well-formed JSON sign-ups before they
     # reach this route; it comes here for everything else, so FastAPI answers those as always.
-    guard: SignUpGuard = request.app.state.parts.sign_up_guard
-    outcome = await signed_up(service, guard, request.scope, event_id, body)
+    parts = request.app.state.parts
+    outcome = await signed_up(
+        service, parts.sign_up_guard, parts.schools, request.scope, event_id, body
+    )
     return Response(outcome, status_code=202, media_type="application/json")
 
 
 async def signed_up(
     service: RegistrationsService,
     guard: SignUpGuard,
+    schools: SchoolDirectory,
     scope: Scope,
     event_id: uuid.UUID,
     body: SignUp,
 ) -> bytes:
-    """Sign up the body's person and colleagues; the 202 answer's JSON."""
-    await guard.admit(scope, event_id, body.form_token, cost=1 + len(body.colleagues))
+    """Sign up the body's person and colleagues (at the school site chosen, checked against
+    the list first); the 202 answer's JSON."""
     applicants = [
         Applicant(
             name=body.name,
@@ -104,6 +110,8 @@ async def signed_up(
             for colleague in body.colleagues
         ),
     ]
+    applicants = await at_school(schools, applicants, chosen_code(body.school_code))
+    await guard.admit(scope, event_id, body.form_token, cost=1 + len(body.colleagues))
     if len(applicants) == 1:
         answers: list[SignUpResult | Exception] = [await service.sign_up(event_id, applicants[0])]
     else:

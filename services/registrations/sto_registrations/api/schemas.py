@@ -60,6 +60,15 @@ class SignUp(BaseModel):
     organisation: str = Field(default="", max_length=MAX_ORGANISATION, pattern=_ONE_LINE)
     role: Role
     region_code: str | None = Field(default=None, max_length=MAX_REGION_CODE, pattern=_ONE_LINE)
+    school_code: str | None = Field(
+        default=None,
+        max_length=12,
+        pattern=_ONE_LINE,
+        description="The school site (BRIN + vestigingsnummer, e.g. 12AB00) from the events"
+        " service's GET /events/api/schools; its colleagues are at the same site. Without it,"
+        " `organisation` names the school. An unknown code is a 422.",
+        examples=["12AB00"],
+    )
     profiles: list[Profile] = Field(default_factory=list, max_length=5)
     privacy_consent: Literal[True] = Field(description="Agreement to the privacy statement")
     newsletter: bool = False
@@ -129,6 +138,10 @@ class AttendeePublic(BaseModel):
     name: str
     email: str
     organisation: str
+    school_code: str | None = Field(default=None, description="The school site chosen, if any")
+    school: str = Field(
+        default="", description="The chosen site's label, else the organisation as typed"
+    )
     role: str
     region_code: str | None
     profiles: list[str]

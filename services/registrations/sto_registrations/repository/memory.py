@@ -198,8 +198,13 @@ class InMemoryRegistrations(RegistrationsRepository):
         row = self.state.registrations.get(registration_id)
         if row is None or row.registration.erased:
             return None
+        before = row.registration.applicant
         applicant = dataclasses.replace(
-            row.registration.applicant, name=name, organisation=organisation, role=role
+            before,
+            name=name,
+            organisation=organisation,
+            role=role,
+            school_code=before.school_code if organisation == before.organisation else None,
         )
         row.registration = dataclasses.replace(row.registration, applicant=applicant)
         return row.registration
@@ -294,6 +299,7 @@ class InMemoryRegistrations(RegistrationsRepository):
                 region_code=registration.applicant.region_code,
                 profiles=registration.applicant.profiles,
                 newsletter=False,
+                school_code=registration.applicant.school_code,
             ),
             erased=True,
         )
@@ -354,6 +360,7 @@ class InMemoryRegistrations(RegistrationsRepository):
             "name": applicant.name,
             "email": applicant.email,
             "organisation": applicant.organisation,
+            "school_code": applicant.school_code,
             "role": applicant.role,
             "region_code": applicant.region_code,
             "profiles": list(applicant.profiles),

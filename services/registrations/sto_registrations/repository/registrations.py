@@ -32,9 +32,9 @@ async def add_registration(conn: asyncpg.Connection, registration: Registration)
         f"""WITH added AS (
                 INSERT INTO registrations (id, event_id, status, name, email, organisation,
                     role, region_code, profiles, newsletter, viewer_id, created_at,
-                    checked_in_at, group_id, confirmed_at)
+                    checked_in_at, group_id, confirmed_at, school_code)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                        CASE WHEN $3 = 'confirmed' THEN now() END)
+                        CASE WHEN $3 = 'confirmed' THEN now() END, $15)
                 RETURNING {REGISTRATION_COLUMNS}),
             counted AS (
                 UPDATE events SET confirmed_count = confirmed_count + ($3 = 'confirmed')::int,
@@ -55,6 +55,7 @@ async def add_registration(conn: asyncpg.Connection, registration: Registration)
         registration.created_at,
         registration.checked_in_at,
         registration.group_id,
+        applicant.school_code,
     )
     assert row is not None
     return registration_of(row)
@@ -182,9 +183,12 @@ async def correct(
     organisation: str,
     role: str,
 ) -> Registration | None:
-    """New name, school and role (not erased ones); None when there is nothing to correct."""
+    """New name, school and role (not erased ones); None when there is nothing to correct.
+    A school typed anew is no longer the site chosen from the list: its code goes."""
     row = await conn.fetchrow(
-        f"""UPDATE registrations SET name = $2, organisation = $3, role = $4
+        f"""UPDATE registrations SET name = $2, organisation = $3, role = $4,
+                school_code = CASE WHEN organisation IS DISTINCT FROM $3 THEN NULL
+                                   ELSE school_code END
             WHERE id = $1 AND erased_at IS NULL AND anonymised_at IS NULL
             RETURNING {REGISTRATION_COLUMNS}""",
         registration_id,
@@ -233,10 +237,10 @@ async def person_records(conn: asyncpg.Connection, email: str) -> list[dict[str,
     """Every registration held for this (normalised) email, each with its event's title."""
     rows = await conn.fetch(
         """SELECT r.id, r.event_id, e.title AS event_title, e.starts_at AS event_starts_at,
-                  r.status, r.name, r.email, r.organisation, r.role, r.region_code, r.profiles,
-                  r.newsletter, r.viewer_id, r.group_id, r.created_at, r.confirmed_at,
-                  r.cancelled_at, r.cancel_reason, r.checked_in_at, r.privacy_version,
-                  r.consented_at
+                  r.status, r.name, r.email, r.organisation, r.school_code, r.role,
+                  r.region_code, r.profiles, r.newsletter, r.viewer_id, r.group_id,
+                  r.created_at, r.confirmed_at, r.cancelled_at, r.cancel_reason,
+                  r.checked_in_at, r.privacy_version, r.consented_at
            FROM registrations r JOIN events e ON e.id = r.event_id
            WHERE lower(r.email) = $1 ORDER BY r.created_at""",
         email,

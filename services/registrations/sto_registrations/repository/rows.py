@@ -7,7 +7,7 @@ import asyncpg
 from sto_registrations.domain import Applicant, EventTerms, Registration
 
 REGISTRATION_COLUMNS = """id, event_id, status, name, email, organisation, role, region_code,
-profiles, newsletter, viewer_id, queue_number, created_at, checked_in_at, group_id,
+profiles, newsletter, school_code, viewer_id, queue_number, created_at, checked_in_at, group_id,
 (erased_at IS NOT NULL OR anonymised_at IS NOT NULL) AS erased"""
 
 
@@ -24,6 +24,7 @@ def registration_of(row: asyncpg.Record) -> Registration:
             region_code=row["region_code"],
             profiles=tuple(row["profiles"]),
             newsletter=row["newsletter"],
+            school_code=row["school_code"],
         ),
         viewer_id=row["viewer_id"],
         queue_number=row["queue_number"],
@@ -47,4 +48,5 @@ def terms_of(row: asyncpg.Record) -> EventTerms:
         waitlist_enabled=row["waitlist_enabled"],
         registration_opens_at=row["registration_opens_at"],
         registration_closes_at=row["registration_closes_at"],
+        region_codes=tuple(row["region_codes"]),
     )

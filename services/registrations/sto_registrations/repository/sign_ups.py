@@ -74,18 +74,18 @@ _STORE_BATCH = (
     stored AS (
         INSERT INTO registrations (id, event_id, status, name, email, organisation,
             role, region_code, profiles, newsletter, viewer_id, group_id, confirmed_at,
-            privacy_version, consented_at)
+            privacy_version, consented_at, school_code)
         SELECT d.id, d.event_id, d.status, d.name, d.email, d.organisation, d.role,
                d.region_code,
                coalesce(string_to_array(nullif(d.profiles, ''), ','), '{}'),
                d.newsletter, d.viewer_id, d.group_id,
-               CASE WHEN d.status = 'confirmed' THEN now() END, $29, now()
+               CASE WHEN d.status = 'confirmed' THEN now() END, $29, now(), d.school_code
         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[],
-                    $11::text[], $12::uuid[])
+                    $11::text[], $12::uuid[], $30::text[])
              WITH ORDINALITY AS d(id, event_id, status, name, email, organisation, role,
                                   region_code, profiles, newsletter, viewer_id,
-                                  group_id, n)
+                                  group_id, school_code, n)
         ORDER BY d.n
         ON CONFLICT (event_id, lower(email)) WHERE status <> 'cancelled' DO NOTHING
         RETURNING id, queue_number, created_at),
@@ -165,6 +165,7 @@ async def store_batch(
         list(keys),
         list(keys.values()),
         privacy_version,
+        [d.applicant.school_code for d in drafts],
     )
     try:
         row = await conn.fetchrow(_STORE_BATCH, *arguments)

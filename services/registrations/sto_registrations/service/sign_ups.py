@@ -94,6 +94,7 @@ def normalised(applicant: Applicant) -> Applicant:
         region_code=applicant.region_code or None,
         profiles=tuple(dict.fromkeys(applicant.profiles)),
         newsletter=applicant.newsletter,
+        school_code=applicant.school_code or None,
     )
 
 

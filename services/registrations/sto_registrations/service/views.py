@@ -43,7 +43,10 @@ def registration_view(
         event_id=registration.event_id,
         status=status or registration.status,
         attendee=Attendee(
-            role=applicant.role, region_code=applicant.region_code, profiles=applicant.profiles
+            role=applicant.role,
+            region_code=applicant.region_code,
+            profiles=applicant.profiles,
+            school_code=applicant.school_code,
         ),
         contact=contact,
         viewer_id=registration.viewer_id,
