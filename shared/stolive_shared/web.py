@@ -14,8 +14,9 @@ import html
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -249,6 +250,24 @@ def allow_framing(request: Request) -> None:
     request.state.embeddable = True
 
 
+# What a page may add to its policy with ``allow_sources``: origins (or ``https:``) for media,
+# requests and frames. Never scripts: those run by nonce or from the site itself.
+_EXTENDABLE = ("media-src", "connect-src", "frame-src")
+_SOURCE = re.compile(r"^(https:|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
+
+
+def allow_sources(request: Request, sources: Mapping[str, Iterable[str]]) -> None:
+    """This page may also load media, make requests or show frames from ``sources`` (directive
+    -> origins), e.g. the watch page's stream. A source that is not an origin is left out."""
+    extra: dict[str, list[str]] | None = getattr(request.state, "csp_sources", None)
+    if extra is None:
+        extra = request.state.csp_sources = {}
+    for directive, values in sources.items():
+        if directive in _EXTENDABLE:
+            found = extra.setdefault(directive, [])
+            found += [v for v in values if _SOURCE.match(v) and v not in found]
+
+
 def csp_nonce(request: Request) -> str:
     """This answer's nonce: a ``<script>`` or ``<style>`` runs only with it (``nonce=``)."""
     nonce: str = request.state.csp_nonce
@@ -260,10 +279,12 @@ class SecurityHeaders:
 
     HTML gets a Content-Security-Policy without inline script: a ``<script>`` or ``<style>``
     element runs only with this answer's nonce (``csp_nonce``, in ``request.state``), and
-    nothing loads from elsewhere. Style attributes stay allowed (``style-src-attr``): e-mail
-    newsletters shown online are styled that way. No page may be framed, except one that
-    calls ``allow_framing``, by the sites listed. The Referrer-Policy keeps personal links
-    (their tokens are in the path) from leaking to other sites; HSTS is sent behind https.
+    nothing loads from elsewhere but what a page allows with ``allow_sources`` (media, requests
+    and frames, e.g. the watch page's stream). Style attributes stay allowed
+    (``style-src-attr``): e-mail newsletters shown online are styled that way. No page may be
+    framed, except one that calls ``allow_framing``, by the sites listed. The Referrer-Policy
+    keeps personal links (their tokens are in the path) from leaking to other sites; HSTS is
+    sent behind https.
     """
 
     def __init__(self, app: ASGIApp, *, https: bool, frame_ancestors: str = "") -> None:
@@ -282,13 +303,18 @@ class SecurityHeaders:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         self.common = common
 
-    def policy(self, nonce: str, embeddable: bool) -> bytes:
+    def policy(
+        self, nonce: str, embeddable: bool, extra: Mapping[str, list[str]] | None = None
+    ) -> bytes:
         ancestors = self.frame_ancestors if embeddable else "'none'"
+        more = {k: "".join(f" {v}" for v in values) for k, values in (extra or {}).items()}
+        frames = f"frame-src 'self'{more['frame-src']}; " if more.get("frame-src") else ""
         return (
             "default-src 'self'; "
             f"script-src 'self' 'nonce-{nonce}'; "
             f"style-src 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline'; "
-            "img-src 'self' data:; media-src 'self' blob: https:; connect-src 'self'; "
+            f"img-src 'self' data:; media-src 'self' blob: https:{more.get('media-src', '')}; "
+            f"connect-src 'self'{more.get('connect-src', '')}; {frames}"
             "object-src 'none'; base-uri 'none'; form-action 'self'; "
             f"frame-ancestors {ancestors}"
         ).encode()
@@ -308,7 +334,8 @@ class SecurityHeaders:
                 headers += [(k, v) for k, v in self.common if k not in present]
                 if b"content-security-policy" not in present:
                     embeddable = bool(state.get("embeddable"))
-                    headers.append((b"content-security-policy", self.policy(nonce, embeddable)))
+                    policy = self.policy(nonce, embeddable, state.get("csp_sources"))
+                    headers.append((b"content-security-policy", policy))
                 if b"x-frame-options" not in present and not state.get("embeddable"):
                     headers.append((b"x-frame-options", b"DENY"))
                 message["headers"] = headers

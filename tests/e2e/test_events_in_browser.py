@@ -1,21 +1,25 @@
 """In a real browser, through the gateway: an organiser plans a broadcast on the pages, viewers
-watch it, and the watch page's beacons arrive on Kafka. The pages pass axe-core.
+watch it (a real HLS stream, made by ffmpeg and served on loopback), and the watch page's beacons
+arrive on Kafka. The pages pass axe-core.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from stolive_shared import links
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from tests.e2e.conftest import Platform
+from tests.e2e.streams import PLAYLIST, StreamServer, make_hls, serve
 from tests.support import eventually, read_topic, serious_accessibility_violations
 
 REGIONS_CSV = "code;name;province;supra_region\ndrenthe;Drenthe;Drenthe;Noord-Nederland\n"
@@ -32,12 +36,27 @@ async def beacons_of(platform: Platform, event_id: str) -> list[ViewerBeacon]:
     return found
 
 
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamServer]:
+    root = tmp_path_factory.mktemp("cdn")
+    make_hls(root / "live", seconds=120)
+    with serve(root) as server:
+        yield server
+
+
+async def press_play(page: Any) -> None:
+    """The viewer clicks the video (its controls play and pause); it plays."""
+    await page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+    await page.locator("#video").click()
+    await page.wait_for_function("() => document.getElementById('video').currentTime > 0.5")
+
+
 def seen(beacons: list[ViewerBeacon], viewer: str) -> list[str]:
     return [b.action for b in beacons if b.viewer_id == viewer]
 
 
 async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka(
-    platform: Platform, browser: Any, figures: Callable[[str], None]
+    platform: Platform, browser: Any, stream: StreamServer, figures: Callable[[str], None]
 ) -> None:
     base = platform.stack.config.public_base_url
     imported = await platform.organiser.post(
@@ -53,9 +72,11 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     await page.get_by_role("button", name="Inloggen", exact=True).click()
     await page.wait_for_url("**/events/organiser/")
     assert await serious_accessibility_violations(page) == []
-    await page.get_by_role("navigation", name="Organisatie").get_by_role(
-        "link", name="Regio's"
-    ).click()
+    await (
+        page.get_by_role("navigation", name="Organisatie")
+        .get_by_role("link", name="Regio's")
+        .click()
+    )
     await page.wait_for_url("**/events/organiser/regios")
     assert await page.get_by_role("link", name="Drenthe").count() == 1
     assert await serious_accessibility_violations(page) == []
@@ -68,9 +89,7 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     await page.get_by_label("Titel").fill("STO LIVE in de browser")
     await page.get_by_label("Begint op").fill(f"{starts:%Y-%m-%d}T15:30")
     await page.get_by_label("Eindigt op").fill(f"{starts:%Y-%m-%d}T16:00")
-    await page.get_by_label("Stream-adres (optioneel)").fill(
-        "https://live.sterktechniekonderwijs.nl/e2e"
-    )
+    await page.get_by_label("Stream-adres (optioneel)").fill(stream.url(f"live/{PLAYLIST}"))
     await page.get_by_role("button", name="Opslaan als concept").click()
     await page.wait_for_url("**/events/organiser/evenementen/**")
     event_id = page.url.split("/evenementen/")[1].split("?")[0]
@@ -94,7 +113,8 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     assert await serious_accessibility_violations(page) == []
     await organiser.close()
 
-    # The waiting page notices by itself and starts reporting.
+    # The waiting page notices by itself and starts the player (this browser allows autoplay);
+    # the first frame played reports the join.
     joined = await eventually(
         lambda: _having(platform, event_id, personal, ["join"]), what="the join on Kafka"
     )
@@ -115,12 +135,15 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
         what="the leave sent by navigator.sendBeacon",
     )
 
-    # Without a join link the browser keeps one anonymous id across visits.
+    # Without a join link the browser keeps one anonymous id across visits; a visit counts
+    # once its viewer presses play.
     await watch.goto(f"{base}/events/watch/{event_id}")
     first_id = await watch.evaluate("window.stoPlayer.viewer")
     assert first_id.startswith("anon-")
+    await press_play(watch)
     await watch.reload()
     assert await watch.evaluate("window.stoPlayer.viewer") == first_id
+    await press_play(watch)
     assert await watch.evaluate("window.stoPlayer.heartbeatMs") == 30_000
     await eventually(
         lambda: _having(platform, event_id, first_id, ["join", "leave", "join"]),

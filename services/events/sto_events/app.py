@@ -25,6 +25,7 @@ from sto_events.api import (
     organiser_pages,
     schools,
     statements,
+    static,
     watch,
 )
 from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
@@ -99,6 +100,7 @@ def create_app(parts: Events) -> FastAPI:
     app.include_router(events.router)
     app.include_router(agenda.router)
     app.include_router(watch.router)
+    app.include_router(static.router)
     app.include_router(console_access.router)
     app.include_router(event_hub.router)
     app.include_router(organiser_pages.router)

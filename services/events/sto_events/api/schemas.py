@@ -8,12 +8,45 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from sto_events.domain import Beacon, Event, to_utc
 from stolive_shared.contracts.events import DEFAULT_REMINDER_OFFSETS_HOURS, EventKind, EventStatus
+
+_STREAM_URL_NL = {
+    "url_scheme": "Het adres van de uitzending begint met https:// of http://.",
+    "url_too_long": "Dit webadres is te lang (hooguit 2083 tekens).",
+}
+
+
+def _stream_url(value: object, handler: ValidatorFunctionWrapHandler) -> HttpUrl:
+    """An http(s) address, or a Dutch 422 for this field: the watch page plays nothing else
+    (rtmp://, javascript:, file: and the like are refused here, at entry)."""
+    try:
+        url: HttpUrl = handler(value)
+    except ValidationError as exc:
+        kind = str(exc.errors()[0]["type"])
+        kind = kind if kind in _STREAM_URL_NL else "url_parsing"
+        message = _STREAM_URL_NL.get(kind, "Dit is geen geldig webadres (begin met https://).")
+        raise PydanticCustomError(kind, message) from None
+    return url
+
+
+# A stream or replay address (the same player plays both).
+StreamUrl = Annotated[HttpUrl, WrapValidator(_stream_url)]
 
 
 class EventCreate(BaseModel):
@@ -25,7 +58,7 @@ class EventCreate(BaseModel):
     starts_at: datetime
     ends_at: datetime
     venue: str | None = Field(default=None, max_length=300)
-    stream_url: HttpUrl | None = None
+    stream_url: StreamUrl | None = None
     region_codes: list[str] = Field(default_factory=list, max_length=78)
     series_code: str | None = Field(default=None, max_length=40)
     series_number: int | None = Field(default=None, ge=1)
@@ -70,8 +103,8 @@ class EventUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=3, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     venue: str | None = Field(default=None, max_length=300)
-    stream_url: HttpUrl | None = None
-    replay_url: HttpUrl | None = None
+    stream_url: StreamUrl | None = None
+    replay_url: StreamUrl | None = None
     capacity: int | None = Field(default=None, ge=0, le=100_000)
     waitlist_enabled: bool | None = None
     region_codes: list[str] | None = Field(default=None, max_length=78)
@@ -111,7 +144,7 @@ class Cancellation(BaseModel):
 class Ending(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    replay_url: HttpUrl | None = None
+    replay_url: StreamUrl | None = None
 
 
 class EventPublic(BaseModel):
