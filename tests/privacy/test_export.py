@@ -32,6 +32,8 @@ from stolive_shared.internal import HEADER, service_token
 from stolive_shared.links import DATA_EXPORT, MANAGE, sign_until, verify
 from stolive_shared.privacy import person_key
 from tests.e2e.conftest import Platform
+from tests.e2e.streams import PLAYLIST, make_hls, serve
+from tests.e2e.test_events_in_browser import press_play
 from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.e2e.test_walking_skeleton import published_event
 from tests.privacy.conftest import (
@@ -89,7 +91,9 @@ def registration_of(platform: Platform, person: Person) -> uuid.UUID:
 
 
 @pytest.fixture(scope="module")
-async def anna_watched(platform: Platform, browser: Any) -> dict[str, str]:
+async def anna_watched(
+    platform: Platform, browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """Anna signs up for both events (the webinar in a browser), subscribes to the newsletter,
     watches the webinar from her own link until it ends and gets her thanks; Bram signs up
     for the webinar only. The event ids."""
@@ -106,13 +110,22 @@ async def anna_watched(platform: Platform, browser: Any) -> dict[str, str]:
         await mail(platform, ANNA.email, f"Je bent aangemeld: {MEETING}")
         await mail(platform, BRAM.email, f"Je bent aangemeld: {WEBINAR}")
 
-        await go_live(platform, webinar)
-        await page.goto(await watch_link(platform, ANNA, webinar))
-        await eventually(
-            lambda: _at_least(attendance_minutes(platform, webinar, ANNA.name), 1),
-            timeout_s=60,
-            what="analytics to count Anna's minute",
-        )
+        # A real stream (made by ffmpeg, served on loopback): the player counts once it plays.
+        root = tmp_path_factory.mktemp("stream")
+        make_hls(root / "live", seconds=150)
+        with serve(root) as stream:
+            moved = await platform.organiser.patch(
+                f"/api/events/{webinar}", json={"stream_url": stream.url(f"live/{PLAYLIST}")}
+            )
+            assert moved.status_code == 200, moved.text
+            await go_live(platform, webinar)
+            await page.goto(await watch_link(platform, ANNA, webinar))
+            await press_play(page)
+            await eventually(
+                lambda: _at_least(attendance_minutes(platform, webinar, ANNA.name), 1),
+                timeout_s=120,
+                what="analytics to count Anna's minute",
+            )
     finally:
         await context.close()
     ended = await platform.organiser.post(f"/api/events/{webinar}/end", json={})

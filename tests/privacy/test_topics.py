@@ -18,6 +18,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -37,6 +38,8 @@ from stolive_shared.errors import PoisonMessage
 from stolive_shared.messaging.kafka import create_producer
 from stolive_shared.privacy import keyring
 from tests.e2e.conftest import Platform
+from tests.e2e.streams import PLAYLIST, make_hls, serve
+from tests.e2e.test_events_in_browser import press_play
 from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.e2e.test_walking_skeleton import published_event
 from tests.privacy.conftest import (
@@ -115,7 +118,7 @@ def record_parts(record: Any) -> list[tuple[str, bytes]]:
 
 
 async def test_no_name_address_school_or_personal_link_on_any_topic(
-    platform: Platform, browser: Any, figures: Callable[[str], None]
+    platform: Platform, browser: Any, figures: Callable[[str], None], tmp_path: Path
 ) -> None:
     """After everything people do that makes messages, a reader of the broker finds nothing
     that identifies them: not on business topics, changelogs, dead letters or probes."""
@@ -160,28 +163,14 @@ async def test_no_name_address_school_or_personal_link_on_any_topic(
     finally:
         await context.close()
 
-    # The broadcast goes live: the booker watches in a browser from her own link, her
-    # colleague's player reports through the beacon API with his.
-    await go_live(platform, webinar)
-    context = await browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    booker_viewer = (await watch_link(platform, BOOKER, webinar)).split("?v=")[1].split(".")[0]
-    colleague_token = (await watch_link(platform, COLLEAGUE, webinar)).split("?v=")[1]
-    try:
-        page = await context.new_page()
-        await page.goto(await watch_link(platform, BOOKER, webinar))
-        await join_as(platform, webinar, colleague_token)
-
-        async def both_watching() -> bool:
-            records = await read_topic(
-                platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions
-            )
-            seen = b"".join(r.value or b"" for r in records)
-            return booker_viewer.encode() in seen and colleague_token.split(".")[0].encode() in seen
-
-        await eventually(both_watching, timeout_s=60, what="both viewers' beacons on the topic")
-    finally:
-        await context.close()
+    # A real stream (made by ffmpeg, served on loopback): the player reports once it plays.
+    make_hls(tmp_path / "live", seconds=60)
+    with serve(tmp_path) as stream:
+        moved = await platform.organiser.patch(
+            f"/api/events/{webinar}", json={"stream_url": stream.url(f"live/{PLAYLIST}")}
+        )
+        assert moved.status_code == 200, moved.text
+        await _watched(platform, browser, webinar)
 
     poison_id = await poison_records(platform)
     await everything_settled(platform, webinar, meeting, poison_id)
@@ -354,3 +343,29 @@ async def sealed_contacts_opened(platform: Platform, records: list[Any]) -> set[
         return opened
     finally:
         await conn.close()
+
+
+async def _watched(platform: Platform, browser: Any, webinar: str) -> None:
+    """The broadcast goes live: the booker watches in a browser from her own link, her
+    colleague's player reports through the beacon API with his; both reach the topic."""
+    await go_live(platform, webinar)
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    booker_viewer = (await watch_link(platform, BOOKER, webinar)).split("?v=")[1].split(".")[0]
+    colleague_token = (await watch_link(platform, COLLEAGUE, webinar)).split("?v=")[1]
+    try:
+        page = await context.new_page()
+        await page.goto(await watch_link(platform, BOOKER, webinar))
+        await press_play(page)
+        await join_as(platform, webinar, colleague_token)
+
+        async def both_watching() -> bool:
+            records = await read_topic(
+                platform.kafka, VIEWER_ACTIVITY.name, VIEWER_ACTIVITY.partitions
+            )
+            seen = b"".join(r.value or b"" for r in records)
+            return booker_viewer.encode() in seen and colleague_token.split(".")[0].encode() in seen
+
+        await eventually(both_watching, timeout_s=60, what="both viewers' beacons on the topic")
+    finally:
+        await context.close()
