@@ -5,11 +5,14 @@ beacons in someone else's name, and forged, truncated or swapped tokens of every
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,13 +20,17 @@ import httpx
 from stolive_shared import links
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from tests.e2e.conftest import Platform
+from tests.e2e.streams import PLAYLIST, make_hls, serve
+from tests.e2e.test_events_in_browser import press_play
 from tests.e2e.test_registrations_in_browser import fill_in_person
 from tests.e2e.test_walking_skeleton import published_event
 from tests.support import eventually, form_token, read_topic
 
 AUTH_HEADER = "Authorization"
 # The moment every forged beacon claims: none on the topic may carry it.
-FORGED_AT = "2026-12-02T12:00:00.123456+00:00"
+# A moment no real player sends (its own microseconds), an hour ago: within the endpoint's
+# one-day clock tolerance whatever day the test runs (a fixed date expired after a day).
+FORGED_AT = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=123456).isoformat()
 
 
 def _text(email: Any) -> str:
@@ -194,7 +201,18 @@ async def test_formula_cells_typed_into_the_public_api_are_text_in_every_csv(
 
 
 async def test_beacons_in_someone_elses_name_never_reach_the_topic(
-    platform: Platform, browser: Any, figures: Callable[[str], None]
+    platform: Platform, browser: Any, figures: Callable[[str], None], tmp_path: Path
+) -> None:
+    with contextlib.ExitStack() as stack:
+        await _forged_and_own_beacons(platform, browser, figures, tmp_path, stack)
+
+
+async def _forged_and_own_beacons(
+    platform: Platform,
+    browser: Any,
+    figures: Callable[[str], None],
+    tmp_path: Path,
+    stack: contextlib.ExitStack,
 ) -> None:
     event_id = await published_event(platform, title="STO LIVE: nagemaakte kijkmeldingen")
     other_event = await published_event(platform, title="STO LIVE: een andere uitzending")
@@ -239,11 +257,18 @@ async def test_beacons_in_someone_elses_name_never_reach_the_topic(
     answers = [await status(body) for body in forged]
     assert answers == [403] * len(forged)
 
-    # The person's own browser, opening their own link, does count.
+    # The person's own browser, opening their own link and playing the stream, does count.
+    make_hls(tmp_path / "live", seconds=60)
+    stream = stack.enter_context(serve(tmp_path))
+    moved = await platform.organiser.patch(
+        f"/api/events/{event_id}", json={"stream_url": stream.url(f"live/{PLAYLIST}")}
+    )
+    assert moved.status_code == 200, moved.text
     context = await browser.new_context()
     try:
         page = await context.new_page()
         await page.goto(join.group(1).replace("&amp;", "&"))
+        await press_play(page)
 
         async def on_topic() -> list[Any]:
             records = await read_topic(
