@@ -16,35 +16,10 @@ import asyncpg
 
 from stolive.stack import DEMO_ORGANISER
 from tests.e2e.conftest import Platform
+from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.support import eventually, serious_accessibility_violations
 
 LEADER = "leider.drenthe@sto.example"
-REGIONS = [
-    {"code": "drenthe", "name": "Drenthe", "province": "Drenthe"},
-    {"code": "twente", "name": "Twente", "province": "Overijssel"},
-]
-
-
-async def meeting_in(platform: Platform, region: str, title: str) -> str:
-    """A draft regional meeting in ``region``, made by the programme team's API token."""
-    await platform.organiser.put("/api/regions", json=REGIONS)
-    starts = datetime.now(UTC) + timedelta(days=20)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={
-            "kind": "regional_meeting",
-            "title": title,
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(),
-            "venue": "Techniekhuis",
-            "region_codes": [region],
-            "capacity": 40,
-            "waitlist_enabled": True,
-        },
-    )
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    return event_id
 
 
 async def audit_rows(platform: Platform, actor: str) -> list[asyncpg.Record]:
@@ -80,8 +55,8 @@ async def test_a_regional_leader_signs_in_by_link_and_sees_only_their_region(
     platform: Platform, browser: Any, figures: Callable[[str], None]
 ) -> None:
     base = platform.stack.config.public_base_url
-    ours = await meeting_in(platform, "drenthe", "Techniekmiddag Drenthe")
-    theirs = await meeting_in(platform, "twente", "Techniekmiddag Twente")
+    ours = await published_meeting(platform, "Techniekmiddag Drenthe", region="drenthe")
+    theirs = await published_meeting(platform, "Techniekmiddag Twente", region="twente")
 
     # The programme team adds the account on the accounts page.
     async with platform.organiser_browser() as team:

@@ -9,43 +9,16 @@ works in the account's own mailbox, and nothing in anyone else's.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 
 from stolive_shared.internal import HEADER, service_token
 from tests.e2e.conftest import Platform
+from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.support import eventually
 
 LEADER = "leider-mailings@sto.example"
-REGIONS = [
-    {"code": "drenthe", "name": "Drenthe", "province": "Drenthe"},
-    {"code": "twente", "name": "Twente", "province": "Overijssel"},
-]
-
-
-async def published_meeting(platform: Platform, region: str, title: str) -> str:
-    """A published regional meeting in ``region``, by the programme team's API token."""
-    await platform.organiser.put("/api/regions", json=REGIONS)
-    starts = datetime.now(UTC) + timedelta(days=20)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={
-            "kind": "regional_meeting",
-            "title": title,
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(),
-            "venue": "Techniekhuis",
-            "region_codes": [region],
-            "capacity": 40,
-        },
-    )
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    published = await platform.organiser.post(f"/api/events/{event_id}/publish")
-    assert published.status_code == 200, published.text
-    return event_id
 
 
 async def audit_rows(platform: Platform, actor: str) -> list[asyncpg.Record]:
@@ -68,8 +41,8 @@ def csrf_of(html: str) -> str:
 
 
 async def test_a_regional_leader_mails_their_own_region_only(platform: Platform) -> None:
-    ours = await published_meeting(platform, "drenthe", "Mailmiddag Drenthe")
-    theirs = await published_meeting(platform, "twente", "Mailmiddag Twente")
+    ours = await published_meeting(platform, "Mailmiddag Drenthe", region="drenthe")
+    theirs = await published_meeting(platform, "Mailmiddag Twente", region="twente")
     leader = await platform.account_token("leider-mailings", "regional", regions=("drenthe",))
     support = await platform.account_token("support-mailings", "support")
     new = f"/notifications/organisator/mailings/nieuw?evenement={ours}&groep=registered"

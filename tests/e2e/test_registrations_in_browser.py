@@ -18,13 +18,24 @@ from tests.e2e.test_walking_skeleton import published_event
 from tests.integration.test_registrations_http import qr_modules
 from tests.support import eventually, read_topic, serious_accessibility_violations
 
+# The regions the e2e tests plan meetings in (a regional leader's own and someone else's).
+TEST_REGIONS = [
+    {"code": "drenthe", "name": "Drenthe", "province": "Drenthe"},
+    {"code": "twente", "name": "Twente", "province": "Overijssel"},
+    {"code": "groningen", "name": "Groningen", "province": "Groningen"},
+]
+
 
 async def published_meeting(
-    platform: Platform, title: str, capacity: int = 60, *, waitlist: bool = True
+    platform: Platform,
+    title: str,
+    capacity: int = 60,
+    *,
+    waitlist: bool = True,
+    region: str = "drenthe",
 ) -> str:
-    await platform.organiser.put(
-        "/api/regions", json=[{"code": "drenthe", "name": "Drenthe", "province": "Drenthe"}]
-    )
+    """A published regional meeting of ``region``, once the registrations service knows it."""
+    await platform.organiser.put("/api/regions", json=TEST_REGIONS)
     starts = datetime.now(UTC) + timedelta(days=12)
     created = await platform.organiser.post(
         "/api/events",
@@ -34,14 +45,15 @@ async def published_meeting(
             "starts_at": starts.isoformat(),
             "ends_at": (starts + timedelta(hours=3)).isoformat(),
             "venue": "Drenthe College, Emmen",
-            "region_codes": ["drenthe"],
+            "region_codes": [region],
             "capacity": capacity,
             "waitlist_enabled": waitlist,
         },
     )
     assert created.status_code == 201, created.text
     event_id: str = created.json()["id"]
-    await platform.organiser.post(f"/api/events/{event_id}/publish")
+    published = await platform.organiser.post(f"/api/events/{event_id}/publish")
+    assert published.status_code == 200, published.text
     await eventually(
         lambda: _known(platform, event_id), what="the registrations service to learn the meeting"
     )

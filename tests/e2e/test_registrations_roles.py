@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -17,45 +16,10 @@ import asyncpg
 import httpx
 
 from tests.e2e.conftest import Person, Platform, api_sign_up
+from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.support import eventually
 
 MAIL_TIMEOUT_S = 60.0
-REGIONS = [
-    {"code": "drenthe", "name": "Drenthe", "province": "Drenthe"},
-    {"code": "groningen", "name": "Groningen", "province": "Groningen"},
-]
-
-
-async def meeting_in(
-    platform: Platform, title: str, region: str, *, capacity: int = 40, waitlist: bool = True
-) -> str:
-    """A published regional meeting of ``region``, once the registrations service knows it."""
-    await platform.organiser.put("/api/regions", json=REGIONS)
-    starts = datetime.now(UTC) + timedelta(days=9)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={
-            "kind": "regional_meeting",
-            "title": title,
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=3)).isoformat(),
-            "venue": "Techniekcampus",
-            "region_codes": [region],
-            "capacity": capacity,
-            "waitlist_enabled": waitlist,
-        },
-    )
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    published = await platform.organiser.post(f"/api/events/{event_id}/publish")
-    assert published.status_code == 200, published.text
-
-    async def known() -> bool:
-        answer = await platform.gateway.get(f"/registrations/api/events/{event_id}/counts")
-        return answer.status_code == 200
-
-    await eventually(known, what=f"the registrations service to learn {title}")
-    return event_id
 
 
 async def attendee(platform: Platform, event_id: str, email: str) -> dict[str, Any]:
@@ -133,8 +97,10 @@ def bearer(token: str) -> dict[str, str]:
 async def test_a_regional_leader_checks_in_at_their_regions_meetings_and_nowhere_else(
     platform: Platform,
 ) -> None:
-    ours = await meeting_in(platform, "Techniekmiddag Drenthe (rollen)", "drenthe")
-    theirs = await meeting_in(platform, "Techniekmiddag Groningen (rollen)", "groningen")
+    ours = await published_meeting(platform, "Techniekmiddag Drenthe (rollen)", region="drenthe")
+    theirs = await published_meeting(
+        platform, "Techniekmiddag Groningen (rollen)", region="groningen"
+    )
     anna = await signed_up(
         platform, ours, Person("Anna Roelofsma", "anna.roelofsma@esdal.example", "Esdal")
     )
@@ -197,8 +163,8 @@ async def test_a_regional_leader_checks_in_at_their_regions_meetings_and_nowhere
 async def test_check_in_staff_check_in_at_their_meeting_and_may_do_nothing_else(
     platform: Platform,
 ) -> None:
-    given = await meeting_in(platform, "Open dag Emmen (incheck)", "drenthe")
-    other = await meeting_in(platform, "Open dag Assen (incheck)", "drenthe")
+    given = await published_meeting(platform, "Open dag Emmen (incheck)", region="drenthe")
+    other = await published_meeting(platform, "Open dag Assen (incheck)", region="drenthe")
     bram = await signed_up(
         platform, given, Person("Bram Kuipers", "bram.kuipers@emmen.example", "Emmen College")
     )
@@ -295,9 +261,7 @@ async def test_check_in_staff_check_in_at_their_meeting_and_may_do_nothing_else(
 async def test_organisers_add_cancel_promote_correct_resend_and_undo_by_hand(
     platform: Platform,
 ) -> None:
-    event_id = await meeting_in(
-        platform, "Techniekcafé Hoogeveen (met de hand)", "drenthe", capacity=2
-    )
+    event_id = await published_meeting(platform, "Techniekcafé Hoogeveen (met de hand)", 2)
     first = await signed_up(
         platform, event_id, Person("Eva Mulder", "eva.mulder@hoogeveen.example", "RSG")
     )
