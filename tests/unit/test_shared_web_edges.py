@@ -190,3 +190,19 @@ class TestRequestBodies:
 
     async def test_a_request_without_a_body_passes(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/upload")).json() == {"status": "ok"}
+
+
+def test_a_refusal_names_a_personal_token_in_its_path_but_never_shows_it() -> None:
+    from types import SimpleNamespace
+
+    from stolive_shared.organisers.web import _without_secrets
+
+    request = SimpleNamespace(
+        url=SimpleNamespace(path="/organisator/inchecken/c_abc.def"),
+        path_params={"token": "c_abc.def"},
+    )
+    assert _without_secrets(request) == "/organisator/inchecken/{token}"  # type: ignore[arg-type]
+    plain = SimpleNamespace(
+        url=SimpleNamespace(path="/api/events/e1"), path_params={"event_id": "e1"}
+    )
+    assert _without_secrets(plain) == "/api/events/e1"  # type: ignore[arg-type]

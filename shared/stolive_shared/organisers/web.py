@@ -91,16 +91,14 @@ class OrganiserAccess:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Audit the refusal, then answer 403 (a Dutch page for pages, JSON for the API)."""
-        log.warning(
-            "organiser refused",
-            extra={"ctx_account": who.account_id, "ctx_path": request.url.path},
-        )
+        path = _without_secrets(request)
+        log.warning("organiser refused", extra={"ctx_account": who.account_id, "ctx_path": path})
         await self.audit.record(
             who,
             "access",
             outcome="denied",
             event_id=event_id,
-            detail={"method": request.method, "path": request.url.path, **(detail or {})},
+            detail={"method": request.method, "path": path, **(detail or {})},
         )
         if getattr(request.state, "organiser_page", False):
             raise Forbidden(message)
@@ -169,6 +167,21 @@ class OrganiserAccess:
         response.delete_cookie(
             self.cookie, path="/", httponly=True, samesite="lax", secure=self.https
         )
+
+
+# Path parameters that are personal links or credentials (a check-in QR token, a sign-in
+# link's secret): never written to a log line or the audit log.
+_SECRET_PARAMS = ("token", "secret")
+
+
+def _without_secrets(request: Request) -> str:
+    """The request's path with its secret parameters named, not shown."""
+    path = request.url.path
+    for name in _SECRET_PARAMS:
+        value = request.path_params.get(name)
+        if value:
+            path = path.replace(str(value), "{" + name + "}")
+    return path
 
 
 def login_url(request: Request) -> str:
