@@ -161,8 +161,11 @@ class Clock:
 
 
 async def settled() -> None:
-    """Until a refresh in the background has come in."""
-    await asyncio.sleep(0.05)
+    """Until the refreshes started in the background have come in (a condition, not a nap:
+    the test's other tasks are those refreshes)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if others:
+        await asyncio.wait(others, timeout=30)
 
 
 class TestTheCopyOfTheList:
