@@ -32,7 +32,7 @@ def test_a_message_survives_the_round_trip_with_its_headers() -> None:
     value, headers = encode(message)
     assert decode(value) == message
     assert header(headers, "type") == "event.published"
-    assert header(headers, "version") == "1"
+    assert header(headers, "version") == "2"
     assert header(headers, "message_id") == str(message.message_id)
 
 
@@ -78,8 +78,8 @@ def test_upcasters_fill_in_what_an_old_version_lacked(monkeypatch: pytest.Monkey
     monkeypatch.setitem(UPCASTERS, ("event.published", 0), v0_to_v1)
     model, data = model_for("event.published", 0, {"type": "event.published", "version": 0})
     assert model is EventPublished
-    assert data["version"] == 1
-    assert data["event"] == {}
+    assert data["version"] == 2
+    assert data["event"] == {"captions_url": None}
 
 
 def test_occurred_at_must_carry_a_timezone() -> None:

@@ -2,12 +2,15 @@
 
 State transfer keeps consumers simple: a consumer stores the snapshot with the highest
 ``revision`` it has seen and ignores older ones, so redelivery and reordering are harmless.
+
+Version 2 of every event message carries ``captions_url`` (WebVTT captions of the stream);
+version 1 had none (``upcast_event_v1_v2``). ``event.replay_published`` was born with it.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -38,6 +41,8 @@ class EventSnapshot(BaseModel):
     venue: str | None = None
     stream_url: str | None = None
     replay_url: str | None = None
+    # WebVTT captions for the stream and the replay, when the organiser gives them.
+    captions_url: str | None = None
     region_codes: tuple[str, ...] = ()
     series_code: str | None = None
     series_number: int | None = None
@@ -60,39 +65,66 @@ class EventMessage(Message):
 
 class EventPublished(EventMessage):
     type: Literal["event.published"] = "event.published"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
 
 
 class EventUpdated(EventMessage):
     """Details changed (title, capacity, venue ...) without moving the event in time."""
 
     type: Literal["event.updated"] = "event.updated"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     changed_fields: tuple[str, ...] = ()
 
 
 class EventRescheduled(EventMessage):
     type: Literal["event.rescheduled"] = "event.rescheduled"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     previous_starts_at: AwareDatetime
     previous_ends_at: AwareDatetime
 
 
 class EventWentLive(EventMessage):
     type: Literal["event.went_live"] = "event.went_live"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
 
 
 class EventEnded(EventMessage):
     type: Literal["event.ended"] = "event.ended"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
 
 
 class EventCancelled(EventMessage):
     type: Literal["event.cancelled"] = "event.cancelled"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     reason: str = ""
 
+
+class EventReplayPublished(EventMessage):
+    """The replay of an ended event was published or changed: at any time after the end, as
+    often as the organiser changes it. ``previous_replay_url`` is None the first time."""
+
+    type: Literal["event.replay_published"] = "event.replay_published"
+    version: Literal[1] = 1
+    previous_replay_url: str | None = None
+
+
+def upcast_event_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no captions: none given (fills in, never overwrites)."""
+    event = data.get("event")
+    if isinstance(event, dict):
+        data["event"] = {"captions_url": None, **event}
+    return data
+
+
+# The messages that were born at version 1 and carry captions from version 2 on.
+VERSIONED_EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
+    EventPublished,
+    EventUpdated,
+    EventRescheduled,
+    EventWentLive,
+    EventEnded,
+    EventCancelled,
+)
 
 EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
     EventPublished,
@@ -101,4 +133,5 @@ EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
     EventWentLive,
     EventEnded,
     EventCancelled,
+    EventReplayPublished,
 )

@@ -10,9 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stolive_shared.contracts.analytics import ANALYTICS_MESSAGES
+from stolive_shared.contracts.analytics import (
+    ANALYTICS_MESSAGES,
+    upcast_attendance_recorded_v1_v2,
+)
 from stolive_shared.contracts.base import Message
-from stolive_shared.contracts.events import EVENT_MESSAGES
+from stolive_shared.contracts.events import (
+    EVENT_MESSAGES,
+    VERSIONED_EVENT_MESSAGES,
+    upcast_event_v1_v2,
+)
 from stolive_shared.contracts.notifications import NOTIFICATION_MESSAGES
 from stolive_shared.contracts.registrations import (
     REGISTRATION_MESSAGES,
@@ -23,7 +30,7 @@ from stolive_shared.contracts.registrations import (
     upcast_registration_v2_v3,
     upcast_registration_v3_v4,
 )
-from stolive_shared.contracts.viewer_activity import VIEWER_MESSAGES
+from stolive_shared.contracts.viewer_activity import VIEWER_MESSAGES, upcast_beacon_v1_v2
 from stolive_shared.errors import UnknownMessageType
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -62,6 +69,12 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     (RegistrationSignUpRepeated.model_fields["type"].default, 1): upcast_registration_v2_v3,
     (RegistrationSignUpRepeated.model_fields["type"].default, 2): upcast_registration_v3_v4,
     ("person.erased", 1): upcast_person_erased_v1_v2,
+    **{
+        (model.model_fields["type"].default, 1): upcast_event_v1_v2
+        for model in VERSIONED_EVENT_MESSAGES
+    },
+    ("viewer.beacon", 1): upcast_beacon_v1_v2,
+    ("attendance.recorded", 1): upcast_attendance_recorded_v1_v2,
 }
 
 
