@@ -31,7 +31,7 @@ from sto_registrations.domain import (
     registration_subject,
 )
 from sto_registrations.repository import RegistrationsRepository
-from sto_registrations.service.lifecycle import RegistrationLifecycle
+from sto_registrations.service.lifecycle import RegistrationLifecycle, locked_registration
 from sto_registrations.service.sign_ups import normalised
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.registrations import (
@@ -241,8 +241,9 @@ class ByHand(RegistrationLifecycle):
     async def _of_event(
         registrations: RegistrationsRepository, event_id: uuid.UUID, registration_id: uuid.UUID
     ) -> Registration:
-        """The registration, locked till commit, if it is one of this event."""
-        registration = await registrations.registration(registration_id, for_update=True)
+        """The registration, locked till commit (after its event's row), if it is one of
+        this event."""
+        registration = await locked_registration(registrations, registration_id)
         if registration is None or registration.event_id != event_id:
             raise RegistrationUnknown()
         return registration

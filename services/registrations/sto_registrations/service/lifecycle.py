@@ -3,6 +3,10 @@ waiting list it may bring), following the event's changes, checking in, the priv
 and the reads the pages need. Each use case runs in one transaction of its ``Store``, so the
 change and the messages it causes commit together; they hold no connection themselves, and
 run as well on the in-memory repository (the unit tests) as on PostgreSQL.
+
+Lock order: a transaction that locks an event's row and some of its registrations takes the
+event's row first (``locked_registration``), as following the event's changes does; the other
+order deadlocks against it (``tests/integration/test_registrations_lock_order.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,18 @@ from stolive_shared.privacy import person_key
 from stolive_shared.store import Store
 
 
+async def locked_registration(
+    registrations: RegistrationsRepository, registration_id: uuid.UUID
+) -> Registration | None:
+    """The registration, locked till commit for a change, after its event's row (the lock
+    order above): read once to learn the event, then read again under the lock."""
+    known = await registrations.registration(registration_id)
+    if known is None:
+        return None
+    await registrations.terms(known.event_id, for_update=True)
+    return await registrations.registration(registration_id, for_update=True)
+
+
 class RegistrationLifecycle:
     def __init__(
         self,
@@ -60,7 +76,7 @@ class RegistrationLifecycle:
         """Cancel (or leave the waiting list); a freed seat goes to the first on the waiting
         list in the same commit."""
         async with self.store.transaction() as registrations:
-            registration = await registrations.registration(registration_id, for_update=True)
+            registration = await locked_registration(registrations, registration_id)
             if registration is None:
                 raise RegistrationUnknown()
             if registration.status == "cancelled":
