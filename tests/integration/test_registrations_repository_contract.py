@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from sto_registrations.attendance import Attendance
 from sto_registrations.bootstrap import DEFINITION
 from sto_registrations.domain import Applicant, EventTerms, Registration
 from sto_registrations.repository import (
@@ -57,7 +58,7 @@ async def backend(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> Backend
 
         return Backend(memory, kept_in_memory)
     async with pool.acquire() as conn:
-        await conn.execute("TRUNCATE bookings, registrations, events, outbox CASCADE")
+        await conn.execute("TRUNCATE bookings, registrations, events, outbox, attendance CASCADE")
 
     async def kept_in_postgres() -> list[uuid.UUID]:
         async with pool.acquire() as conn:
@@ -454,3 +455,19 @@ async def test_messages_commit_with_the_change_or_not_at_all(backend: Backend) -
     with pytest.raises(RuntimeError, match="halfway"):
         await add_then_fail()
     assert await backend.outbox() == [kept.message_id]
+
+
+async def test_attendance_from_analytics_is_kept_per_registrant_and_replaced_whole(
+    backend: Backend,
+) -> None:
+    unknown = uuid.uuid4()
+    live = Attendance(unknown, "live", True, 42.0, 0.0)
+    async with backend.store.transaction() as repository:
+        assert await repository.attendance(unknown) is None
+        await repository.save_attendance(live)
+    async with backend.store.reading() as repository:
+        assert await repository.attendance(unknown) == live
+    later = Attendance(unknown, "live", True, 42.0, 13.0)
+    async with backend.store.transaction() as repository:
+        await repository.save_attendance(later)
+        assert await repository.attendance(unknown) == later

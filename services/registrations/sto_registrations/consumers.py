@@ -1,6 +1,7 @@
 """The registrations service's Kafka face and its background worker: it follows the events
 topic, each change applied (``RegistrationsService.apply_event``) inside the consumer's
-transaction; the retention job anonymises the registrations of events that ended longer
+transaction, and analytics' attendance (``apply_attendance``: the certificate link on the
+manage page); the retention job anonymises the registrations of events that ended longer
 ago than ``registration_retention_days``."""
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from stolive_shared.contracts.analytics import AttendanceRecorded
 from stolive_shared.contracts.events import EVENT_MESSAGES, EventMessage
-from stolive_shared.contracts.topics import EVENTS
+from stolive_shared.contracts.topics import ANALYTICS, EVENTS
 from stolive_shared.messaging.consumer import MessageConsumer, on
 from stolive_shared.organisers.audit import AuditLog
 from stolive_shared.retention import RetentionJob, RetentionRule
@@ -27,6 +29,9 @@ def create_consumers(parts: Registrations) -> list[MessageConsumer]:
     async def follow(conn: asyncpg.Connection, message: EventMessage) -> None:
         await service.apply_event(service.repository_on(conn), message.event)
 
+    async def attendance(conn: asyncpg.Connection, message: AttendanceRecorded) -> None:
+        await service.apply_attendance(service.repository_on(conn), message)
+
     return [
         MessageConsumer(
             name="registrations.events",
@@ -35,7 +40,15 @@ def create_consumers(parts: Registrations) -> list[MessageConsumer]:
             pool=runtime.pool,
             kafka=runtime.settings.kafka,
             max_attempts=runtime.settings.consumer_max_attempts,
-        )
+        ),
+        MessageConsumer(
+            name="registrations.attendance",
+            topics=[ANALYTICS.name],
+            handlers=dict([on(AttendanceRecorded, attendance)]),
+            pool=runtime.pool,
+            kafka=runtime.settings.kafka,
+            max_attempts=runtime.settings.consumer_max_attempts,
+        ),
     ]
 
 

@@ -310,6 +310,7 @@ async def manage(token: str, request: Request, service: ServiceDep) -> HTMLRespo
         if registration.status == "confirmed"
         else None,
         shows_qr=registration.status == "confirmed" and event.kind != WEBINAR,
+        certificate_url=await service.certificate_url(registration.id),
     )
 
 

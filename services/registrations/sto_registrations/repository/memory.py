@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sto_registrations.attendance import Attendance
 from sto_registrations.domain import Applicant, AuditNote, EventTerms, Registration, SeatState
 from sto_registrations.repository.port import RegistrationsRepository
 from stolive_shared.contracts.base import Message
@@ -46,6 +47,7 @@ class RegistrationsState:
     outbox: list[Message] = field(default_factory=list)
     keys: dict[uuid.UUID, bytes] = field(default_factory=dict)  # privacy's data keys
     audit: list[AuditNote] = field(default_factory=list)
+    attendance: dict[uuid.UUID, Attendance] = field(default_factory=dict)
     last_queue_number: int = 0
 
 
@@ -252,6 +254,14 @@ class InMemoryRegistrations(RegistrationsRepository):
             for row in self._in_queue_order(self.state.registrations.values())
             if row.registration.group_id in groups and row.registration.id != booker_id
         ]
+
+    # -- attendance (from analytics) ----------------------------------------------------------
+
+    async def attendance(self, registration_id: uuid.UUID) -> Attendance | None:
+        return self.state.attendance.get(registration_id)
+
+    async def save_attendance(self, attendance: Attendance) -> None:
+        self.state.attendance[attendance.registration_id] = attendance
 
     # -- privacy -----------------------------------------------------------------------------
 

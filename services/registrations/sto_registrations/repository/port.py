@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from sto_registrations.attendance import Attendance
 from sto_registrations.domain import AuditNote, EventTerms, Registration, SeatState
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
@@ -123,6 +124,16 @@ class RegistrationsRepository(ABC):
     @abstractmethod
     async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
         """The colleagues ``booker_id`` signed up, in queue order."""
+
+    # -- attendance (from analytics) ----------------------------------------------------------
+
+    @abstractmethod
+    async def attendance(self, registration_id: uuid.UUID) -> Attendance | None:
+        """What analytics last said of this registrant's attendance, if anything."""
+
+    @abstractmethod
+    async def save_attendance(self, attendance: Attendance) -> None:
+        """Keep ``attendance`` as this registrant's (replacing what was kept)."""
 
     # -- privacy -----------------------------------------------------------------------------
 

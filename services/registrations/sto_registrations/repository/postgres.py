@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
+from sto_registrations.attendance import Attendance
 from sto_registrations.domain import AuditNote, EventTerms, Registration, SeatState
+from sto_registrations.repository import attendance as attendance_sql
 from sto_registrations.repository import events
 from sto_registrations.repository import registrations as registrations_sql
 from sto_registrations.repository.port import RegistrationsRepository
@@ -110,6 +112,12 @@ class PostgresRegistrations(RegistrationsRepository):
 
     async def booked_colleagues(self, booker_id: uuid.UUID) -> list[Registration]:
         return await registrations_sql.booked_colleagues(self.conn, booker_id)
+
+    async def attendance(self, registration_id: uuid.UUID) -> Attendance | None:
+        return await attendance_sql.get_attendance(self.conn, registration_id)
+
+    async def save_attendance(self, attendance: Attendance) -> None:
+        await attendance_sql.save_attendance(self.conn, attendance)
 
     async def data_keys(self, registrations: Sequence[Registration]) -> dict[uuid.UUID, bytes]:
         return await registrations_sql.data_keys(self.conn, registrations)

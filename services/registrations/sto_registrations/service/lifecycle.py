@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from sto_registrations import domain
+from sto_registrations.attendance import Attendance, merged
 from sto_registrations.domain import (
     AuditNote,
     CheckInRefused,
@@ -29,6 +30,7 @@ from sto_registrations.domain import (
 from sto_registrations.repository import RegistrationsRepository
 from sto_registrations.service.views import registration_view
 from stolive_shared.clock import Clock, utc_now
+from stolive_shared.contracts.analytics import AttendanceRecorded
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.registrations import (
@@ -148,6 +150,29 @@ class RegistrationLifecycle:
         elif event.status in ("published", "live"):
             messages += await self._promote(registrations, terms.id)
         await registrations.add_messages(messages)
+
+    async def apply_attendance(
+        self, registrations: RegistrationsRepository, message: AttendanceRecorded
+    ) -> None:
+        """Follow analytics' ``attendance.recorded`` (inside the consumer's transaction): what
+        the manage page says after the event (``attendance.merged``)."""
+        news = Attendance(
+            registration_id=message.registration_id,
+            attended_as=message.attended_as,
+            certificate=message.certificate,
+            minutes_live=message.minutes_live,
+            minutes_replay=message.minutes_replay,
+        )
+        known = await registrations.attendance(message.registration_id)
+        await registrations.save_attendance(merged(known, news))
+
+    async def certificate_url(self, registration_id: uuid.UUID) -> str | None:
+        """The link to the registrant's certificate once analytics issued it."""
+        async with self.store.reading() as registrations:
+            attendance = await registrations.attendance(registration_id)
+        if attendance is None or not attendance.certificate:
+            return None
+        return self.links.certificate(registration_id)
 
     # -- checking in -----------------------------------------------------------------------
 
