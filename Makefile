@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: up test lint typecheck bench check sync system-packages clean
+.PHONY: up test soak lint typecheck bench check sync system-packages clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ system-packages:
 
 test: sync system-packages
 	$(VENV)/bin/pytest
+
+# The chaos soak for ten minutes (the suite runs a 45 s form of it): SOAK_SECONDS=... to change.
+SOAK_SECONDS ?= 600
+soak: sync system-packages
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/pytest tests/reliability/test_chaos_soak.py -rP
 
 lint: sync
 	$(VENV)/bin/ruff check .
