@@ -14,6 +14,8 @@ from pydantic import AwareDatetime
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.topics import NOTIFICATIONS
 
+# Kinds are only ever added (a wider set: every message once sent still reads); no service
+# treats them as a closed set. Added since version 1: event_updated, certificate_ready.
 EmailKind = Literal[
     "registration_confirmed",
     "registration_waitlisted",
@@ -23,9 +25,11 @@ EmailKind = Literal[
     "event_rescheduled",
     "event_cancelled",
     "event_live",
+    "event_updated",
     "reminder",
     "replay",
     "thank_you",
+    "certificate_ready",
     "newsletter",
     "subscription_confirmation",
     "data_export",
