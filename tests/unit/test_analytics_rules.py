@@ -10,7 +10,7 @@ from sto_analytics.domain import (
     LiveViewers,
     Peak,
     Profile,
-    attended,
+    attendance_kind,
     average_live_viewers,
     breakdown,
     minute_of,
@@ -105,9 +105,9 @@ def test_average_live_viewers_is_watch_time_over_duration() -> None:
 
 
 def test_attendance_needs_enough_minutes_or_a_check_in() -> None:
-    assert attended(10, checked_in=False, min_minutes=10)
-    assert not attended(9, checked_in=False, min_minutes=10)
-    assert attended(0, checked_in=True, min_minutes=10)
+    assert attendance_kind(10, 0, checked_in=False, min_minutes=10) == "live"
+    assert attendance_kind(9, 0, checked_in=False, min_minutes=10) is None
+    assert attendance_kind(0, 0, checked_in=True, min_minutes=10) == "live"
 
 
 def test_the_funnel_counts_no_shows_among_confirmed_registrants() -> None:

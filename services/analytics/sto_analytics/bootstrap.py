@@ -20,6 +20,7 @@ from stolive_shared.db import create_pool
 from stolive_shared.events_client import EventsClient, SchoolDirectory
 from stolive_shared.links import PersonalLinks
 from stolive_shared.metrics import LIVE_VIEWERS
+from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
 from stolive_shared.urls import PublicUrls
 
@@ -34,6 +35,8 @@ class Analytics:
     runtime: Runtime[AnalyticsSettings]
     service: AnalyticsService
     schools: SchoolDirectory
+    limits: SharedLimits
+    check_limit: Limit  # lookups on the public certificate verify page
 
 
 def bootstrap(runtime: Runtime[AnalyticsSettings]) -> Analytics:
@@ -44,9 +47,16 @@ def bootstrap(runtime: Runtime[AnalyticsSettings]) -> Analytics:
             runtime.pool,
             PersonalLinks(settings.link_key(), PublicUrls(settings.public_base_url)),
             min_minutes=settings.attendance_min_minutes,
+            replay_days=settings.replay_attendance_days,
         ),
         schools=SchoolDirectory(
             EventsClient(settings.events_api_url), refresh_s=settings.school_list_refresh_s
+        ),
+        limits=SharedLimits(runtime.pool),
+        check_limit=Limit(
+            "certificate-check",
+            settings.certificate_check_rate_per_minute,
+            settings.certificate_check_rate_burst,
         ),
     )
 
@@ -96,6 +106,7 @@ def worker_app(settings: AnalyticsSettings) -> faust.App:
         schema=settings.db_schema,
         grace_s=settings.finalise_grace_s,
         min_minutes=settings.attendance_min_minutes,
+        replay_days=settings.replay_attendance_days,
     )
     shared = Shared()
     registrations.register(app, settings, shared, writer)

@@ -30,10 +30,17 @@ class AnalyticsSettings(ServiceSettings):
     # Beacons are handled in batches: at most this many, or what arrived within this time.
     beacon_batch_size: int = 2000
     beacon_batch_within_s: float = 0.25
-    # Registrants who watched at least this many minutes (live or replay) attended.
+    # Attendance (``domain``): live, at least this many minutes live or checked in; replay,
+    # at least this many distinct minutes of the recording, watched within
+    # ``replay_attendance_days`` after the end.
     attendance_min_minutes: float = 10.0
-    # Final figures are computed this long after an event ended, so the last beacons (up to
-    # one live timeout late) are in; then attendance is published once.
+    replay_attendance_days: float = 30.0
+    # The public verify page of certificates: lookups per client address.
+    certificate_check_rate_per_minute: int = 20
+    certificate_check_rate_burst: int = 10
+    # Figures are finalised this long after an event ended, so the last beacons (up to one
+    # live timeout late) are in; then attendance is published once. The same timer brings
+    # finalised events that saw replay viewing since up to date.
     finalise_grace_s: float = 90.0
     finalise_check_interval_s: float = 5.0
     # The API pushes the live count over Server-Sent Events at this interval while it changes.

@@ -23,16 +23,40 @@ and an index by second so that expiry costs only the viewers that actually expir
 Watching history
 ----------------
 What a viewer watched is kept as the set of *minutes* (whole minutes since the epoch, from
-``received_at``) in which a beacon of theirs arrived, per mode. From those sets alone:
+``received_at``) in which a beacon of theirs arrived, per mode, and, for replay beacons that
+carry the player's position (``position_s``, viewer.beacon v2), the set of *minutes of the
+recording* they showed (``floor(position_s / 60)``). From those sets alone:
 
-- **watch minutes**: the number of (viewer, mode, minute) entries;
-- **views**: runs of consecutive minutes per viewer and mode; a minute without any beacon
-  ends a view (with 30 s heartbeats a watching viewer never leaves a minute empty). A viewer
-  who leaves and comes back within the same or the next minute continues the same view;
+- **views**: runs of consecutive clock minutes per viewer and mode; a minute without any
+  beacon ends a view (with 30 s heartbeats a watching viewer never leaves a minute empty). A
+  viewer who leaves and comes back within the same or the next minute continues the same view;
+- **watch minutes live**: the number of (viewer, clock minute) entries in live mode;
+- **watch minutes replay** (``replay_minutes``), per viewer: the number of *distinct minutes
+  of the recording* they watched, so watching minute 5 twice counts once and skipping ahead
+  counts only what was shown; a viewer none of whose replay beacons carried a position (an
+  older player) falls back to the clock-minute rule;
 - **unique viewers**: distinct viewer ids, live and replay together.
 
 Sets of minutes are idempotent and order-free, so a recount from the topic gives exactly the
 figures the workers wrote.
+
+Attendance
+----------
+Two kinds, each stated once (``attendance_kind``), among confirmed registrants, with N the
+setting ``attendance_min_minutes`` and D ``replay_attendance_days``:
+
+- **live**: at least N minutes watched live, or checked in at the venue;
+- **replay**: not live, and at least N replay minutes (the rule above) watched no later than
+  D days after the end. A recording minute counts from the first time it was shown.
+
+When a figure is final
+----------------------
+- live figures (live count, peak, views and minutes live, average live viewers) and live
+  attendance: final at the finalisation, a short grace period after the end;
+- replay attendance: final D days after the end (until then a late replay attendee gets
+  their certificate and one ``attendance.recorded``);
+- views, unique viewers and watch minutes (replay) and the series totals: never final; they
+  follow the viewing whenever it happens and carry the moment they were brought up to date.
 """
 
 from __future__ import annotations
@@ -40,9 +64,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
 STATUSES = ("confirmed", "waitlisted", "cancelled")
 UNKNOWN = "onbekend"
@@ -288,6 +313,17 @@ def runs(minutes: Iterable[int]) -> int:
     return count
 
 
+def recording_minute(position_s: float) -> int:
+    """The minute of the recording a replay beacon's position falls in."""
+    return math.floor(position_s / 60)
+
+
+def replay_minutes(recording: Collection[int], clock: Collection[int]) -> int:
+    """One viewer's replay watch minutes: distinct minutes of the recording when any of
+    their replay beacons carried a position, else distinct clock minutes (older players)."""
+    return len(set(recording)) if recording else len(set(clock))
+
+
 @dataclass(frozen=True)
 class WatchFigures:
     views_live: int = 0
@@ -301,19 +337,28 @@ class WatchFigures:
         return self.views_live + self.views_replay
 
 
-def watch_figures(minutes: Mapping[tuple[str, str], set[int]]) -> WatchFigures:
-    """Figures from (viewer id, mode) -> minutes watched: the recount rule."""
+def watch_figures(
+    minutes: Mapping[tuple[str, str], set[int]],
+    recording: Mapping[str, set[int]] | None = None,
+) -> WatchFigures:
+    """Figures from (viewer id, mode) -> clock minutes watched and viewer id -> minutes of
+    the recording watched: the recount rule."""
+    recording = recording or {}
     views = Counter[str]()
-    watched = Counter[str]()
-    for (_viewer, mode), seen in minutes.items():
+    live_minutes = 0
+    replay_watched = 0
+    for (viewer, mode), seen in minutes.items():
         views[mode] += runs(seen)
-        watched[mode] += len(seen)
+        if mode == "live":
+            live_minutes += len(seen)
+        else:
+            replay_watched += replay_minutes(recording.get(viewer, set()), seen)
     return WatchFigures(
         views_live=views["live"],
         views_replay=views["replay"],
         unique_viewers=len({viewer for (viewer, _mode), seen in minutes.items() if seen}),
-        watch_minutes_live=watched["live"],
-        watch_minutes_replay=watched["replay"],
+        watch_minutes_live=live_minutes,
+        watch_minutes_replay=replay_watched,
     )
 
 
@@ -327,10 +372,24 @@ def average_live_viewers(live_watch_minutes: float, broadcast_minutes: float) ->
 # -- attendance ---------------------------------------------------------------------------
 
 
-def attended(minutes_watched: float, checked_in: bool, min_minutes: float) -> bool:
-    """A registrant attended who watched at least ``min_minutes`` (live or replay) or was
-    checked in at the venue."""
-    return checked_in or minutes_watched >= min_minutes
+AttendedAs = Literal["live", "replay"]
+
+
+def attendance_kind(
+    minutes_live: float, minutes_replay: float, checked_in: bool, min_minutes: float
+) -> AttendedAs | None:
+    """How a registrant attended (see the module docstring), or None. ``minutes_replay``
+    counts only what was watched within the replay window."""
+    if checked_in or minutes_live >= min_minutes:
+        return "live"
+    if minutes_replay >= min_minutes:
+        return "replay"
+    return None
+
+
+def replay_window_end(ended_at: datetime, days: float) -> datetime:
+    """Replay watched until this moment counts toward replay attendance."""
+    return ended_at + timedelta(days=days)
 
 
 @dataclass(frozen=True)
@@ -343,6 +402,8 @@ class Funnel:
     cancelled: int
     watched: int
     attended: int
+    attended_live: int = 0
+    attended_replay: int = 0
 
     @property
     def no_shows(self) -> int:
@@ -375,6 +436,8 @@ class SeriesFigures:
     average_live_viewers: float
     trend_per_broadcast: float
     history: tuple[BroadcastSummary, ...]
+    # When the newest of these figures was computed (they follow replay viewing).
+    updated_at: datetime | None = None
 
     @property
     def trend(self) -> str:

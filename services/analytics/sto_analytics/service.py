@@ -6,15 +6,15 @@ is what the Faust worker writes, one call per kind of batch (an event, an erasur
 registrations, a batch of beacons), and the finalisation of ended broadcasts; the agents keep
 their batching and retry until a write is in, so a record is acked only after its effect.
 
-Finalising an event writes its final figures and per-registrant attendance to the read model
-and enqueues ``attendance.recorded`` (one per confirmed registrant who watched or was checked
-in) then ``attendance.finalised`` in the outbox, all in one transaction that also marks the
-event finalised: the messages go out exactly when the figures exist, and only once, whichever
-worker gets there first (the row is locked with ``SKIP LOCKED``).
+Finalising an event, and refreshing a finalised one when viewing comes later, each run in
+one transaction with the event's row locked (``SKIP LOCKED``: whichever worker gets there
+first does it, once); what they write is ``finalising``'s. Which figure is final when is
+stated in ``domain``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,34 +24,34 @@ from typing import Any
 
 import asyncpg
 
-from sto_analytics import repository
-from sto_analytics.domain import BroadcastSummary as Summary
+from sto_analytics import certificates, finalising, repository
 from sto_analytics.domain import (
+    AttendedAs,
     Funnel,
     RegistrationTally,
     SchoolTally,
     SeriesFigures,
     WatchFigures,
-    attended,
+    attendance_kind,
     average_live_viewers,
+    replay_window_end,
     school_tallies,
     series_figures,
 )
+from sto_analytics.domain import BroadcastSummary as Summary
 from stolive_shared import links
-from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
+from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.sealed import Sealed
 from stolive_shared.links import PersonalLinks
-from stolive_shared.messaging.outbox import enqueue_many
 from stolive_shared.privacy import keyring
 from stolive_shared.privacy.sealing import Unreadable, open_sealed
 
 log = logging.getLogger(__name__)
 
-_MESSAGE_IDS = uuid.UUID("6f0c6a56-3f43-4f58-9a55-51f7a6f0a7e1")
-
 # The worker's pool is made on first use, inside Faust's event loop: the writer asks for it.
 PoolSource = Callable[[], Awaitable[asyncpg.Pool]]
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,27 @@ class EventReport:
     by_school: list[SchoolTally]
     min_minutes: float
     final: bool
+    registrants: list[RegistrantAttendance]
+    replay_attendance_days: float
+    # Replay watched until then counts toward replay attendance: when it is final.
+    replay_window_ends_at: datetime | None
+    computed_at: datetime
+
+    @property
+    def finalised_at(self) -> datetime | None:
+        return self.event.finalised_at if self.event else None
 
 
 @dataclass(frozen=True)
 class RegistrantAttendance:
-    """One line of an event's attendance list: the registrant and whether they attended."""
+    """One line of an event's attendance list: the registrant and how they attended."""
 
     registrant: repository.RegistrantWatching
-    attended: bool
+    attended_as: AttendedAs | None
+
+    @property
+    def attended(self) -> bool:
+        return self.attended_as is not None
 
 
 @dataclass(frozen=True)
@@ -96,17 +109,37 @@ class Dashboard:
     series: SeriesFigures | None
 
 
-def funnel_of(registrants: list[repository.RegistrantWatching], min_minutes: float) -> Funnel:
-    confirmed = [r for r in registrants if r.status == "confirmed"]
+def attendance_of(
+    registrants: list[repository.RegistrantWatching], min_minutes: float
+) -> list[RegistrantAttendance]:
+    """Every registrant with how they attended; only confirmed ones can attend."""
+    return [
+        RegistrantAttendance(
+            registrant=r,
+            attended_as=attendance_kind(
+                r.minutes_live, r.minutes_replay_in_window, r.checked_in, min_minutes
+            )
+            if r.status == "confirmed"
+            else None,
+        )
+        for r in registrants
+    ]
+
+
+def funnel_of(lines: list[RegistrantAttendance]) -> Funnel:
+    registrants = [line.registrant for line in lines]
+    confirmed = [line for line in lines if line.registrant.status == "confirmed"]
+    live = sum(1 for line in confirmed if line.attended_as == "live")
+    replay = sum(1 for line in confirmed if line.attended_as == "replay")
     return Funnel(
         registered=len(registrants),
         confirmed=len(confirmed),
         waitlisted=sum(1 for r in registrants if r.status == "waitlisted"),
         cancelled=sum(1 for r in registrants if r.status == "cancelled"),
-        watched=sum(1 for r in confirmed if r.minutes_watched > 0),
-        attended=sum(
-            1 for r in confirmed if attended(r.minutes_watched, r.checked_in, min_minutes)
-        ),
+        watched=sum(1 for line in confirmed if line.registrant.minutes_watched > 0),
+        attended=live + replay,
+        attended_live=live,
+        attended_replay=replay,
     )
 
 
@@ -154,11 +187,17 @@ class AnalyticsService:
     """The figures the API shows, each read on one connection from the read model."""
 
     def __init__(
-        self, pool: asyncpg.Pool, personal_links: PersonalLinks, *, min_minutes: float
+        self,
+        pool: asyncpg.Pool,
+        personal_links: PersonalLinks,
+        *,
+        min_minutes: float,
+        replay_days: float = 30.0,
     ) -> None:
         self._pool = pool
         self._links = personal_links
         self._min_minutes = min_minutes
+        self._replay_days = replay_days
 
     async def registrations(self, event_id: uuid.UUID) -> RegistrationTally:
         async with self._pool.acquire() as conn:
@@ -166,24 +205,16 @@ class AnalyticsService:
 
     async def event_report(self, event_id: uuid.UUID) -> EventReport:
         async with self._pool.acquire() as conn:
-            return await _event_report(conn, event_id, self._min_minutes)
+            return await _event_report(conn, event_id, self._min_minutes, self._replay_days)
 
     async def live_now(self, event_id: uuid.UUID) -> repository.LiveNow:
         async with self._pool.acquire() as conn:
             return await repository.live_now(conn, event_id)
 
-    async def attendance(self, event_id: uuid.UUID) -> list[RegistrantAttendance]:
-        """Every registrant with the minutes they watched; only confirmed ones can attend."""
-        async with self._pool.acquire() as conn:
-            registrants = await repository.registrant_watching(conn, event_id)
-        return [
-            RegistrantAttendance(
-                registrant=r,
-                attended=r.status == "confirmed"
-                and attended(r.minutes_watched, r.checked_in, self._min_minutes),
-            )
-            for r in registrants
-        ]
+    async def attendance(self, event_id: uuid.UUID) -> EventReport:
+        """Every registrant with the minutes they watched, how they attended and whether they
+        hold a certificate (``registrants`` of the event's report)."""
+        return await self.event_report(event_id)
 
     async def series_codes(self) -> list[str]:
         async with self._pool.acquire() as conn:
@@ -206,7 +237,7 @@ class AnalyticsService:
 
     async def dashboard(self, event_id: uuid.UUID, *, with_series: bool = True) -> Dashboard:
         async with self._pool.acquire() as conn:
-            report = await _event_report(conn, event_id, self._min_minutes)
+            report = await _event_report(conn, event_id, self._min_minutes, self._replay_days)
             series = (
                 await _series_report(conn, report.event.series_code)
                 if with_series and report.event and report.event.series_code
@@ -233,6 +264,13 @@ class AnalyticsService:
         async with self._pool.acquire() as conn:
             return await repository.certificate(conn, registration_id)
 
+    async def verify(self, typed: str) -> repository.Certificate | None:
+        """The certificate a verification code belongs to. Every answer takes one lookup,
+        a malformed code too, so the time of an answer tells nothing."""
+        code = certificates.normalised(typed) or "-" * certificates.LENGTH
+        async with self._pool.acquire() as conn:
+            return await repository.certificate_by_code(conn, code)
+
 
 class ReadModelWriter:
     """What the worker's agents and timers write. Each call is one attempt on one connection
@@ -240,12 +278,23 @@ class ReadModelWriter:
     to retry."""
 
     def __init__(
-        self, pool: PoolSource, *, schema: str, grace_s: float, min_minutes: float
+        self,
+        pool: PoolSource,
+        *,
+        schema: str,
+        grace_s: float,
+        min_minutes: float,
+        replay_days: float = 30.0,
+        clock: Clock = utc_now,
+        codes: Callable[[], str] = certificates.new_code,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._grace_s = grace_s
         self._min_minutes = min_minutes
+        self._replay_days = replay_days
+        self._clock = clock
+        self._codes = codes
 
     async def record_event(
         self,
@@ -302,14 +351,21 @@ class ReadModelWriter:
         minutes: Sequence[tuple[uuid.UUID, str, str, int]],
         live: Sequence[repository.LiveRow],
         minute_maxima: Sequence[tuple[uuid.UUID, int, int]],
+        recording: Sequence[tuple[uuid.UUID, str, int, datetime]] = (),
     ) -> None:
-        """A batch of beacons: new watched minutes, live counts and per-minute maxima."""
+        """A batch of beacons: new watched minutes (of the clock and of the recording), live
+        counts and per-minute maxima; finalised events among them are marked for a refresh."""
         pool = await self._pool()
-        # One transaction: one commit (one WAL flush) per batch, not three.
+        # One transaction: one commit (one WAL flush) per batch, not four.
         async with pool.acquire() as conn, conn.transaction():
             await repository.add_viewer_minutes(conn, minutes)
+            await repository.add_recording_minutes(conn, recording)
             await repository.save_live_counts(conn, live)
             await repository.raise_live_minutes(conn, minute_maxima)
+            # Last: the event rows stay locked for the shortest time.
+            await repository.mark_figures_stale(
+                conn, [m[0] for m in minutes] + [r[0] for r in recording]
+            )
 
     async def finalise_due_events(self) -> list[uuid.UUID]:
         """Finalise every ended event past its grace period; return the ones this call did."""
@@ -320,23 +376,70 @@ class ReadModelWriter:
                 event = await repository.claim_event_to_finalise(conn, self._grace_s)
                 if event is None:
                     return done
-                await _finalise(conn, event, schema=self._schema, min_minutes=self._min_minutes)
+                await finalising.finalise(
+                    conn,
+                    await self._report(conn, event.event_id),
+                    schema=self._schema,
+                    now=self._clock(),
+                    codes=self._codes,
+                )
             done.append(event.event_id)
             log.info("event finalised", extra={"ctx_event_id": str(event.event_id)})
 
+    async def refresh_finalised_events(self) -> list[uuid.UUID]:
+        """Bring the figures of every finalised event that saw viewing since up to date, with
+        its late replay attendees; return the events this call did. Cheap when nothing came:
+        one indexed query."""
+        pool = await self._pool()
+        done: list[uuid.UUID] = []
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                event = await repository.claim_event_to_refresh(conn)
+                if event is None:
+                    return done
+                late = await finalising.refresh(
+                    conn,
+                    await self._report(conn, event.event_id),
+                    schema=self._schema,
+                    now=self._clock(),
+                    codes=self._codes,
+                )
+            done.append(event.event_id)
+            if late:
+                log.info(
+                    "late replay attendance recorded",
+                    extra={"ctx_event_id": str(event.event_id), "ctx_attendees": late},
+                )
+
+    async def _report(self, conn: asyncpg.Connection, event_id: uuid.UUID) -> EventReport:
+        return await _event_report(
+            conn, event_id, self._min_minutes, self._replay_days, now=self._clock()
+        )
+
 
 async def _event_report(
-    conn: asyncpg.Connection, event_id: uuid.UUID, min_minutes: float
+    conn: asyncpg.Connection,
+    event_id: uuid.UUID,
+    min_minutes: float,
+    replay_days: float,
+    *,
+    now: datetime | None = None,
 ) -> EventReport:
     """Figures of one event, computed now from the read model (live or ended alike)."""
     event = await repository.tracked_event(conn, event_id)
     watch = await repository.watch_figures(conn, event_id)
-    registrants = await repository.registrant_watching(conn, event_id)
-    funnel = funnel_of(registrants, min_minutes)
+    window_end = replay_window_end(event.ended_at or event.ends_at, replay_days) if event else None
+    lines = attendance_of(
+        await repository.registrant_watching(
+            conn, event_id, window_end or datetime.max.replace(tzinfo=UTC)
+        ),
+        min_minutes,
+    )
     attended_by_region: dict[str, int] = {}
     attended_by_role: dict[str, int] = {}
-    for r in registrants:
-        if r.status == "confirmed" and attended(r.minutes_watched, r.checked_in, min_minutes):
+    for line in lines:
+        if line.attended:
+            r = line.registrant
             region = r.region_code or "onbekend"
             attended_by_region[region] = attended_by_region.get(region, 0) + 1
             attended_by_role[r.role] = attended_by_role.get(r.role, 0) + 1
@@ -348,28 +451,29 @@ async def _event_report(
         watch=watch,
         average_live_viewers=average_live_viewers(watch.watch_minutes_live, minutes),
         broadcast_minutes=minutes,
-        funnel=funnel,
+        funnel=funnel_of(lines),
         by_region=await repository.watching_by(conn, event_id, "region_code"),
         by_role=await repository.watching_by(conn, event_id, "role"),
         attended_by_region=attended_by_region,
         attended_by_role=attended_by_role,
         by_school=school_tallies(
-            (
-                r.school_code,
-                r.status == "confirmed",
-                attended(r.minutes_watched, r.checked_in, min_minutes),
-            )
-            for r in registrants
+            (line.registrant.school_code, line.registrant.status == "confirmed", line.attended)
+            for line in lines
         ),
         min_minutes=min_minutes,
         final=event is not None and event.finalised_at is not None,
+        registrants=lines,
+        replay_attendance_days=replay_days,
+        replay_window_ends_at=window_end,
+        computed_at=now or utc_now(),
     )
 
 
 async def _series_report(conn: asyncpg.Connection, series_code: str) -> SeriesFigures:
-    """The series' totals from the final figures of its ended broadcasts."""
+    """The series' totals from the figures of its ended broadcasts (brought up to date when
+    viewing comes later), with the moment the newest of them was computed."""
     broadcasts = await repository.series_broadcasts(conn, series_code)
-    return series_figures(
+    figures = series_figures(
         series_code,
         [
             Summary(
@@ -383,82 +487,5 @@ async def _series_report(conn: asyncpg.Connection, series_code: str) -> SeriesFi
             for b in broadcasts
         ],
     )
-
-
-async def _finalise(
-    conn: asyncpg.Connection, event: repository.TrackedEvent, *, schema: str, min_minutes: float
-) -> None:
-    report = await _event_report(conn, event.event_id, min_minutes)
-    registrants = await repository.registrant_watching(conn, event.event_id)
-    seen = [
-        r
-        for r in registrants
-        if r.status == "confirmed" and (r.minutes_watched > 0 or r.checked_in)
-    ]
-    rows = [
-        repository.AttendanceRow(
-            registration_id=r.registration_id,
-            event_id=event.event_id,
-            minutes_watched=r.minutes_watched,
-            watched_live=r.watched_live,
-            checked_in=r.checked_in,
-            attended=attended(r.minutes_watched, r.checked_in, min_minutes),
-        )
-        for r in seen
-    ]
-    await repository.save_attendance(conn, rows)
-    await repository.issue_certificates(conn, event.event_id)
-    watch, funnel = report.watch, report.funnel
-    await repository.save_broadcast_figures(
-        conn,
-        repository.BroadcastFigures(
-            event_id=event.event_id,
-            title=event.title,
-            series_code=event.series_code,
-            series_number=event.series_number,
-            starts_at=event.went_live_at or event.starts_at,
-            broadcast_minutes=report.broadcast_minutes,
-            views_live=watch.views_live,
-            views_replay=watch.views_replay,
-            unique_viewers=watch.unique_viewers,
-            watch_minutes_live=watch.watch_minutes_live,
-            watch_minutes_replay=watch.watch_minutes_replay,
-            average_live_viewers=report.average_live_viewers,
-            peak_live_viewers=report.live.peak,
-            peak_at=report.live.peak_at,
-            registered=funnel.registered,
-            confirmed=funnel.confirmed,
-            waitlisted=funnel.waitlisted,
-            cancelled=funnel.cancelled,
-            watched=funnel.watched,
-            attended=funnel.attended,
-            min_minutes=min_minutes,
-        ),
-    )
-    now = datetime.now(UTC)
-    messages: list[AttendanceRecorded | AttendanceFinalised] = [
-        AttendanceRecorded(
-            message_id=uuid.uuid5(_MESSAGE_IDS, f"recorded:{row.registration_id}"),
-            occurred_at=now,
-            event_id=event.event_id,
-            registration_id=row.registration_id,
-            minutes_watched=float(row.minutes_watched),
-            watched_live=row.watched_live,
-            checked_in=row.checked_in,
-            attended=row.attended,
-        )
-        for row in rows
-    ]
-    messages.append(
-        AttendanceFinalised(
-            message_id=uuid.uuid5(_MESSAGE_IDS, f"finalised:{event.event_id}"),
-            occurred_at=now,
-            event_id=event.event_id,
-            ended_at=event.ended_at or event.ends_at,
-            registrants=funnel.confirmed,
-            attended=funnel.attended,
-            min_minutes_for_attendance=min_minutes,
-        )
-    )
-    await enqueue_many(conn, list(messages), schema=schema)
-    await repository.mark_finalised(conn, event.event_id)
+    updated = [b.computed_at for b in broadcasts if b.computed_at is not None]
+    return dataclasses.replace(figures, updated_at=max(updated) if updated else None)

@@ -64,3 +64,13 @@ async def whole_programme(request: Request, who: FigureReader) -> Organiser:
 
 
 SeriesReader = Annotated[Organiser, Depends(whole_programme)]
+
+
+async def whole_programme_page(request: Request, who: FigurePage) -> Organiser:
+    """The series page: a Dutch 403 page (and an audit row) for the other roles."""
+    if not who.everywhere:
+        await access_of(request).refuse(request, who, SERIES_ARE_NATIONAL)
+    return who
+
+
+SeriesPage = Annotated[Organiser, Depends(whole_programme_page)]

@@ -92,7 +92,16 @@ class FunnelOut(BaseModel):
     waitlisted: int
     cancelled: int
     watched: int
-    attended: int
+    attended: int = Field(description="attended_live + attended_replay")
+    attended_live: int = Field(
+        description="Confirmed registrants who watched at least min_minutes_for_attendance "
+        "minutes live, or were checked in at the venue"
+    )
+    attended_replay: int = Field(
+        description="Confirmed registrants, not live, who watched at least "
+        "min_minutes_for_attendance distinct minutes of the recording within "
+        "replay_attendance_days after the end"
+    )
     no_shows: int
     attendance_rate: float
 
@@ -115,7 +124,17 @@ class EventFigures(BaseModel):
     event_id: uuid.UUID
     title: str | None
     status: str | None
-    final: bool
+    final: bool = Field(
+        description="Finalised: the live figures and live attendance are final from "
+        "finalised_at; replay attendance at replay_attendance_final_at; views, unique "
+        "viewers and watch minutes are never final (as of updated_at)"
+    )
+    finalised_at: datetime | None
+    replay_attendance_final_at: datetime | None = Field(
+        description="The end plus replay_attendance_days: replay watched later does not count "
+        "toward attendance"
+    )
+    updated_at: datetime = Field(description="When these figures were computed")
     live: LiveFigures
     per_minute: list[MinutePoint]
     views_live: int
@@ -127,6 +146,8 @@ class EventFigures(BaseModel):
     broadcast_minutes: float
     average_live_viewers: float
     min_minutes_for_attendance: float
+    replay_attendance_days: float
+    certificates: int = Field(description="Registrants who hold a certificate")
     funnel: FunnelOut
     by_region: list[GroupOut]
     by_role: list[GroupOut]
@@ -183,6 +204,9 @@ def figures_of(
         title=report.event.title if report.event else None,
         status=report.event.status if report.event else None,
         final=report.final,
+        finalised_at=report.finalised_at,
+        replay_attendance_final_at=report.replay_window_ends_at,
+        updated_at=report.computed_at,
         live=_live(report.live),
         per_minute=[
             MinutePoint(minute=datetime.fromtimestamp(m * 60, UTC), viewers=n)
@@ -197,6 +221,8 @@ def figures_of(
         broadcast_minutes=round(report.broadcast_minutes, 2),
         average_live_viewers=round(report.average_live_viewers, 2),
         min_minutes_for_attendance=report.min_minutes,
+        replay_attendance_days=report.replay_attendance_days,
+        certificates=sum(1 for line in report.registrants if line.registrant.certificate),
         funnel=FunnelOut(
             registered=funnel.registered,
             confirmed=funnel.confirmed,
@@ -204,6 +230,8 @@ def figures_of(
             cancelled=funnel.cancelled,
             watched=funnel.watched,
             attended=funnel.attended,
+            attended_live=funnel.attended_live,
+            attended_replay=funnel.attended_replay,
             no_shows=funnel.no_shows,
             attendance_rate=round(funnel.attendance_rate, 4),
         ),
@@ -299,16 +327,19 @@ async def attendance_csv(
             detail={"needs": str(Capability.VIEW_REGISTRATIONS)},
         )  # fmt: skip
     rows = []
-    for line in await service.attendance(event_id):
+    for line in (await service.attendance(event_id)).registrants:
         r = line.registrant
         rows.append(
             [str(r.registration_id), r.name, STATUS_NL.get(r.status, r.status), r.region_code,
              r.role, r.minutes_watched, "ja" if r.watched_live else "nee",
-             "ja" if r.checked_in else "nee", "ja" if line.attended else "nee"]
+             "ja" if r.checked_in else "nee", "ja" if line.attended else "nee",
+             ATTENDED_AS_NL.get(line.attended_as or "", ""), r.minutes_live, r.minutes_replay,
+             "ja" if r.certificate else "nee"]
         )  # fmt: skip
     header = [
         "registratie", "naam", "status", "regio", "rol", "minuten gekeken", "live gekeken",
-        "ingecheckt", "aanwezig",
+        "ingecheckt", "aanwezig", "aanwezig als", "minuten live", "minuten terugkijken",
+        "certificaat",
     ]  # fmt: skip
     await access.audit.record(
         who, "attendee_csv", event_id=event_id, detail={"list": "attendance", "rows": len(rows)}
@@ -324,6 +355,7 @@ async def attendance_csv(
 
 
 STATUS_NL = {"confirmed": "aangemeld", "waitlisted": "wachtlijst", "cancelled": "geannuleerd"}
+ATTENDED_AS_NL = {"live": "live", "replay": "terugkijken"}
 
 
 class BroadcastOut(BaseModel):
@@ -343,6 +375,10 @@ class SeriesOut(BaseModel):
     trend: str
     trend_per_broadcast: float
     history: list[BroadcastOut]
+    updated_at: datetime | None = Field(
+        description="When the newest broadcast's figures were computed: they follow replay "
+        "viewing after the end, so a series' totals are never final"
+    )
 
 
 @router.get("/series", response_model=list[str], summary="Series with ended broadcasts")
@@ -366,6 +402,7 @@ async def series_figures(series_code: str, service: ServiceDep, _who: SeriesRead
         average_live_viewers=round(figures.average_live_viewers, 2),
         trend=figures.trend,
         trend_per_broadcast=round(figures.trend_per_broadcast, 3),
+        updated_at=figures.updated_at,
         history=[
             BroadcastOut(
                 event_id=b.event_id,

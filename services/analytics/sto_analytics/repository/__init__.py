@@ -10,7 +10,7 @@ workers during a rebalance leave the same rows.
 - ``viewing``: watched minutes, live counts and per-minute maxima (the beacon batches);
 - ``figures``: views, watch time and viewers per group and per registrant, computed now;
 - ``events``: the events followed, and the ended one due for finalisation;
-- ``finalisation``: final figures, attendance, series and certificates.
+- ``finalisation``: figures per broadcast and series, attendance and certificates.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from __future__ import annotations
 from sto_analytics.repository.events import (
     TrackedEvent,
     claim_event_to_finalise,
+    claim_event_to_refresh,
     mark_finalised,
+    mark_refreshed,
     recent_events,
     save_event,
     tracked_event,
@@ -34,11 +36,14 @@ from sto_analytics.repository.finalisation import (
     AttendanceRow,
     BroadcastFigures,
     Certificate,
+    attendees,
     broadcast_figures,
     certificate,
+    certificate_by_code,
     certificates_of,
     expire_certificates,
     issue_certificates,
+    record_replay_attendance,
     save_attendance,
     save_broadcast_figures,
     series_broadcasts,
@@ -57,9 +62,11 @@ from sto_analytics.repository.registrations import (
 from sto_analytics.repository.viewing import (
     LiveNow,
     LiveRow,
+    add_recording_minutes,
     add_viewer_minutes,
     live_minutes,
     live_now,
+    mark_figures_stale,
     raise_live_minutes,
     save_live_counts,
     total_live_viewers,
@@ -75,21 +82,28 @@ __all__ = [
     "RegistrantRow",
     "RegistrantWatching",
     "TrackedEvent",
+    "add_recording_minutes",
     "add_viewer_minutes",
     "anonymise_names",
+    "attendees",
     "broadcast_figures",
     "certificate",
+    "certificate_by_code",
     "certificates_of",
     "claim_event_to_finalise",
+    "claim_event_to_refresh",
     "erase_names",
     "expire_certificates",
     "issue_certificates",
     "live_minutes",
     "live_now",
+    "mark_figures_stale",
     "mark_finalised",
+    "mark_refreshed",
     "person_data",
     "raise_live_minutes",
     "recent_events",
+    "record_replay_attendance",
     "registrant_watching",
     "registration_tally",
     "save_attendance",

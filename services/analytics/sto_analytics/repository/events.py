@@ -1,5 +1,6 @@
 """The events analytics follows (``tracked_events``): the highest revision of each, the
-moments it went live and ended, and which ended event is due for finalisation."""
+moments it went live and ended, which ended event is due for finalisation, and which
+finalised one saw viewing since (its figures to bring up to date)."""
 
 from __future__ import annotations
 
@@ -127,4 +128,21 @@ async def claim_event_to_finalise(conn: asyncpg.Connection, grace_s: float) -> T
 async def mark_finalised(conn: asyncpg.Connection, event_id: uuid.UUID) -> None:
     await conn.execute(
         "UPDATE tracked_events SET finalised_at = now() WHERE event_id = $1", event_id
+    )
+
+
+async def claim_event_to_refresh(conn: asyncpg.Connection) -> TrackedEvent | None:
+    """One finalised event that saw viewing since its figures were last written, locked for
+    this transaction (another worker skips it; a beacon batch marking it waits)."""
+    row = await conn.fetchrow(
+        f"""SELECT {_EVENT_COLUMNS} FROM tracked_events
+            WHERE figures_stale AND finalised_at IS NOT NULL
+            LIMIT 1 FOR UPDATE SKIP LOCKED"""
+    )
+    return TrackedEvent(**dict(row)) if row else None
+
+
+async def mark_refreshed(conn: asyncpg.Connection, event_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE tracked_events SET figures_stale = false WHERE event_id = $1", event_id
     )

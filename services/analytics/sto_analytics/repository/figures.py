@@ -5,41 +5,52 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import asyncpg
 
 from sto_analytics.domain import WatchFigures
 
-_VIEWS = """
+# Per viewer of event $1: views live and replay (runs of consecutive clock minutes), live
+# minutes, and replay minutes by the rule of ``domain.replay_minutes`` (distinct minutes of
+# the recording, or clock minutes for a viewer whose beacons carried no position).
+_PER_VIEWER = """
     WITH numbered AS (
         SELECT viewer_id, mode, minute,
                minute - row_number() OVER (PARTITION BY viewer_id, mode ORDER BY minute) AS run
         FROM viewer_minutes WHERE event_id = $1
+    ), clock AS (
+        SELECT viewer_id,
+               count(DISTINCT run) FILTER (WHERE mode = 'live') AS views_live,
+               count(DISTINCT run) FILTER (WHERE mode = 'replay') AS views_replay,
+               count(*) FILTER (WHERE mode = 'live') AS minutes_live,
+               count(*) FILTER (WHERE mode = 'replay') AS clock_replay
+        FROM numbered GROUP BY viewer_id
+    ), recording AS (
+        SELECT viewer_id, count(*) AS minutes FROM recording_minutes
+        WHERE event_id = $1 GROUP BY viewer_id
+    ), per_viewer AS (
+        SELECT c.viewer_id, c.views_live, c.views_replay, c.minutes_live,
+               CASE WHEN r.minutes > 0 THEN r.minutes ELSE c.clock_replay END AS minutes_replay
+        FROM clock c LEFT JOIN recording r USING (viewer_id)
     )
 """
 
 
 async def watch_figures(conn: asyncpg.Connection, event_id: uuid.UUID) -> WatchFigures:
-    """Views (runs of consecutive minutes), watch minutes and unique viewers (see domain)."""
-    rows = await conn.fetch(
-        _VIEWS
-        + """SELECT mode, count(DISTINCT (viewer_id, run)) AS views, count(*) AS minutes
-             FROM numbered GROUP BY mode""",
+    """Views, watch minutes and unique viewers (see domain)."""
+    row = await conn.fetchrow(
+        _PER_VIEWER
+        + """SELECT coalesce(sum(views_live), 0) AS views_live,
+                    coalesce(sum(views_replay), 0) AS views_replay,
+                    count(*) AS unique_viewers,
+                    coalesce(sum(minutes_live), 0) AS watch_minutes_live,
+                    coalesce(sum(minutes_replay), 0) AS watch_minutes_replay
+             FROM per_viewer""",
         event_id,
     )
-    unique_viewers = await conn.fetchval(
-        "SELECT count(DISTINCT viewer_id) FROM viewer_minutes WHERE event_id = $1", event_id
-    )
-    by_mode = {row["mode"]: row for row in rows}
-    live, replay = by_mode.get("live"), by_mode.get("replay")
-    return WatchFigures(
-        views_live=live["views"] if live else 0,
-        views_replay=replay["views"] if replay else 0,
-        unique_viewers=unique_viewers,
-        watch_minutes_live=live["minutes"] if live else 0,
-        watch_minutes_replay=replay["minutes"] if replay else 0,
-    )
+    return WatchFigures(**{key: int(value) for key, value in dict(row).items()})
 
 
 @dataclass(frozen=True)
@@ -57,13 +68,13 @@ async def watching_by(
     join link; anonymous viewers fall under 'onbekend'."""
     column = {"region_code": "r.region_code", "role": "r.role"}[by]
     rows = await conn.fetch(
-        _VIEWS
+        _PER_VIEWER
         + f"""SELECT coalesce({column}, 'onbekend') AS grp,
-                     count(DISTINCT n.viewer_id) AS viewers,
-                     count(DISTINCT (n.viewer_id, n.mode, n.run)) AS views,
-                     count(*) AS watch_minutes
-              FROM numbered n
-              LEFT JOIN registrants r ON r.event_id = $1 AND r.viewer_id = n.viewer_id
+                     count(*) AS viewers,
+                     sum(v.views_live + v.views_replay) AS views,
+                     sum(v.minutes_live + v.minutes_replay) AS watch_minutes
+              FROM per_viewer v
+              LEFT JOIN registrants r ON r.event_id = $1 AND r.viewer_id = v.viewer_id
               GROUP BY 1 ORDER BY 2 DESC, 1""",
         event_id,
     )
@@ -80,24 +91,57 @@ class RegistrantWatching:
     role: str
     name: str
     checked_in: bool
-    minutes_watched: int
-    watched_live: bool
+    minutes_live: int
+    minutes_replay: int
+    # Replay minutes watched within the replay window: what replay attendance counts.
+    minutes_replay_in_window: int
     school_code: str | None = None
+    certificate: bool = False
+
+    @property
+    def minutes_watched(self) -> int:
+        return self.minutes_live + self.minutes_replay
+
+    @property
+    def watched_live(self) -> bool:
+        return self.minutes_live > 0
 
 
 async def registrant_watching(
-    conn: asyncpg.Connection, event_id: uuid.UUID
+    conn: asyncpg.Connection, event_id: uuid.UUID, replay_until: datetime
 ) -> list[RegistrantWatching]:
-    """Every registrant of the event with the minutes their join link watched."""
+    """Every registrant of the event with the minutes their join link watched, live and
+    replay (by ``domain.replay_minutes``; those watched until ``replay_until`` apart), and
+    whether they hold a certificate."""
     rows = await conn.fetch(
-        """SELECT r.registration_id, r.status, r.region_code, r.role, r.name, r.checked_in,
+        """WITH clock AS (
+               SELECT viewer_id,
+                      count(*) FILTER (WHERE mode = 'live') AS live,
+                      count(*) FILTER (WHERE mode = 'replay') AS replay,
+                      count(*) FILTER (WHERE mode = 'replay'
+                                         AND minute * 60 <= extract(epoch FROM $2::timestamptz))
+                          AS replay_in_window
+               FROM viewer_minutes WHERE event_id = $1 GROUP BY viewer_id
+           ), recording AS (
+               SELECT viewer_id, count(*) AS replay,
+                      count(*) FILTER (WHERE first_watched_at <= $2) AS replay_in_window
+               FROM recording_minutes WHERE event_id = $1 GROUP BY viewer_id
+           )
+           SELECT r.registration_id, r.status, r.region_code, r.role, r.name, r.checked_in,
                   r.school_code,
-                  count(DISTINCT m.minute) AS minutes_watched,
-                  coalesce(bool_or(m.mode = 'live'), false) AS watched_live
+                  coalesce(c.live, 0) AS minutes_live,
+                  CASE WHEN g.replay > 0 THEN g.replay ELSE coalesce(c.replay, 0) END
+                      AS minutes_replay,
+                  CASE WHEN g.replay > 0 THEN g.replay_in_window
+                       ELSE coalesce(c.replay_in_window, 0) END AS minutes_replay_in_window,
+                  EXISTS (SELECT 1 FROM certificates x
+                          WHERE x.registration_id = r.registration_id) AS certificate
            FROM registrants r
-           LEFT JOIN viewer_minutes m ON m.event_id = r.event_id AND m.viewer_id = r.viewer_id
+           LEFT JOIN clock c ON c.viewer_id = r.viewer_id
+           LEFT JOIN recording g ON g.viewer_id = r.viewer_id
            WHERE r.event_id = $1
-           GROUP BY r.registration_id ORDER BY r.name, r.registration_id""",
+           ORDER BY r.name, r.registration_id""",
         event_id,
+        replay_until,
     )
     return [RegistrantWatching(**dict(row)) for row in rows]

@@ -1,15 +1,18 @@
-"""What finalisation writes once per ended event and what is read from it afterwards: the
-final figures (per event and per series), per-registrant attendance and the certificate
-(``broadcast_figures``, ``attendance``)."""
+"""What finalisation writes for an ended event and what is read from it afterwards: the
+figures (per event and per series, brought up to date when viewing comes later),
+per-registrant attendance and the certificates (``broadcast_figures``, ``attendance``,
+``certificates``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+from sto_analytics.domain import AttendedAs
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,30 @@ class BroadcastFigures:
     watched: int
     attended: int
     min_minutes: float
+    attended_live: int = 0
+    attended_replay: int = 0
+    replay_attendance_days: float = 30.0
     computed_at: datetime | None = None
 
 
+_FIGURE_COLUMNS = """title, series_code, series_number, starts_at, broadcast_minutes,
+    views_live, views_replay, unique_viewers, watch_minutes_live, watch_minutes_replay,
+    average_live_viewers, peak_live_viewers, peak_at, registered, confirmed, waitlisted,
+    cancelled, watched, attended, min_minutes, attended_live, attended_replay,
+    replay_attendance_days"""
+
+
 async def save_broadcast_figures(conn: asyncpg.Connection, figures: BroadcastFigures) -> None:
+    """Write the event's figures as computed now (a later computation replaces them: they
+    follow replay viewing after the end)."""
+    updates = ", ".join(
+        f"{column.strip()} = EXCLUDED.{column.strip()}" for column in _FIGURE_COLUMNS.split(",")
+    )
     await conn.execute(
-        """INSERT INTO broadcast_figures (event_id, title, series_code, series_number,
-               starts_at, broadcast_minutes, views_live, views_replay, unique_viewers,
-               watch_minutes_live, watch_minutes_replay, average_live_viewers,
-               peak_live_viewers, peak_at, registered, confirmed, waitlisted, cancelled,
-               watched, attended, min_minutes)
+        f"""INSERT INTO broadcast_figures (event_id, {_FIGURE_COLUMNS})
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21)
-           ON CONFLICT (event_id) DO NOTHING""",
+                   $18, $19, $20, $21, $22, $23, $24)
+           ON CONFLICT (event_id) DO UPDATE SET {updates}, computed_at = now()""",
         figures.event_id,
         figures.title,
         figures.series_code,
@@ -69,6 +83,9 @@ async def save_broadcast_figures(conn: asyncpg.Connection, figures: BroadcastFig
         figures.watched,
         figures.attended,
         figures.min_minutes,
+        figures.attended_live,
+        figures.attended_replay,
+        figures.replay_attendance_days,
     )
 
 
@@ -100,67 +117,139 @@ async def series_codes(conn: asyncpg.Connection) -> list[str]:
 class AttendanceRow:
     registration_id: uuid.UUID
     event_id: uuid.UUID
-    minutes_watched: int
-    watched_live: bool
+    minutes_live: int
+    minutes_replay: int
     checked_in: bool
-    attended: bool
+    attended_as: AttendedAs | None
+
+    @property
+    def minutes_watched(self) -> int:
+        return self.minutes_live + self.minutes_replay
+
+    @property
+    def attended(self) -> bool:
+        return self.attended_as is not None
+
+
+def _attendance_values(r: AttendanceRow) -> tuple[object, ...]:
+    return (
+        r.registration_id,
+        r.event_id,
+        r.minutes_watched,
+        r.minutes_live > 0,
+        r.checked_in,
+        r.attended,
+        r.minutes_live,
+        r.minutes_replay,
+        r.attended_as,
+    )
+
+
+_INSERT_ATTENDANCE = """INSERT INTO attendance (registration_id, event_id, minutes_watched,
+        watched_live, checked_in, attended, minutes_live, minutes_replay, attended_as)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
 
 
 async def save_attendance(conn: asyncpg.Connection, rows: Sequence[AttendanceRow]) -> None:
+    """The attendance as finalised (written once)."""
     await conn.executemany(
-        """INSERT INTO attendance (registration_id, event_id, minutes_watched, watched_live,
-               checked_in, attended) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (registration_id) DO NOTHING""",
-        [
-            (
-                r.registration_id,
-                r.event_id,
-                r.minutes_watched,
-                r.watched_live,
-                r.checked_in,
-                r.attended,
-            )
-            for r in rows
-        ],
+        _INSERT_ATTENDANCE + " ON CONFLICT (registration_id) DO NOTHING",
+        [_attendance_values(r) for r in rows],
     )
+
+
+async def record_replay_attendance(conn: asyncpg.Connection, rows: Sequence[AttendanceRow]) -> None:
+    """Registrants who reached replay attendance after the finalisation: their row (made
+    now, or the one finalisation wrote without attendance) says so."""
+    await conn.executemany(
+        _INSERT_ATTENDANCE
+        + """ ON CONFLICT (registration_id) DO UPDATE SET
+                minutes_watched = EXCLUDED.minutes_watched, attended = true,
+                minutes_live = EXCLUDED.minutes_live,
+                minutes_replay = EXCLUDED.minutes_replay, attended_as = 'replay'
+              WHERE NOT attendance.attended""",
+        [_attendance_values(r) for r in rows],
+    )
+
+
+async def attendees(conn: asyncpg.Connection, event_id: uuid.UUID) -> set[uuid.UUID]:
+    """Registrants recorded as attended (at the finalisation or later, by replay)."""
+    rows = await conn.fetch(
+        "SELECT registration_id FROM attendance WHERE event_id = $1 AND attended", event_id
+    )
+    return {row["registration_id"] for row in rows}
 
 
 @dataclass(frozen=True)
 class Certificate:
     registration_id: uuid.UUID
+    event_id: uuid.UUID
     name: str
     title: str
     starts_at: datetime
-    minutes_watched: int
+    minutes_live: int
+    minutes_replay: int
     checked_in: bool
+    attended_as: str
+    verification_code: str
     issued_at: datetime
 
 
-async def issue_certificates(conn: asyncpg.Connection, event_id: uuid.UUID) -> int:
-    """A certificate for each registrant who attended the finalised event, with the name
-    they registered with (kept for the certificate's own retention)."""
-    result: str = await conn.execute(
-        """INSERT INTO certificates (registration_id, event_id, name, title, starts_at,
-                                     minutes_watched, checked_in)
-           SELECT a.registration_id, a.event_id, r.name, e.title, e.starts_at,
-                  a.minutes_watched, a.checked_in
+_CERTIFICATE_COLUMNS = """registration_id, event_id, name, title, starts_at, minutes_live,
+    minutes_replay, checked_in, attended_as, verification_code, issued_at"""
+
+
+async def issue_certificates(
+    conn: asyncpg.Connection, event_id: uuid.UUID, codes: Callable[[], str]
+) -> set[uuid.UUID]:
+    """A certificate, with a fresh verification code from ``codes``, for each registrant of
+    the event recorded as attended who has none yet, with the name they registered with
+    (kept for the certificate's own retention); the registrants who hold one now."""
+    due = await conn.fetch(
+        """SELECT a.registration_id, r.name, e.title, e.starts_at, a.minutes_live,
+                  a.minutes_replay, a.checked_in, a.attended_as
            FROM attendance a
            JOIN tracked_events e ON e.event_id = a.event_id
            JOIN registrants r ON r.registration_id = a.registration_id
            WHERE a.event_id = $1 AND a.attended AND NOT r.erased AND r.name <> ''
-           ON CONFLICT (registration_id) DO NOTHING""",
+             AND NOT EXISTS (SELECT 1 FROM certificates c
+                             WHERE c.registration_id = a.registration_id)""",
         event_id,
     )
-    return int(result.split()[-1])
+    await conn.executemany(
+        """INSERT INTO certificates (registration_id, event_id, name, title, starts_at,
+               minutes_watched, minutes_live, minutes_replay, checked_in, attended_as,
+               verification_code)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT DO NOTHING""",
+        [
+            (
+                row["registration_id"], event_id, row["name"], row["title"], row["starts_at"],
+                row["minutes_live"] + row["minutes_replay"], row["minutes_live"],
+                row["minutes_replay"], row["checked_in"], row["attended_as"] or "live", codes(),
+            )
+            for row in due
+        ],
+    )  # fmt: skip
+    held = await conn.fetch(
+        "SELECT registration_id FROM certificates WHERE event_id = $1", event_id
+    )
+    return {row["registration_id"] for row in held}
 
 
 async def certificate(conn: asyncpg.Connection, registration_id: uuid.UUID) -> Certificate | None:
     """A registrant's certificate, if one was issued and is still kept."""
     row = await conn.fetchrow(
-        """SELECT registration_id, name, title, starts_at, minutes_watched, checked_in,
-                  issued_at
-           FROM certificates WHERE registration_id = $1""",
+        f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE registration_id = $1",
         registration_id,
+    )
+    return Certificate(**dict(row)) if row else None
+
+
+async def certificate_by_code(conn: asyncpg.Connection, code: str) -> Certificate | None:
+    """The certificate with this verification code (its stored form), if kept."""
+    row = await conn.fetchrow(
+        f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE verification_code = $1", code
     )
     return Certificate(**dict(row)) if row else None
 
@@ -169,9 +258,8 @@ async def certificates_of(
     conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]
 ) -> list[Certificate]:
     rows = await conn.fetch(
-        """SELECT registration_id, name, title, starts_at, minutes_watched, checked_in,
-                  issued_at
-           FROM certificates WHERE registration_id = ANY($1::uuid[]) ORDER BY starts_at""",
+        f"""SELECT {_CERTIFICATE_COLUMNS} FROM certificates
+            WHERE registration_id = ANY($1::uuid[]) ORDER BY starts_at""",
         list(registration_ids),
     )
     return [Certificate(**dict(row)) for row in rows]

@@ -13,8 +13,8 @@ import asyncpg
 async def person_data(
     conn: asyncpg.Connection, registration_ids: Sequence[uuid.UUID]
 ) -> list[dict[str, Any]]:
-    """One entry per registration known here, with the minutes watched (live and replay),
-    the attendance and the certificate, where there is one."""
+    """One entry per registration known here, with the minutes watched (live, and replay by
+    ``domain.replay_minutes``), the attendance and the certificate, where there is one."""
     rows = await conn.fetch(
         """SELECT r.registration_id, r.event_id, e.title AS event_title,
                   e.starts_at AS event_starts_at, r.status, r.region_code, r.role, r.name,
@@ -22,11 +22,15 @@ async def person_data(
                   (SELECT count(*) FROM viewer_minutes m
                    WHERE m.event_id = r.event_id AND m.viewer_id = r.viewer_id
                      AND m.mode = 'live') AS minutes_live,
-                  (SELECT count(*) FROM viewer_minutes m
-                   WHERE m.event_id = r.event_id AND m.viewer_id = r.viewer_id
-                     AND m.mode = 'replay') AS minutes_replay,
-                  a.attended, a.minutes_watched AS attendance_minutes,
-                  c.issued_at AS certificate_issued_at
+                  coalesce(nullif((SELECT count(*) FROM recording_minutes g
+                                   WHERE g.event_id = r.event_id
+                                     AND g.viewer_id = r.viewer_id), 0),
+                           (SELECT count(*) FROM viewer_minutes m
+                            WHERE m.event_id = r.event_id AND m.viewer_id = r.viewer_id
+                              AND m.mode = 'replay')) AS minutes_replay,
+                  a.attended, a.attended_as, a.minutes_watched AS attendance_minutes,
+                  c.issued_at AS certificate_issued_at,
+                  c.verification_code AS certificate_verification_code
            FROM registrants r
            LEFT JOIN tracked_events e ON e.event_id = r.event_id
            LEFT JOIN attendance a ON a.registration_id = r.registration_id

@@ -1,6 +1,8 @@
 """What the beacon batches write and the live figures read: the (viewer, mode, minute)
-entries, the live count per event with its peak, and the highest count per minute
-(``viewer_minutes``, ``live_counts``, ``live_minutes``)."""
+entries, the minutes of the recording replay viewers saw, the live count per event with its
+peak, and the highest count per minute (``viewer_minutes``, ``recording_minutes``,
+``live_counts``, ``live_minutes``); and the mark that tells the periodic job that viewing
+arrived after an event's finalisation (``tracked_events.figures_stale``)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,45 @@ async def add_viewer_minutes(
         list(viewers),
         list(modes),
         list(minutes),
+    )
+
+
+async def add_recording_minutes(
+    conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, str, int, datetime]]
+) -> None:
+    """Add (event, viewer, minute of the recording, when shown) entries; each keeps the first
+    moment it was shown (a minimum: order-free and idempotent)."""
+    if not rows:
+        return
+    events, viewers, minutes, shown = zip(*rows, strict=True)
+    await conn.execute(
+        """INSERT INTO recording_minutes AS r (event_id, viewer_id, minute, first_watched_at)
+           SELECT event_id, viewer_id, minute, min(shown)
+           FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::timestamptz[])
+                AS t(event_id, viewer_id, minute, shown)
+           GROUP BY 1, 2, 3
+           ON CONFLICT (event_id, viewer_id, minute) DO UPDATE
+               SET first_watched_at = EXCLUDED.first_watched_at
+               WHERE EXCLUDED.first_watched_at < r.first_watched_at""",
+        list(events),
+        list(viewers),
+        list(minutes),
+        list(shown),
+    )
+
+
+async def mark_figures_stale(conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID]) -> None:
+    """Viewing of already finalised events arrived: the periodic job brings their figures up
+    to date. The rows are locked in id order (two writers never deadlock), and a job holding
+    one makes this wait, so the mark always lands after the job has read the minutes."""
+    if not event_ids:
+        return
+    await conn.execute(
+        """UPDATE tracked_events SET figures_stale = true
+           WHERE event_id IN (SELECT event_id FROM tracked_events
+                              WHERE event_id = ANY($1::uuid[]) AND finalised_at IS NOT NULL
+                              ORDER BY event_id FOR UPDATE)""",
+        sorted(set(event_ids)),
     )
 
 

@@ -4,7 +4,8 @@ Each events message carries the whole event; the read model keeps the highest re
 the first moments it went live and ended (``occurred_at`` of those messages), written before
 the message is acked. A timer on every worker finalises ended events once their grace period
 has passed (``ReadModelWriter.finalise_due_events``: row-locked, so exactly one worker does
-each).
+each), then brings finalised events that saw viewing since up to date, late replay attendees
+included (``refresh_finalised_events``, the same way).
 """
 
 from __future__ import annotations
@@ -69,5 +70,6 @@ def register(app: faust.App, settings: AnalyticsSettings, writer: ReadModelWrite
     async def finalise() -> None:
         try:
             await writer.finalise_due_events()
+            await writer.refresh_finalised_events()
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("finalisation postponed: %r", exc)

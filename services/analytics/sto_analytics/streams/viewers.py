@@ -4,7 +4,8 @@ Per beacon the worker does only in-memory work; per batch (``take_events``: up t
 ``beacon_batch_size`` beacons or what arrived within ``beacon_batch_within_s``) it does one
 write to the ``live_viewers`` table per event touched and one round of read-model writes
 (``ReadModelWriter.save_viewing``, one transaction): the new (viewer, mode, minute) entries,
-the live counts and the per-minute maxima. Faust acks the batch only after that, so a beacon
+the minutes of the recording replay beacons showed (``position_s``), the live counts and the
+per-minute maxima. Faust acks the batch only after that, so a beacon
 whose minute is not in PostgreSQL is never committed.
 
 The set of live viewers (see ``domain.LiveViewers``) lives in memory, not in a table: a
@@ -37,7 +38,14 @@ from aiokafka.errors import KafkaError
 
 from sto_analytics import repository
 from sto_analytics.config import AnalyticsSettings
-from sto_analytics.domain import UNKNOWN, LiveViewers, Peak, breakdown, minute_of
+from sto_analytics.domain import (
+    UNKNOWN,
+    LiveViewers,
+    Peak,
+    breakdown,
+    minute_of,
+    recording_minute,
+)
 from sto_analytics.service import ReadModelWriter
 from sto_analytics.streams.dead_letters import DeadLetters
 from sto_analytics.streams.shared import Shared, until_written
@@ -136,6 +144,7 @@ def register(
             now = time.time()
             touched: set[str] = set()
             minutes: list[tuple[uuid.UUID, str, str, int]] = []
+            recording: list[tuple[uuid.UUID, str, int, datetime]] = []
             for event in events:
                 try:
                     beacon = read_beacon(event.value)
@@ -150,11 +159,14 @@ def register(
                 minute = minute_of(at)
                 if state.first_in_minute(key, beacon.viewer_id, beacon.mode, minute):
                     minutes.append((beacon.event_id, beacon.viewer_id, beacon.mode, minute))
+                if beacon.mode == "replay" and beacon.position_s is not None:
+                    shown = recording_minute(beacon.position_s)
+                    recording.append((beacon.event_id, beacon.viewer_id, shown, beacon.received_at))
             for key in touched:
                 live = state.events[key]
                 state.observe(live, now)
                 write_table(key, live, now)
-            await write_read_model(minutes, touched)
+            await write_read_model(minutes, touched, recording)
 
     def write_table(key: str, live: EventLive, now: float) -> None:
         """The one aggregate table write per event per batch (or per expiry that changed it)."""
@@ -168,7 +180,9 @@ def register(
         live.written_count = live.viewers.count()
 
     async def write_read_model(
-        minutes: list[tuple[uuid.UUID, str, str, int]], keys: set[str]
+        minutes: list[tuple[uuid.UUID, str, str, int]],
+        keys: set[str],
+        recording: list[tuple[uuid.UUID, str, int, datetime]] | None = None,
     ) -> None:
         rows = [live_row(key) for key in keys if key in state.events]
         minute_rows: list[tuple[uuid.UUID, int, int]] = []
@@ -178,7 +192,10 @@ def register(
                 continue
             minute_rows.extend((uuid.UUID(key), m, n) for m, n in live.minute_max.items())
         # Not acked until written: wait for PostgreSQL rather than lose minutes.
-        await until_written("read model", lambda: writer.save_viewing(minutes, rows, minute_rows))
+        await until_written(
+            "read model",
+            lambda: writer.save_viewing(minutes, rows, minute_rows, recording or []),
+        )
         current = minute_of(time.time())
         for key in keys:
             live = state.events.get(key)
