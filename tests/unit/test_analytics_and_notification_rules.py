@@ -74,11 +74,15 @@ class TestWhatARegistrationChangeMeans:
         )
         assert reaction == notifications.Reaction("registration_cancelled", None, "drop")
 
-    def test_after_the_event_was_cancelled_a_cancellation_sends_nothing_more(self) -> None:
+    def test_after_the_event_was_cancelled_a_cancellation_is_the_events_own_notice(
+        self,
+    ) -> None:
+        """The same e-mail under the same key as the event's notice: sent once, by whichever
+        of the two messages comes first (see ``test_notifications_notices``)."""
         reaction = notifications.registration_reaction(
             "cancelled", previous_status="confirmed", event_cancelled=True, invited=True
         )
-        assert reaction == notifications.Reaction(reminders="drop")
+        assert reaction == notifications.Reaction("event_cancelled", "CANCEL", "drop")
 
 
 class TestWhatAnEventChangeMeans:

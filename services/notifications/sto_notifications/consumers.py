@@ -1,11 +1,12 @@
 """The notifications service's Kafka face and its background workers.
 
-It follows three topics: registrations (seats, cancellations, erasure), events (moves,
-cancellations, going live, reminder schedules) and analytics (who attended). Each handler
-runs inside the consumer loop's transaction, so an email queued, a reminder planned and the
-message marked handled commit together. Background workers: the scheduler (reminders and
-mailings that fall due), the transactional email sender and the mailing sender, sharing one
-SMTP pool and rate limit, and the retention job (``service.retention``).
+It follows three topics: registrations (seats, cancellations, erasure), events (changes,
+moves, cancellations, going live, reminder schedules, replays) and analytics (who attended,
+certificates). Each handler runs inside the consumer loop's transaction, so an email queued,
+a reminder planned and the message marked handled commit together. Background workers: the
+scheduler (reminders and mailings that fall due), the transactional email sender and the
+mailing sender, sharing one SMTP pool and rate limit, and the retention job
+(``service.retention``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from stolive_shared.contracts.events import (
     EventCancelled,
     EventEnded,
     EventPublished,
+    EventReplayPublished,
     EventRescheduled,
     EventUpdated,
     EventWentLive,
@@ -70,8 +72,9 @@ def message_handlers(service: NotificationsService) -> dict[type[Message], Handl
             on(EventRescheduled, service.on_event_rescheduled),
             on(EventWentLive, service.on_event_went_live),
             on(EventCancelled, service.on_event_cancelled),
-            on(AttendanceRecorded, service.on_attendance),
-            on(AttendanceFinalised, service.on_attendance_finalised),
+            on(EventReplayPublished, service.follow_ups.on_replay_published),
+            on(AttendanceRecorded, service.follow_ups.on_attendance),
+            on(AttendanceFinalised, service.follow_ups.on_attendance_finalised),
         ]
     )
 

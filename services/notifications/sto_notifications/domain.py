@@ -77,23 +77,56 @@ def registration_reaction(
 ) -> Reaction:
     """A seat brings the confirmation with the invitation and the reminders; the waiting list
     an e-mail alone. A cancellation drops the reminders and says so, withdrawing the
-    invitation the person had (``invited``); after the event's own cancellation nothing more
-    is sent: its notice, with the CANCEL, already told them."""
+    invitation the person had (``invited``).
+
+    Once the event is cancelled (known here, or the reason of the registration's
+    cancellation), whatever the registration message is, the person gets the event's
+    cancellation notice instead, withdrawing their invitation if they had one: a seat that
+    arrives after the event's cancellation is never confirmed, and whoever the event's own
+    notice missed (their seat came later, or its cancellation came first) is told. That
+    notice has one key per registration, so it goes once, whatever the order."""
+    if event_cancelled:
+        return Reaction("event_cancelled", "CANCEL" if invited else None, "drop")
     if change in ("confirmed", "promoted"):
         return Reaction(_SEAT_EMAILS[change], "REQUEST", "plan")
     if change == "waitlisted":
         return Reaction(_SEAT_EMAILS[change])
-    if event_cancelled:
-        return Reaction(reminders="drop")
     calendar: CalendarMethod | None = (
         "CANCEL" if previous_status == "confirmed" and invited else None
     )
     return Reaction("registration_cancelled", calendar, "drop")
 
 
-def event_reaction(change: EventChange, *, status: str, invited: bool) -> Reaction:
+# Why registrations cancels every seat of a cancelled event (``registration.cancelled``).
+EVENT_CANCELLED_REASON = "event_cancelled"
+
+
+def event_cancelled_key(registration_id: uuid.UUID) -> str:
+    """One cancellation notice per registration: an event is cancelled once."""
+    return f"event_cancelled:{registration_id}"
+
+
+# What of a published event its registrants hear about when it changes, with an updated
+# invitation, in the order the e-mail says it: first what changes where or how a person takes
+# part (the old and the new place; their own watch link), then a line for each of the others.
+# A move in time comes as ``event.rescheduled``.
+NOTICEABLE_CHANGES = ("venue", "stream_url", "title", "description", "captions_url")
+
+
+def noticeable_changes(changed_fields: tuple[str, ...], status: str) -> tuple[str, ...]:
+    """What of an ``event.updated`` the registrants are told; nothing for an event that is
+    not ahead of them (a draft has nobody, an ended or cancelled one has nothing to change)."""
+    if status not in ("published", "live"):
+        return ()
+    return tuple(name for name in NOTICEABLE_CHANGES if name in changed_fields)
+
+
+def event_reaction(
+    change: EventChange, *, status: str, invited: bool, noticed: tuple[str, ...] = ()
+) -> Reaction:
     """What a change of the event means for a person registered with ``status``
-    (``invited``: they hold our calendar invitation)."""
+    (``invited``: they hold our calendar invitation; ``noticed``: what of an update they
+    are told, ``noticeable_changes``)."""
     seated = status == "confirmed"
     if change == "cancelled":
         return Reaction("event_cancelled", "CANCEL" if invited else None, "drop")
@@ -103,9 +136,31 @@ def event_reaction(change: EventChange, *, status: str, invited: bool) -> Reacti
         )
     if change == "went_live":
         return Reaction("event_live") if seated else NOTHING
+    if change == "updated" and seated and noticed:
+        return Reaction("event_updated", "REQUEST", "plan")
     if change in ("published", "updated"):
         return Reaction(reminders="plan") if seated else NOTHING
     return NOTHING
+
+
+def follow_up(attended: bool, attended_as: str | None, has_replay: bool) -> EmailKind | None:
+    """After the attendance is final: thanks to who attended live (or was there), the
+    replay to who did not attend at all, once there is one; nothing for who attended by
+    replay already (their certificate e-mail said it all)."""
+    if attended:
+        return None if attended_as == "replay" else "thank_you"
+    return "replay" if has_replay else None
+
+
+def follow_up_key(kind: EmailKind, registration_id: uuid.UUID) -> str:
+    """One thank-you, one replay and one certificate e-mail per registration, ever: however
+    often the replay changes or attendance is recorded again."""
+    return f"{kind}:{registration_id}"
+
+
+def certificate_ready(attended_as: str | None, certificate: bool) -> bool:
+    """A certificate earned by watching the replay, after the follow-ups went: say so."""
+    return attended_as == "replay" and certificate
 
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

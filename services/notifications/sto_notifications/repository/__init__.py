@@ -39,13 +39,15 @@ from sto_notifications.repository.mailings import (
 )
 from sto_notifications.repository.people import fill_person_keys, person_data
 from sto_notifications.repository.registrations import (
+    Attendance,
     EventRow,
     RegistrationRow,
-    attended_ids,
+    attendance_of,
     erase_person,
     event_of_registration,
     get_event,
     get_registration,
+    is_finalised,
     mark_finalised,
     record_attendance,
     registrations_of,
@@ -90,6 +92,7 @@ from sto_notifications.repository.sending import (
 
 __all__ = [
     "SENDER_LOCK_CLASS",
+    "Attendance",
     "ClaimedRecipient",
     "DueReminder",
     "EventChoice",
@@ -100,7 +103,7 @@ __all__ = [
     "RegistrationRow",
     "Subscriber",
     "add_subscriber",
-    "attended_ids",
+    "attendance_of",
     "claim_due",
     "claim_due_reminders",
     "claim_recipients",
@@ -120,6 +123,7 @@ __all__ = [
     "get_mailing",
     "get_registration",
     "hard_failures",
+    "is_finalised",
     "is_suppressed",
     "list_mailings",
     "mailing_progress",

@@ -22,6 +22,7 @@ class EventRow:
     venue: str | None
     replay_url: str | None
     reminder_offsets_hours: tuple[float, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def _event(row: asyncpg.Record) -> EventRow:
 
 EVENT_COLUMNS = (
     "event_id, revision, status, title, starts_at, ends_at, venue, replay_url,"
-    " reminder_offsets_hours"
+    " reminder_offsets_hours, description"
 )
 
 
@@ -59,7 +60,7 @@ async def upsert_event(
     if from_view:
         applied = await conn.fetchval(
             f"""INSERT INTO event_schedule ({EVENT_COLUMNS})
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (event_id) DO UPDATE SET revision = EXCLUDED.revision,
                     title = EXCLUDED.title, starts_at = EXCLUDED.starts_at,
                     ends_at = EXCLUDED.ends_at, updated_at = now()
@@ -70,12 +71,13 @@ async def upsert_event(
         return bool(applied)
     applied = await conn.fetchval(
         f"""INSERT INTO event_schedule ({EVENT_COLUMNS})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (event_id) DO UPDATE SET revision = EXCLUDED.revision,
                 status = EXCLUDED.status, title = EXCLUDED.title,
                 starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
                 venue = EXCLUDED.venue, replay_url = EXCLUDED.replay_url,
-                reminder_offsets_hours = EXCLUDED.reminder_offsets_hours, updated_at = now()
+                reminder_offsets_hours = EXCLUDED.reminder_offsets_hours,
+                description = EXCLUDED.description, updated_at = now()
             WHERE event_schedule.revision <= EXCLUDED.revision
             RETURNING true""",
         *_event_args(event),
@@ -94,12 +96,19 @@ def _event_args(event: EventRow) -> tuple[Any, ...]:
         event.venue,
         event.replay_url,
         list(event.reminder_offsets_hours),
+        event.description,
     )
 
 
-async def get_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> EventRow | None:
+async def get_event(
+    conn: asyncpg.Connection, event_id: uuid.UUID, *, lock: bool = False
+) -> EventRow | None:
+    """The stored event; ``lock``: held until the transaction ends, so the handlers that
+    decide on one event's follow-ups (finalisation, a replay) take their turns."""
     row = await conn.fetchrow(
-        f"SELECT {EVENT_COLUMNS} FROM event_schedule WHERE event_id = $1", event_id
+        f"SELECT {EVENT_COLUMNS} FROM event_schedule WHERE event_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        event_id,
     )
     return _event(row) if row else None
 
@@ -194,22 +203,36 @@ async def set_ics_sequence(
     )
 
 
+@dataclass(frozen=True)
+class Attendance:
+    """What analytics said of one registrant: attended (live or by replay), and whether their
+    certificate was issued."""
+
+    attended: bool
+    attended_as: str | None
+    certificate: bool
+
+
 async def record_attendance(
     conn: asyncpg.Connection,
     registration_id: uuid.UUID,
     event_id: uuid.UUID,
-    attended: bool,
+    attendance: Attendance,
     minutes: float,
 ) -> None:
     await conn.execute(
-        """INSERT INTO attendance (registration_id, event_id, attended, minutes_watched)
-           VALUES ($1, $2, $3, $4)
+        """INSERT INTO attendance (registration_id, event_id, attended, minutes_watched,
+               attended_as, certificate)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (registration_id) DO UPDATE SET attended = EXCLUDED.attended,
-               minutes_watched = EXCLUDED.minutes_watched""",
+               minutes_watched = EXCLUDED.minutes_watched,
+               attended_as = EXCLUDED.attended_as, certificate = EXCLUDED.certificate""",
         registration_id,
         event_id,
-        attended,
+        attendance.attended,
         minutes,
+        attendance.attended_as,
+        attendance.certificate,
     )
 
 
@@ -221,11 +244,25 @@ async def mark_finalised(conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
     return bool(first)
 
 
-async def attended_ids(conn: asyncpg.Connection, event_id: uuid.UUID) -> set[uuid.UUID]:
-    rows = await conn.fetch(
-        "SELECT registration_id FROM attendance WHERE event_id = $1 AND attended", event_id
+async def is_finalised(conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT true FROM finalised_events WHERE event_id = $1", event_id)
     )
-    return {r["registration_id"] for r in rows}
+
+
+async def attendance_of(
+    conn: asyncpg.Connection, event_id: uuid.UUID
+) -> dict[uuid.UUID, Attendance]:
+    """The attendance recorded for the event's registrants (nobody recorded: not attended)."""
+    rows = await conn.fetch(
+        "SELECT registration_id, attended, attended_as, certificate FROM attendance"
+        " WHERE event_id = $1",
+        event_id,
+    )
+    return {
+        r["registration_id"]: Attendance(r["attended"], r["attended_as"], r["certificate"])
+        for r in rows
+    }
 
 
 async def erase_person(

@@ -2,6 +2,7 @@
 
 - ``reactions``: what a message means (e-mails queued, reminders planned), inside the
   consumer's transaction;
+- ``follow_ups``: after an event: thanks, the replay, the certificate, each once;
 - ``queueing``: an e-mail into the queue, once, with its calendar object;
 - ``sending``: the e-mail and mailing senders, and the send/crash window they keep small;
 - ``scheduling``: the worker that acts when something falls due;

@@ -1,6 +1,10 @@
 """Queueing an e-mail: rendered now, stored under its unique key (a second time is a no-op),
 with the calendar object whose SEQUENCE is one above the last one this person got, and the
-sender woken. Also the e-mails about an event a reaction sends, built from the stored rows."""
+sender woken. Also the e-mails about an event a reaction sends, built from the stored rows.
+
+One builder for every calendar object: the confirmation, a reschedule, an updated invitation
+and a cancellation all come from ``EmailQueue.queue``, with the registration's one UID and
+the next SEQUENCE."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from sto_notifications.domain import CalendarMethod, EmailRequest, Reaction
 from sto_notifications.repository import EventRow, RegistrationRow
 from sto_notifications.service.wakeups import EMAIL_QUEUED, notify
 from stolive_shared.clock import Clock
+from stolive_shared.contracts.events import EventSnapshot
 from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.telemetry import current_traceparent
 
@@ -53,6 +58,7 @@ class EmailQueue:
                     organiser_email=self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip(),
                     url=registration.manage_url,
                     location=event.venue,
+                    description=event.description,
                 ),
                 stamp=self.clock(),
             )
@@ -72,6 +78,22 @@ class EmailQueue:
                 await repository.set_ics_sequence(conn, calendar[0].registration_id, sequence)
             await notify(conn, EMAIL_QUEUED)
         return email_id
+
+
+def event_row(snapshot: EventSnapshot) -> EventRow:
+    """What this service keeps of an event message's snapshot."""
+    return EventRow(
+        event_id=snapshot.event_id,
+        revision=snapshot.revision,
+        status=snapshot.status,
+        title=snapshot.title,
+        starts_at=snapshot.starts_at,
+        ends_at=snapshot.ends_at,
+        venue=snapshot.venue,
+        replay_url=snapshot.replay_url,
+        reminder_offsets_hours=snapshot.reminder_offsets_hours,
+        description=snapshot.description,
+    )
 
 
 def calendar_of(
@@ -114,4 +136,37 @@ def rekey(request: EmailRequest, dedup_key: str) -> EmailRequest:
         event_id=request.event_id,
         registration_id=request.registration_id,
         context=request.context,
+    )
+
+
+def cancellation_notice(
+    registration: RegistrationRow, event: EventRow, has_calendar: bool, reason: str = ""
+) -> EmailRequest:
+    """ "Gaat niet door", once per registration (``domain.event_cancelled_key``): from the
+    event's cancellation or from a registration message that arrives after it."""
+    request = event_email(
+        "event_cancelled", registration, event, has_calendar=has_calendar, reason=reason
+    )
+    return rekey(request, domain.event_cancelled_key(registration.registration_id))
+
+
+def update_notice(
+    registration: RegistrationRow,
+    before: EventRow | None,
+    event: EventRow,
+    noticed: tuple[str, ...],
+    join_url: str,
+) -> EmailRequest:
+    """The updated invitation with what changed: the old and the new place, the person's own
+    watch link (``join_url``) when the stream changed, else a line per change. One per
+    registration and event revision (``event_email``'s key)."""
+    return event_email(
+        "event_updated",
+        registration,
+        event,
+        has_calendar=True,
+        changes=list(noticed),
+        previous_venue=before.venue if before else None,
+        previous_title=before.title if before and before.title != event.title else None,
+        join_url=join_url,
     )

@@ -21,10 +21,19 @@ from sto_notifications import domain, repository
 from sto_notifications.adapters.rendering import EmailRenderer
 from sto_notifications.domain import EmailRequest, NewsletterWish, Reaction
 from sto_notifications.repository import EventRow, RegistrationRow
-from sto_notifications.service.queueing import Calendar, EmailQueue, calendar_of, event_email, rekey
+from sto_notifications.service.follow_ups import FollowUps
+from sto_notifications.service.queueing import (
+    Calendar,
+    EmailQueue,
+    calendar_of,
+    cancellation_notice,
+    event_email,
+    event_row,
+    rekey,
+    update_notice,
+)
 from sto_notifications.service.wakeups import EMAIL_QUEUED, WORK_CHANGED, notify
 from stolive_shared.clock import Clock, utc_now
-from stolive_shared.contracts.analytics import AttendanceFinalised, AttendanceRecorded
 from stolive_shared.contracts.events import (
     DEFAULT_REMINDER_OFFSETS_HOURS,
     EventCancelled,
@@ -35,7 +44,6 @@ from stolive_shared.contracts.events import (
     EventUpdated,
     EventWentLive,
 )
-from stolive_shared.contracts.notifications import EmailKind
 from stolive_shared.contracts.registrations import (
     PersonErased,
     RegistrationCancelled,
@@ -82,8 +90,11 @@ class NotificationsService:
     privacy_version: str = ""
     emails: EmailQueue = field(init=False)
 
+    follow_ups: FollowUps = field(init=False)
+
     def __post_init__(self) -> None:
         self.emails = EmailQueue(self.mail_from, self.person_key, self.clock, self.renderer)
+        self.follow_ups = FollowUps(self.links, self.emails)
 
     # -- registrations -----------------------------------------------------------------------
 
@@ -102,7 +113,11 @@ class NotificationsService:
         self, conn: asyncpg.Connection, message: RegistrationCancelled
     ) -> None:
         await self._registration_changed(
-            conn, message, "cancelled", previous_status=message.previous_status
+            conn,
+            message,
+            "cancelled",
+            previous_status=message.previous_status,
+            event_cancelled=message.reason == domain.EVENT_CANCELLED_REASON,
         )
 
     async def _addressee(
@@ -190,11 +205,14 @@ class NotificationsService:
         message: RegistrationMessage,
         change: domain.RegistrationChange,
         previous_status: str = "",
+        event_cancelled: bool = False,
     ) -> None:
         view = message.registration
         to = await self._addressee(conn, message)
         if to is None:
             return
+        # The event's row first (as the events consumer takes it): whichever of a seat and
+        # the event's cancellation commits second sees the other.
         await self._keep_copy(conn, view, to)
         if change in ("confirmed", "waitlisted") and view.newsletter_opt_in:
             # The sign-up form's opt-in: still a double opt-in, by its own email.
@@ -216,16 +234,18 @@ class NotificationsService:
         reaction = domain.registration_reaction(
             change,
             previous_status=previous_status,
-            event_cancelled=event.status == "cancelled",
+            event_cancelled=event_cancelled or event.status == "cancelled",
             invited=registration.ics_sequence >= 0,
         )
         await self._apply_reminders(conn, reaction, registration, event)
-        if reaction.email is not None:
-            await self.emails.queue(
-                conn,
-                domain.registration_email(reaction.email, view, to),
-                calendar=calendar_of(reaction, registration, event),
-            )
+        if reaction.email is None:
+            return
+        calendar = calendar_of(reaction, registration, event)
+        if reaction.email == "event_cancelled":
+            request = cancellation_notice(registration, event, calendar is not None)
+        else:
+            request = domain.registration_email(reaction.email, view, to)
+        await self.emails.queue(conn, request, calendar=calendar)
 
     async def _keep_copy(
         self, conn: asyncpg.Connection, view: RegistrationView, to: domain.Addressee
@@ -277,13 +297,11 @@ class NotificationsService:
         await self._event_changed(conn, message.event, "went_live")
 
     async def on_event_changed(self, conn: asyncpg.Connection, message: EventChanged) -> None:
-        change: domain.EventChange = (
-            "published"
-            if isinstance(message, EventPublished)
-            else "ended"
-            if isinstance(message, EventEnded)
-            else "updated"
-        )
+        if isinstance(message, EventUpdated):
+            noticed = domain.noticeable_changes(message.changed_fields, message.event.status)
+            await self._event_changed(conn, message.event, "updated", noticed=noticed)
+            return
+        change: domain.EventChange = "published" if isinstance(message, EventPublished) else "ended"
         await self._event_changed(conn, message.event, change)
 
     async def _event_changed(
@@ -291,19 +309,14 @@ class NotificationsService:
         conn: asyncpg.Connection,
         snapshot: EventSnapshot,
         change: domain.EventChange,
+        *,
+        noticed: tuple[str, ...] = (),
         **facts: Any,
     ) -> None:
-        event = EventRow(
-            event_id=snapshot.event_id,
-            revision=snapshot.revision,
-            status=snapshot.status,
-            title=snapshot.title,
-            starts_at=snapshot.starts_at,
-            ends_at=snapshot.ends_at,
-            venue=snapshot.venue,
-            replay_url=snapshot.replay_url,
-            reminder_offsets_hours=snapshot.reminder_offsets_hours,
-        )
+        """Store the snapshot (the newest revision wins) and tell each registrant what it
+        means for them (``noticed``: what of an update they hear about)."""
+        before = await repository.get_event(conn, snapshot.event_id) if noticed else None
+        event = event_row(snapshot)
         if not await repository.upsert_event(conn, event):
             return  # an older revision than we know: nothing it says still holds
         if change == "cancelled":
@@ -312,26 +325,34 @@ class NotificationsService:
             conn, event.event_id, ("confirmed", "waitlisted")
         ):
             reaction = domain.event_reaction(
-                change, status=registration.status, invited=registration.ics_sequence >= 0
+                change,
+                status=registration.status,
+                invited=registration.ics_sequence >= 0,
+                noticed=noticed,
             )
             await self._apply_reminders(conn, reaction, registration, event)
             if reaction.email is None:
                 continue
-            if change == "went_live":
-                facts = {"join_url": self.links.watch(event.event_id, registration.viewer_id)}
-            request = event_email(
-                reaction.email,
-                registration,
-                event,
-                has_calendar=reaction.calendar is not None,
-                **facts,
-            )
+            calendar = calendar_of(reaction, registration, event)
+            join = self.links.watch(event.event_id, registration.viewer_id)
+            if reaction.email == "event_cancelled":
+                request = cancellation_notice(registration, event, calendar is not None, **facts)
+            elif reaction.email == "event_updated":
+                request = update_notice(registration, before, event, noticed, join)
+            else:
+                extra = {"join_url": join} if change == "went_live" else {}
+                request = event_email(
+                    reaction.email,
+                    registration,
+                    event,
+                    has_calendar=calendar is not None,
+                    **facts,
+                    **extra,
+                )
             if change == "went_live":
                 # Once per registration and event: going live twice sends no second email.
                 request = rekey(request, f"event_live:{registration.registration_id}")
-            await self.emails.queue(
-                conn, request, calendar=calendar_of(reaction, registration, event)
-            )
+            await self.emails.queue(conn, request, calendar=calendar)
 
     # -- reminders ---------------------------------------------------------------------------
 
@@ -400,39 +421,6 @@ class NotificationsService:
         if queued:
             await notify(conn, EMAIL_QUEUED)
         return queued
-
-    # -- attendance --------------------------------------------------------------------------
-
-    async def on_attendance(self, conn: asyncpg.Connection, message: AttendanceRecorded) -> None:
-        await repository.record_attendance(
-            conn,
-            message.registration_id,
-            message.event_id,
-            message.attended,
-            message.minutes_watched,
-        )
-
-    async def on_attendance_finalised(
-        self, conn: asyncpg.Connection, message: AttendanceFinalised
-    ) -> None:
-        """Thank those who attended; offer the replay to the other confirmed registrants
-        (only when the event has a replay: no email promising what does not exist)."""
-        event_id = message.event_id
-        if not await repository.mark_finalised(conn, event_id):
-            return
-        event = await repository.get_event(conn, event_id)
-        if event is None:
-            return
-        attended = await repository.attended_ids(conn, event_id)
-        for registration in await repository.registrations_of(conn, event_id, ("confirmed",)):
-            if registration.registration_id in attended:
-                kind: EmailKind = "thank_you"
-            elif event.replay_url:
-                kind = "replay"
-            else:
-                continue
-            request = event_email(kind, registration, event, replay_url=event.replay_url)
-            await self.emails.queue(conn, rekey(request, f"{kind}:{registration.registration_id}"))
 
     # -- people ------------------------------------------------------------------------------
 
