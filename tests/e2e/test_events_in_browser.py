@@ -86,7 +86,7 @@ async def test_a_broadcast_planned_on_the_pages_is_watched_and_reported_to_kafka
     assert await serious_accessibility_violations(page) == []
     starts = (datetime.now(UTC) + timedelta(days=2)).astimezone(ZoneInfo("Europe/Amsterdam"))
     await page.get_by_label("Soort").select_option("webinar")
-    await page.get_by_label("Titel").fill("STO LIVE in de browser")
+    await page.get_by_label("Titel", exact=True).fill("STO LIVE in de browser")
     await page.get_by_label("Begint op").fill(f"{starts:%Y-%m-%d}T15:30")
     await page.get_by_label("Eindigt op").fill(f"{starts:%Y-%m-%d}T16:00")
     await page.get_by_label("Stream-adres (optioneel)").fill(stream.url(f"live/{PLAYLIST}"))

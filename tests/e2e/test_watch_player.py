@@ -436,7 +436,7 @@ async def test_a_stream_address_that_is_not_http_is_refused_at_entry(
         await page.goto(f"{platform.stack.config.public_base_url}/events/organiser/nieuw")
         local = starts.astimezone(ZoneInfo("Europe/Amsterdam"))
         await page.get_by_label("Soort").select_option("webinar")
-        await page.get_by_label("Titel").fill("Stream via rtmp")
+        await page.get_by_label("Titel", exact=True).fill("Stream via rtmp")
         await page.get_by_label("Begint op").fill(f"{local:%Y-%m-%d}T15:30")
         await page.get_by_label("Eindigt op").fill(f"{local:%Y-%m-%d}T16:00")
         await page.get_by_label("Stream-adres (optioneel)").fill("rtmp://live.sto.example/app")

@@ -210,10 +210,11 @@ class TestLifecycle:
             "event.updated",
             "event.went_live",
             "event.ended",
+            "event.replay_published",
         ]
         assert {row["topic"] for row in rows} == {"sto.events"}
-        assert [row["headers"]["version"] for row in rows] == ["1"] * 5
-        assert [row["payload"]["event"]["revision"] for row in rows] == [2, 3, 4, 5, 6]
+        assert [row["headers"]["version"] for row in rows] == ["2"] * 5 + ["1"]
+        assert [row["payload"]["event"]["revision"] for row in rows] == [2, 3, 4, 5, 6, 7]
 
     async def test_illegal_transitions_are_refused_with_409(
         self, api: httpx.AsyncClient, auth: dict[str, str]

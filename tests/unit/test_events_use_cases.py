@@ -124,6 +124,7 @@ class TestChanges:
             "event.published",
             "event.went_live",
             "event.ended",
+            "event.replay_published",
         ]
 
     async def test_moving_a_published_event_tells_when_it_was(

@@ -23,6 +23,7 @@ from stolive_shared.contracts.events import (
     EventEnded,
     EventKind,
     EventPublished,
+    EventReplayPublished,
     EventRescheduled,
     EventSnapshot,
     EventStatus,
@@ -105,6 +106,7 @@ class Event:
     venue: str | None = None
     stream_url: str | None = None
     replay_url: str | None = None
+    captions_url: str | None = None
     region_codes: tuple[str, ...] = ()
     series_code: str | None = None
     series_number: int | None = None
@@ -128,6 +130,7 @@ class Event:
             venue=self.venue,
             stream_url=self.stream_url,
             replay_url=self.replay_url,
+            captions_url=self.captions_url,
             region_codes=self.region_codes,
             series_code=self.series_code,
             series_number=self.series_number,
@@ -208,6 +211,7 @@ _ALLOWED: dict[str, set[EventStatus]] = {
     "cancel": {"draft", "published"},
     "reschedule": {"draft", "published"},
     "update": {"draft", "published", "live"},
+    "replay": {"ended"},
 }
 
 
@@ -237,9 +241,34 @@ def go_live(event: Event) -> Event:
 
 
 def end(event: Event, replay_url: str | None = None) -> Event:
+    """The event is over. With a replay address (given now, or earlier while it was live) a
+    second change follows: ``event.replay_published``, the one message that means "the replay
+    is there", whenever that is (here, or later by ``publish_replay``)."""
     _require(event, "end")
-    changed = _next(event, status="ended", replay_url=replay_url or event.replay_url)
-    changed.events.append(EventEnded.create(event=changed.snapshot()))
+    ended = _next(event, status="ended", replay_url=replay_url or event.replay_url)
+    ended.events.append(EventEnded.create(event=ended.snapshot()))
+    if not ended.replay_url:
+        return ended
+    published = _next(ended)
+    published.events.extend(ended.events)
+    published.events.append(EventReplayPublished.create(event=published.snapshot()))
+    return published
+
+
+def publish_replay(event: Event, replay_url: str) -> Event:
+    """Set or change the replay of an ended event, at any time after the end; the same
+    address again changes nothing (and sends nothing)."""
+    if event.status not in _ALLOWED["replay"]:
+        raise IllegalTransition(
+            "een terugblik kan alleen bij een afgelopen evenement; dit evenement is "
+            f"{EVENT_STATUS_NL[event.status]}"
+        )
+    if replay_url == event.replay_url:
+        return event
+    changed = _next(event, replay_url=replay_url)
+    changed.events.append(
+        EventReplayPublished.create(event=changed.snapshot(), previous_replay_url=event.replay_url)
+    )
     return changed
 
 
@@ -274,6 +303,7 @@ EditableField = Literal[
     "venue",
     "stream_url",
     "replay_url",
+    "captions_url",
     "capacity",
     "waitlist_enabled",
     "registration_opens_at",
@@ -374,6 +404,8 @@ class Beacon:
     mode: ViewingMode
     client_ts: datetime
     viewer_token: str | None = None
+    # During a replay: seconds into the recording (the player's currentTime).
+    position_s: float | None = None
 
 
 class BeaconRefused(DomainError):

@@ -168,6 +168,22 @@ class Source:
 NO_SOURCE = Source("none")
 
 
+def captions_for(source: Source, captions_url: str | None) -> str:
+    """The WebVTT captions the page adds to its ``<video>`` as a ``<track>``: only an HLS
+    source plays in our own ``<video>`` (an embed shows its own captions), and only an http(s)
+    address (the forms refuse others)."""
+    if source.kind != "hls" or not captions_url:
+        return ""
+    parts = urlsplit(captions_url.strip())
+    return captions_url if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def captions_sources(captions_url: str) -> dict[str, tuple[str, ...]]:
+    """What the page's CSP must allow for the captions: ``media-src`` governs ``<track>``."""
+    parts = urlsplit(captions_url)
+    return {"media-src": (f"{parts.scheme}://{parts.netloc}",)} if parts.netloc else {}
+
+
 def _host(netloc: str) -> str:
     host = netloc.rsplit("@", 1)[-1].split(":", 1)[0].lower()
     return host.removeprefix("www.")

@@ -20,6 +20,7 @@ from sto_events.schools import School, SchoolImportError
 from stolive_shared.clock import Clock, utc_now
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.errors import DomainError
+from stolive_shared.organisers.roles import Organiser
 from stolive_shared.store import Store
 
 
@@ -70,8 +71,15 @@ class EventsService:
         async with self.store.reading() as events:
             return await events.list_events(where)
 
-    async def change(self, event_id: uuid.UUID, rule: Callable[[Event], Event]) -> Event:
-        """Apply ``rule`` to the event under a row lock; save it and its messages together."""
+    async def change(
+        self,
+        event_id: uuid.UUID,
+        rule: Callable[[Event], Event],
+        audit: Callable[[Event, Event], tuple[Organiser, str, dict[str, object]]] | None = None,
+    ) -> Event:
+        """Apply ``rule`` to the event under a row lock; save it and its messages together,
+        with ``audit``'s row (who, action, detail from the event before and after), if given
+        and if anything changed."""
         async with self.store.transaction() as events:
             event = await events.get_event(event_id, for_update=True)
             if event is None:
@@ -83,6 +91,9 @@ class EventsService:
                 await _refuse_unknown_regions(events, changed.region_codes)
             await events.update_event(changed)
             await events.add_messages(changed.events)
+            if audit is not None:
+                who, action, detail = audit(event, changed)
+                await events.record_action(who, action, event.id, detail)
         for listener in self.listeners:
             listener(changed)
         return changed
@@ -95,6 +106,30 @@ class EventsService:
 
     async def end(self, event_id: uuid.UUID, replay_url: str | None) -> Event:
         return await self.change(event_id, lambda e: domain.end(e, replay_url))
+
+    async def publish_replay(self, event_id: uuid.UUID, replay_url: str, by: Organiser) -> Event:
+        """Set or change an ended event's replay; audited (``event_changed``) when it changes."""
+
+        def audit(before: Event, after: Event) -> tuple[Organiser, str, dict[str, object]]:
+            return (
+                by,
+                "event_changed",
+                {
+                    "change": "replay_published",
+                    "replay_url": after.replay_url,
+                    "previous_replay_url": before.replay_url,
+                },
+            )
+
+        return await self.change(event_id, lambda e: domain.publish_replay(e, replay_url), audit)
+
+    async def replays(self, limit: int = 200) -> list[Event]:
+        """Ended broadcasts with a replay, newest first: the "Terugblikken" page."""
+        return await self.list_events(
+            EventFilter(
+                kind="webinar", status="ended", with_replay=True, newest_first=True, limit=limit
+            )
+        )
 
     async def cancel(self, event_id: uuid.UUID, reason: str) -> Event:
         return await self.change(event_id, lambda e: domain.cancel(e, reason))

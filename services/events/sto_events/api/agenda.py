@@ -1,4 +1,5 @@
-"""The public agenda: the year's calendar as JSON, iCalendar feeds, and Dutch agenda pages.
+"""The public agenda: the year's calendar as JSON, iCalendar feeds, and Dutch agenda pages,
+and the "Terugblikken" page (the broadcasts with a replay, newest first).
 
 Only published events appear (published, live, ended). A region's agenda lists the meetings
 of that region and everything national (webinars and the national day).
@@ -137,6 +138,19 @@ async def agenda_page(request: Request, service: ServiceDep) -> HTMLResponse:
         regions=await service.regions(),
         links=_links(request, events),
         feed_url=public_url(request, "/agenda.ics"),
+    )
+
+
+@router.get("/terugblikken", response_class=HTMLResponse, include_in_schema=False)
+async def replays_page(request: Request, service: ServiceDep) -> HTMLResponse:
+    """Every broadcast that has ended with a replay, newest first, to its watch page."""
+    replays = await service.replays()
+    return pages.render(
+        request,
+        "replays.html",
+        replays=replays,
+        links={str(e.id): public_url(request, f"/watch/{e.id}") for e in replays},
+        series={s.code: s.title for s in await service.series()},
     )
 
 

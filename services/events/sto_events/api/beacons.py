@@ -142,6 +142,7 @@ class BeaconEndpoint:
                         mode=beacon.mode,
                         client_ts=beacon.client_ts,
                         received_at=received_at,
+                        position_s=beacon.position_s,
                     )
                     for beacon in allowed
                 ]
@@ -227,7 +228,7 @@ _BODY_DOC = {
         409: {"description": "A live beacon for an event that is not live"},
         413: {"description": "Too many beacons in one request"},
         415: {"description": "Neither JSON nor text/plain"},
-        422: {"description": "Not a beacon"},
+        422: {"description": "Not a beacon (or a position outside a replay, or over 24 h)"},
         429: {"description": "This viewer reports more often than once per 5 s"},
         503: {"description": "Kafka is away: retry after Retry-After seconds"},
     },

@@ -1,8 +1,10 @@
 """The organisers' event hub: one page per event with its counts side by side (registered,
 seats left, waiting list, checked in, watching now) and one click to everything about it:
 attendees and check-in, figures, a mailing to its registrants, attendees or no-shows, its edit
-page, its sign-up form, watch page and replay. The counts come from the services that own them
-(``adapters.counts``), so the hub never shows a number of its own making.
+page, its sign-up form, watch page and replay; after the end, the form that publishes or
+changes the replay (``organiser_pages``'s "terugblik" step, which comes back here). The
+counts come from the services that own them (``adapters.counts``), so the hub never shows a
+number of its own making.
 """
 
 from __future__ import annotations
@@ -43,4 +45,5 @@ async def event_hub(
         counts=await counts.of(event_id, live=event.status in ("live", "ended")),
         sign_up_url=parts.urls.sign_up_form(event.id),
         watch_url=parts.urls.watch_page(event.id),
+        notice="De terugblik is gepubliceerd." if "terugblik" in request.query_params else None,
     )

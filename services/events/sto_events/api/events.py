@@ -17,6 +17,7 @@ from sto_events.api.schemas import (
     EventUpdate,
     RegionIn,
     RegionPublic,
+    ReplayIn,
     Reschedule,
     SeriesIn,
     SeriesPublic,
@@ -166,6 +167,22 @@ async def end(
 ) -> EventPublic:
     replay = str(body.replay_url) if body.replay_url else None
     return EventPublic.of(await service.end(event_id, replay))
+
+
+@router.put(
+    "/events/{event_id}/replay",
+    response_model=EventPublic,
+    summary="Set or change the replay of an ended event",
+    responses={409: {"description": "The event has not ended (or was cancelled)"}},
+)
+async def publish_replay(
+    event_id: uuid.UUID, body: ReplayIn, service: ServiceDep, who: EventPlanner
+) -> EventPublic:
+    """At any time after the end, as often as needed: each new address writes
+    ``event.replay_published`` (with the previous one) and an audit row; the same address
+    again changes nothing."""
+    changed = await service.publish_replay(event_id, str(body.replay_url), who)
+    return EventPublic.of(changed)
 
 
 @router.post("/events/{event_id}/cancel", response_model=EventPublic, summary="Cancel an event")

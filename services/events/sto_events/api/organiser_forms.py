@@ -12,7 +12,14 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from sto_events.api.schemas import Cancellation, Ending, EventCreate, EventUpdate, Reschedule
+from sto_events.api.schemas import (
+    Cancellation,
+    Ending,
+    EventCreate,
+    EventUpdate,
+    ReplayIn,
+    Reschedule,
+)
 from sto_events.domain import Event, EventRuleViolation, InvalidLocalTime
 from stolive_shared.templating import local_time
 
@@ -66,6 +73,7 @@ def _details(form: FormData) -> dict[str, Any]:
         "description": str(form.get("description", "")).strip(),
         "venue": _text(form, "venue"),
         "stream_url": _text(form, "stream_url"),
+        "captions_url": _text(form, "captions_url"),
         "region_codes": [str(code) for code in form.getlist("region_codes")],
         "capacity": _text(form, "capacity"),
         "waitlist_enabled": form.get("waitlist_enabled") == "ja",
@@ -98,6 +106,10 @@ def event_update(form: FormData) -> EventUpdate:
 
 def ending(form: FormData) -> Ending:
     return Ending.model_validate({"replay_url": _text(form, "replay_url")})
+
+
+def replay(form: FormData) -> ReplayIn:
+    return ReplayIn.model_validate({"replay_url": _text(form, "replay_url")})
 
 
 def cancellation(form: FormData) -> Cancellation:
@@ -154,6 +166,7 @@ def event_form_values(event: Event) -> dict[str, Any]:
         "venue": event.venue or "",
         "stream_url": event.stream_url or "",
         "replay_url": event.replay_url or "",
+        "captions_url": event.captions_url or "",
         "capacity": "" if event.capacity is None else str(event.capacity),
         "waitlist_enabled": "ja" if event.waitlist_enabled else "",
         "region_codes": list(event.region_codes),

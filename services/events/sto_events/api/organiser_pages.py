@@ -246,6 +246,7 @@ NOTICES = {
     "beeindigen": "Het evenement is beëindigd.",
     "verplaatsen": "Het evenement is verplaatst.",
     "annuleren": "Het evenement is geannuleerd.",
+    "terugblik": "De terugblik is gepubliceerd.",
 }
 
 
@@ -276,7 +277,7 @@ async def lifecycle_step(
     service: ServiceDep,
     organiser: EventPlanner,
 ) -> Response:
-    if step not in ("publiceren", "live", "beeindigen", "verplaatsen", "annuleren"):
+    if step not in ("publiceren", "live", "beeindigen", "verplaatsen", "annuleren", "terugblik"):
         return pages.message(request, "Niet gevonden", "Deze stap bestaat niet.", 404)
     return await _step(event_id, request, service, organiser, step)
 
@@ -293,7 +294,7 @@ async def _step(
         regions = forms.event_update(form).region_codes if step == "opslaan" else None
         if regions is not None and not organiser.everywhere:
             await access_of(request).check_regions(request, organiser, regions)
-        await _apply(service, event, step, form)
+        await _apply(service, event, step, form, organiser)
     except ValidationError as exc:
         return await _render_event(
             request,
@@ -326,13 +327,20 @@ async def _step(
             status_code=422,
         )
     done = "opgeslagen" if step == "opslaan" else step
+    # The replay form of the event hub goes back there.
+    page = "/overzicht" if step == "terugblik" and form.get("terug") == "overzicht" else ""
     return RedirectResponse(
-        f"{base_path(request)}/organiser/evenementen/{event_id}?{done}=1", status_code=303
+        f"{base_path(request)}/organiser/evenementen/{event_id}{page}?{done}=1", status_code=303
     )
 
 
-async def _apply(service: EventsService, event: Event, step: str, form: FormData) -> Event:
+async def _apply(
+    service: EventsService, event: Event, step: str, form: FormData, organiser: Organiser
+) -> Event:
     """One form's change through the API's schemas and the service's use cases."""
+    if step == "terugblik":
+        replay = forms.replay(form)
+        return await service.publish_replay(event.id, str(replay.replay_url), organiser)
     if step == "opslaan":
         return await service.update(event.id, forms.event_update(form).changes())
     if step == "publiceren":

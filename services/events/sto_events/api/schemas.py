@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -32,21 +33,33 @@ _STREAM_URL_NL = {
 }
 
 
-def _stream_url(value: object, handler: ValidatorFunctionWrapHandler) -> HttpUrl:
-    """An http(s) address, or a Dutch 422 for this field: the watch page plays nothing else
-    (rtmp://, javascript:, file: and the like are refused here, at entry)."""
-    try:
-        url: HttpUrl = handler(value)
-    except ValidationError as exc:
-        kind = str(exc.errors()[0]["type"])
-        kind = kind if kind in _STREAM_URL_NL else "url_parsing"
-        message = _STREAM_URL_NL.get(kind, "Dit is geen geldig webadres (begin met https://).")
-        raise PydanticCustomError(kind, message) from None
-    return url
+_CAPTIONS_URL_NL = {
+    **_STREAM_URL_NL,
+    "url_scheme": "Het adres van de ondertiteling (WebVTT) begint met https:// of http://.",
+}
+
+
+def _http_url(messages: dict[str, str]) -> WrapValidator:
+    """An http(s) address, or a Dutch 422 for this field with ``messages``: the watch page
+    loads nothing else (rtmp://, javascript:, file: and the like are refused here, at entry)."""
+
+    def check(value: object, handler: ValidatorFunctionWrapHandler) -> HttpUrl:
+        try:
+            url: HttpUrl = handler(value)
+        except ValidationError as exc:
+            kind = str(exc.errors()[0]["type"])
+            kind = kind if kind in messages else "url_parsing"
+            message = messages.get(kind, "Dit is geen geldig webadres (begin met https://).")
+            raise PydanticCustomError(kind, message) from None
+        return url
+
+    return WrapValidator(check)
 
 
 # A stream or replay address (the same player plays both).
-StreamUrl = Annotated[HttpUrl, WrapValidator(_stream_url)]
+StreamUrl = Annotated[HttpUrl, _http_url(_STREAM_URL_NL)]
+# WebVTT captions of the stream and the replay (a <track> of the watch page's <video>).
+CaptionsUrl = Annotated[HttpUrl, _http_url(_CAPTIONS_URL_NL)]
 
 
 class EventCreate(BaseModel):
@@ -59,6 +72,7 @@ class EventCreate(BaseModel):
     ends_at: datetime
     venue: str | None = Field(default=None, max_length=300)
     stream_url: StreamUrl | None = None
+    captions_url: CaptionsUrl | None = None
     region_codes: list[str] = Field(default_factory=list, max_length=78)
     series_code: str | None = Field(default=None, max_length=40)
     series_number: int | None = Field(default=None, ge=1)
@@ -79,6 +93,7 @@ class EventCreate(BaseModel):
             ends_at=to_utc(self.ends_at, "ends_at"),
             venue=self.venue or None,
             stream_url=str(self.stream_url) if self.stream_url else None,
+            captions_url=str(self.captions_url) if self.captions_url else None,
             region_codes=tuple(sorted(set(self.region_codes))),
             series_code=self.series_code or None,
             series_number=self.series_number,
@@ -105,6 +120,7 @@ class EventUpdate(BaseModel):
     venue: str | None = Field(default=None, max_length=300)
     stream_url: StreamUrl | None = None
     replay_url: StreamUrl | None = None
+    captions_url: CaptionsUrl | None = None
     capacity: int | None = Field(default=None, ge=0, le=100_000)
     waitlist_enabled: bool | None = None
     region_codes: list[str] | None = Field(default=None, max_length=78)
@@ -116,7 +132,7 @@ class EventUpdate(BaseModel):
         """Only the fields the caller sent, in the domain's types (times in UTC)."""
         changes: dict[str, object] = {}
         for name, value in self.model_dump(exclude_unset=True).items():
-            if name in ("stream_url", "replay_url") and value is not None:
+            if name in ("stream_url", "replay_url", "captions_url") and value is not None:
                 value = str(value)
             if name in ("registration_opens_at", "registration_closes_at"):
                 value = _utc_or_none(value, name)
@@ -147,6 +163,14 @@ class Ending(BaseModel):
     replay_url: StreamUrl | None = None
 
 
+class ReplayIn(BaseModel):
+    """The replay of an ended event: set or changed at any time after the end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replay_url: StreamUrl
+
+
 class EventPublic(BaseModel):
     id: uuid.UUID
     kind: EventKind
@@ -159,6 +183,7 @@ class EventPublic(BaseModel):
     venue: str | None
     stream_url: str | None
     replay_url: str | None
+    captions_url: str | None
     region_codes: list[str]
     series_code: str | None
     series_number: int | None
@@ -182,6 +207,7 @@ class EventPublic(BaseModel):
             venue=event.venue,
             stream_url=event.stream_url,
             replay_url=event.replay_url,
+            captions_url=event.captions_url,
             region_codes=list(event.region_codes),
             series_code=event.series_code,
             series_number=event.series_number,
@@ -231,6 +257,23 @@ class CalendarPublic(BaseModel):
     months: list[CalendarMonth]
 
 
+MAX_POSITION_S = 24 * 3600  # no recording of the programme is longer than a day
+
+
+def _position(value: object, handler: ValidatorFunctionWrapHandler) -> float | None:
+    """Seconds into the recording: a number from 0 to 24 hours, or a Dutch 422."""
+    try:
+        position: float | None = handler(value)
+    except ValidationError:
+        position = -1.0
+    if position is not None and not 0 <= position <= MAX_POSITION_S:
+        raise PydanticCustomError(
+            "position_s",
+            "De positie in de opname is een getal in seconden, van 0 tot 86400 (24 uur).",
+        )
+    return position
+
+
 class BeaconIn(BaseModel):
     """One report from a player. ``viewer_id`` is opaque: an anonymous id the browser made,
     or a registration's (``v_…``), which needs ``viewer_token``, the token of that person's
@@ -244,6 +287,16 @@ class BeaconIn(BaseModel):
     action: Literal["join", "heartbeat", "leave"]
     mode: Literal["live", "replay"] = "live"
     client_ts: AwareDatetime
+    # During a replay: where the player is, in seconds from the recording's start.
+    position_s: Annotated[float | None, WrapValidator(_position)] = None
+
+    @model_validator(mode="after")
+    def _position_only_in_a_replay(self) -> BeaconIn:
+        if self.position_s is not None and self.mode != "replay":
+            raise PydanticCustomError(
+                "position_live", "Alleen een terugblik heeft een positie (position_s)."
+            )
+        return self
 
     def to_domain(self) -> Beacon:
         return Beacon(
@@ -253,6 +306,7 @@ class BeaconIn(BaseModel):
             self.mode,
             self.client_ts,
             self.viewer_token,
+            self.position_s,
         )
 
 

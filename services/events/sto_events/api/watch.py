@@ -3,9 +3,11 @@ real client of the beacon API.
 
 Before the start it counts down (Amsterdam time), offers the sign-up form while registration is
 open and the broadcast for the calendar (``/watch/{event_id}/agenda.ics``); live it plays the
-stream, after the end the replay ("De terugblik volgt" until there is one); a cancelled
-broadcast says so. What plays, and when beacons go, is ``sto_events.player``; the page's script
-is ``static/player/watch.js``.
+stream, after the end the replay ("De terugblik volgt" until there is one), with a link to
+all replays (``/terugblikken``); a cancelled broadcast says so. WebVTT captions the organiser
+gave play as the ``<video>``'s ``<track>`` (its origin allowed by the page's CSP). What
+plays, and when beacons go, is ``sto_events.player``; the page's script is
+``static/player/watch.js``.
 
 A personal watch link (``?v=``, a viewer id signed for this event:
 ``stolive_shared.links.watch_token``) makes the beacons count for that person; without one, or
@@ -73,6 +75,9 @@ async def watch(
         else player.NO_SOURCE
     )
     allow_sources(request, source.page_sources())
+    captions = player.captions_for(source, event.captions_url)
+    if captions:
+        allow_sources(request, player.captions_sources(captions))
     token = request.query_params.get("v", "")
     viewer = parts.links.viewer(event.id, token) if token else None
     base = base_path(request)
@@ -82,6 +87,8 @@ async def watch(
         event=event,
         state=state,
         source=source,
+        captions=captions,
+        replays_url=f"{base}/terugblikken",
         mode="replay" if state == "replay" else "live",
         sign_up=player.sign_up(
             event.status,

@@ -22,6 +22,7 @@ from sto_events.repository.port import (
 from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventStatus
+from stolive_shared.organisers.roles import Organiser
 from stolive_shared.store import InMemoryStore
 
 # What a freshly migrated database holds (migration 0002 adds the STO LIVE series).
@@ -37,6 +38,8 @@ class EventsState:
     schools: dict[str, School] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=lambda: {STO_LIVE.code: STO_LIVE})
     outbox: list[Message] = field(default_factory=list)
+    # (account id, action, event id, detail): what the audit log would hold.
+    audit: list[tuple[int, str, uuid.UUID, dict[str, object]]] = field(default_factory=list)
 
 
 def memory_store(state: EventsState | None = None) -> InMemoryStore[EventsState, EventsRepository]:
@@ -77,6 +80,7 @@ def _selected(event: Event, where: EventFilter) -> bool:
             not where.starts_before or event.starts_at < where.starts_before,
             not where.ends_after or event.ends_at > where.ends_after,
             not where.series_code or event.series_code == where.series_code,
+            not where.with_replay or event.replay_url is not None,
         )
     )
 
@@ -96,7 +100,7 @@ class InMemoryEventsRepository(EventsRepository):
 
     async def list_events(self, where: EventFilter) -> list[Event]:
         chosen = [e for e in self.state.events.values() if _selected(e, where)]
-        chosen.sort(key=lambda e: (e.starts_at, e.id))
+        chosen.sort(key=lambda e: (e.starts_at, e.id), reverse=where.newest_first)
         return [replace(e, events=[]) for e in chosen[: where.limit]]
 
     async def insert_event(self, event: Event) -> None:
@@ -169,3 +173,8 @@ class InMemoryEventsRepository(EventsRepository):
 
     async def add_messages(self, messages: list[Message]) -> None:
         self.state.outbox.extend(messages)
+
+    async def record_action(
+        self, who: Organiser, action: str, event_id: uuid.UUID, detail: dict[str, object]
+    ) -> None:
+        self.state.audit.append((who.account_id, action, event_id, dict(detail)))

@@ -17,6 +17,7 @@ from sto_events.domain import Event, Region, Series
 from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventKind, EventStatus
+from stolive_shared.organisers.roles import Organiser
 
 # What the agenda and the public API show: drafts and cancelled events stay out of sight.
 PUBLIC_STATUSES: tuple[EventStatus, ...] = ("published", "live", "ended")
@@ -37,6 +38,10 @@ class EventFilter:
     # Only events with one of these regions (a regional programme leader's scope); None: all.
     within_regions: frozenset[str] | None = None
     public_only: bool = True
+    # Only events with a replay (the "Terugblikken" page).
+    with_replay: bool = False
+    # By start time, latest first (else earliest first).
+    newest_first: bool = False
     limit: int = 500
 
 
@@ -49,7 +54,8 @@ class EventsRepository(ABC):
 
     @abstractmethod
     async def list_events(self, where: EventFilter) -> list[Event]:
-        """The events ``where`` selects, by start time (then id), at most ``where.limit``.
+        """The events ``where`` selects, by start time (then id; both reversed with
+        ``newest_first``), at most ``where.limit``.
 
         A region's list includes the national events (``NATIONAL_KINDS``).
         """
@@ -110,3 +116,9 @@ class EventsRepository(ABC):
     @abstractmethod
     async def add_messages(self, messages: list[Message]) -> None:
         """Write the messages to the outbox: they are published once the transaction commits."""
+
+    @abstractmethod
+    async def record_action(
+        self, who: Organiser, action: str, event_id: uuid.UUID, detail: dict[str, object]
+    ) -> None:
+        """An organiser's action in the audit log, committed with the change it describes."""

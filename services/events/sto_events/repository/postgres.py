@@ -17,13 +17,14 @@ from sto_events.schools import School
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.events import EventStatus
 from stolive_shared.messaging import outbox
-from stolive_shared.organisers.audit import EventScope
+from stolive_shared.organisers.audit import AuditLog, EventScope
+from stolive_shared.organisers.roles import Organiser
 from stolive_shared.store import PostgresStore
 
 _EVENT_COLUMNS = """
 e.id, e.kind, e.status, e.revision, e.title, e.description, e.starts_at, e.ends_at, e.venue,
-e.stream_url, e.replay_url, e.series_code, e.series_number, e.capacity, e.waitlist_enabled,
-e.registration_opens_at, e.registration_closes_at, e.reminder_offsets_hours,
+e.stream_url, e.replay_url, e.captions_url, e.series_code, e.series_number, e.capacity,
+e.waitlist_enabled, e.registration_opens_at, e.registration_closes_at, e.reminder_offsets_hours,
 COALESCE((SELECT array_agg(r.region_code ORDER BY r.region_code) FROM event_regions r
           WHERE r.event_id = e.id), '{}') AS region_codes
 """
@@ -33,7 +34,8 @@ _SERIES_NUMBER_INDEX = "events_series_number"
 
 def postgres_store(pool: asyncpg.Pool, schema: str) -> PostgresStore[EventsRepository]:
     """The events' real store: each transaction's repository works on its connection."""
-    return PostgresStore(pool, lambda conn: PostgresEventsRepository(conn, schema))
+    audit = AuditLog(pool, "events")
+    return PostgresStore(pool, lambda conn: PostgresEventsRepository(conn, schema, audit))
 
 
 def _event(row: asyncpg.Record) -> Event:
@@ -49,6 +51,7 @@ def _event(row: asyncpg.Record) -> Event:
         venue=row["venue"],
         stream_url=row["stream_url"],
         replay_url=row["replay_url"],
+        captions_url=row["captions_url"],
         series_code=row["series_code"],
         series_number=row["series_number"],
         capacity=row["capacity"],
@@ -61,7 +64,7 @@ def _event(row: asyncpg.Record) -> Event:
 
 
 def _changeable(event: Event) -> tuple[Any, ...]:
-    """The id, then the columns an update may change: ``$1`` to ``$15`` of both statements."""
+    """The id, then the columns an update may change: ``$1`` to ``$16`` of both statements."""
     return (
         event.id,
         event.status,
@@ -78,13 +81,17 @@ def _changeable(event: Event) -> tuple[Any, ...]:
         event.registration_opens_at,
         event.registration_closes_at,
         list(event.reminder_offsets_hours),
+        event.captions_url,
     )
 
 
 class PostgresEventsRepository(EventsRepository):
-    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, schema: str, audit: AuditLog | None = None
+    ) -> None:
         self.conn = conn
         self.schema = schema
+        self.audit = audit
 
     async def get_event(self, event_id: uuid.UUID, *, for_update: bool = False) -> Event | None:
         lock = " FOR UPDATE OF e" if for_update else ""
@@ -127,9 +134,12 @@ class PostgresEventsRepository(EventsRepository):
             clauses.append(f"e.ends_at > {arg(where.ends_after)}")
         if where.series_code:
             clauses.append(f"e.series_code = {arg(where.series_code)}")
+        if where.with_replay:
+            clauses.append("e.replay_url IS NOT NULL")
+        order = "e.starts_at DESC, e.id DESC" if where.newest_first else "e.starts_at, e.id"
         sql = (
             f"SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(clauses)}"
-            f" ORDER BY e.starts_at, e.id LIMIT {arg(where.limit)}"
+            f" ORDER BY {order} LIMIT {arg(where.limit)}"
         )
         return [_event(row) for row in await self.conn.fetch(sql, *args)]
 
@@ -139,8 +149,8 @@ class PostgresEventsRepository(EventsRepository):
                 """INSERT INTO events (id, status, revision, title, description, starts_at,
                        ends_at, venue, stream_url, replay_url, capacity, waitlist_enabled,
                        registration_opens_at, registration_closes_at, reminder_offsets_hours,
-                       kind, series_code, series_number)
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)""",
+                       captions_url, kind, series_code, series_number)
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)""",
                 *_changeable(event),
                 event.kind,
                 event.series_code,
@@ -157,7 +167,7 @@ class PostgresEventsRepository(EventsRepository):
             """UPDATE events SET status=$2, revision=$3, title=$4, description=$5, starts_at=$6,
                    ends_at=$7, venue=$8, stream_url=$9, replay_url=$10, capacity=$11,
                    waitlist_enabled=$12, registration_opens_at=$13, registration_closes_at=$14,
-                   reminder_offsets_hours=$15, updated_at=now()
+                   reminder_offsets_hours=$15, captions_url=$16, updated_at=now()
                WHERE id=$1""",
             *_changeable(event),
         )
@@ -252,3 +262,10 @@ class PostgresEventsRepository(EventsRepository):
 
     async def add_messages(self, messages: list[Message]) -> None:
         await outbox.enqueue_many(self.conn, messages, schema=self.schema)
+
+    async def record_action(
+        self, who: Organiser, action: str, event_id: uuid.UUID, detail: dict[str, object]
+    ) -> None:
+        if self.audit is None:
+            raise RuntimeError("this repository was made without the audit log")
+        await self.audit.record(who, action, event_id=event_id, detail=detail, conn=self.conn)

@@ -22,6 +22,9 @@
  * iframe APIs (loaded by this script's nonce), whose states the page maps by the tables
  * YOUTUBE_STATES and VIMEO_EVENTS. Any other address is a link; it reports nothing.
  *
+ * During a replay every beacon carries the player's position in the recording (position_s,
+ * seconds; YouTube and HLS, not Vimeo, whose player answers only asynchronously).
+ *
  * window.stoPlayer exposes the viewer id, the heartbeat, the session state and the number of
  * load attempts, for the browser tests.
  */
@@ -73,6 +76,12 @@
     var item = { event_id: cfg.eventId, viewer_id: viewer, action: action, mode: mode,
                  client_ts: new Date().toISOString() };
     if (cfg.viewerToken) { item.viewer_token = cfg.viewerToken; }
+    // During a replay: where in the recording the viewer is, so watch minutes count distinct
+    // minutes of the recording. Live beacons carry none.
+    var at = mode === "replay" && player ? player.position() : null;
+    if (typeof at === "number" && isFinite(at) && at >= 0) {
+      item.position_s = Math.min(Math.round(at * 10) / 10, 86400);
+    }
     return item;
   }
   function send(items) {
@@ -219,6 +228,7 @@
     return {
       native: native,
       silent: function () { return video.muted || video.volume === 0; },
+      position: function () { return video.currentTime; },
       stalled: function () { return !video.paused && video.readyState < 3; },
       start: function (autoplay) {
         wantsPlay = autoplay;
@@ -260,6 +270,10 @@
         return !!(youtube && youtube.isMuted && (youtube.isMuted() || youtube.getVolume() === 0));
       },
       stalled: function () { return false; },
+      // YouTube answers at once; Vimeo only asynchronously: its replay beacons carry none.
+      position: function () {
+        return youtube && youtube.getCurrentTime ? youtube.getCurrentTime() : null;
+      },
       start: function () {
         if (frame.dataset.src) { frame.src = frame.dataset.src; }
         follow();
