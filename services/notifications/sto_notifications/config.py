@@ -24,8 +24,16 @@ class NotificationsSettings(ServiceSettings):
     mail_from: str = "STO Live <noreply@sterktechniekonderwijs.nl>"
     # At most this many emails per second over all connections (0: no limit).
     mail_rate_per_s: float = 0.0
-    # Addresses that bounce permanently this many times are suppressed.
-    hard_bounce_limit: int = 2
+    # Bounces (sending.py, deploy/mail.md): this many hard bounces (a 5xx) within the window
+    # suppress an address; soft ones (still 4xx after every retry) only this many.
+    hard_bounce_limit: int = 1
+    soft_bounce_limit: int = 3
+    bounce_window_days: int = 30
+    # DKIM-sign outgoing mail with this RSA key (PEM) as <selector>._domainkey.<domain>; the
+    # domain defaults to MAIL_FROM's. No key: unsigned (see deploy/mail.md).
+    dkim_private_key_path: str | None = None
+    dkim_selector: str = "stolive"
+    dkim_domain: str | None = None
     max_attempts: int = 8
 
     # Where the events service answers: organiser checks and upcoming events for mailings.
@@ -33,10 +41,10 @@ class NotificationsSettings(ServiceSettings):
     # Mailing recipients claimed per round. Claimed rows not yet handed to SMTP are never
     # ambiguous after a crash (they were not sent), so this trades only claim round trips.
     mailing_claim_batch: int = 250
-    # Accepted recipients are marked sent at most this long after their 250 (0: as soon as the
-    # previous mark returned). Rows accepted within it are the ones a crash may send twice;
-    # grouping marks is what lets PostgreSQL keep up (see service.py, the send/crash window).
-    mailing_mark_interval_ms: float = 3.0
+    # Rows claimed by a sender whose PostgreSQL session ended go back to the queue this long
+    # after another sender first sees them: longer than that sender may still be finishing a
+    # send (SMTP_TIMEOUT_S after it noticed, which takes at most 3 s). See sending.py.
+    orphan_grace_s: float = 20.0
     # How often the reminder and mailing schedulers look for due work when nothing wakes them.
     scheduler_poll_s: float = 5.0
     # The public subscribe form refuses posts made faster than a person can type.

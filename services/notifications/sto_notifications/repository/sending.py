@@ -103,20 +103,32 @@ async def claim_due(
     return [QueuedEmail(**{k: v for k, v in dict(row).items() if k != "status"}) for row in rows]
 
 
-_ORPHANED = f"""status = 'sending' AND claimed_by IS NOT NULL AND claimed_by NOT IN (
-                   SELECT objid::bigint FROM pg_locks
-                   WHERE locktype = 'advisory' AND classid = {SENDER_LOCK_CLASS}
-                     AND objsubid = 2 AND granted
-                     AND database = (SELECT oid FROM pg_database
-                                     WHERE datname = current_database()))"""
+# Claims of senders whose PostgreSQL session is gone: their key is no longer held as a lock.
+_UNHELD = f"""claimed_by NOT IN (
+                  SELECT objid::bigint FROM pg_locks
+                  WHERE locktype = 'advisory' AND classid = {SENDER_LOCK_CLASS}
+                    AND objsubid = 2 AND granted
+                    AND database = (SELECT oid FROM pg_database
+                                    WHERE datname = current_database()))"""
 
 
-async def requeue_orphaned(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Rows claimed by a sender whose process is gone (its advisory lock went with its
-    connection) go back to 'queued': (emails, mailing recipients) requeued."""
-    emails: str = await conn.execute(f"UPDATE emails SET status = 'queued' WHERE {_ORPHANED}")
+async def orphaned_claimers(conn: asyncpg.Connection) -> set[int]:
+    """Keys of senders that hold rows in 'sending' but no longer hold their lock."""
+    rows = await conn.fetch(
+        f"""SELECT claimed_by FROM emails WHERE status = 'sending' AND {_UNHELD}
+            UNION SELECT claimed_by FROM mailing_recipients
+                  WHERE status = 'sending' AND {_UNHELD}"""
+    )
+    return {int(r["claimed_by"]) for r in rows}
+
+
+async def requeue_orphaned(conn: asyncpg.Connection, claimers: list[int]) -> tuple[int, int]:
+    """Rows claimed by these senders go back to 'queued', unless one of them holds its lock
+    again: (emails, mailing recipients) requeued."""
+    where = f"status = 'sending' AND claimed_by = ANY($1::bigint[]) AND {_UNHELD}"
+    emails: str = await conn.execute(f"UPDATE emails SET status = 'queued' WHERE {where}", claimers)
     recipients: str = await conn.execute(
-        f"UPDATE mailing_recipients SET status = 'queued' WHERE {_ORPHANED}"
+        f"UPDATE mailing_recipients SET status = 'queued' WHERE {where}", claimers
     )
     return int(emails.split()[-1]), int(recipients.split()[-1])
 
@@ -145,15 +157,38 @@ async def mark_failed(conn: asyncpg.Connection, email_id: uuid.UUID, error: str)
     )
 
 
-async def hard_failures(conn: asyncpg.Connection, person_key: str) -> int:
-    count: int = await conn.fetchval(
-        """SELECT (SELECT count(*) FROM emails
-                   WHERE recipient_key = $1 AND status = 'failed')
-                + (SELECT count(*) FROM mailing_recipients
-                   WHERE person_key = $1 AND status = 'failed')""",
-        person_key,
+async def record_bounce(
+    conn: asyncpg.Connection,
+    person_key: str,
+    kind: str,
+    smtp_code: int | None,
+    source: str,
+    at: datetime,
+    window_start: datetime,
+) -> tuple[int, int]:
+    """Keep one bounce (and drop the person's older than the window): their (hard, soft)
+    bounces within the window, this one included."""
+    await conn.execute(
+        "DELETE FROM bounces WHERE person_key = $1 AND bounced_at < $2", person_key, window_start
     )
-    return count
+    await conn.execute(
+        """INSERT INTO bounces (person_key, kind, smtp_code, source, bounced_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        person_key,
+        kind,
+        smtp_code,
+        source,
+        at,
+    )
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE kind = 'hard') AS hard,
+                  count(*) FILTER (WHERE kind = 'soft') AS soft
+           FROM bounces WHERE person_key = $1 AND bounced_at >= $2""",
+        person_key,
+        window_start,
+    )
+    assert row is not None
+    return int(row["hard"]), int(row["soft"])
 
 
 async def suppress(

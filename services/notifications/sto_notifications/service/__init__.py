@@ -5,6 +5,9 @@
 - ``follow_ups``: after an event: thanks, the replay, the certificate, each once;
 - ``queueing``: an e-mail into the queue, once, with its calendar object;
 - ``sending``: the e-mail and mailing senders, and the send/crash window they keep small;
+- ``claims``: a sender's key (an advisory lock per session) and when a dead sender's rows go
+  back to the queue;
+- ``lanes``: a sender's lanes, one per SMTP connection, and how they stop;
 - ``scheduling``: the worker that acts when something falls due;
 - ``mailings``: what organisers do with a mailing, and the newsletter's personal links;
 - ``history``: what was sent about a registration, for organisers;
