@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from stolive_shared.errors import ConfigurationError, DependencyUnavailable
+from stolive_shared.messaging import MIGRATIONS as OPERATIONS_MIGRATIONS
+from stolive_shared.messaging import SCHEMA as OPERATIONS_SCHEMA
 from stolive_shared.organisers import MIGRATIONS as ORGANISERS_MIGRATIONS
 from stolive_shared.organisers import SCHEMA as ORGANISERS_SCHEMA
 from stolive_shared.privacy import MIGRATIONS as PRIVACY_MIGRATIONS
@@ -106,12 +108,14 @@ async def apply_migrations(url: str, schema: str, directories: Sequence[Path]) -
     """Create ``schema`` and apply the shared then the given migrations; return what ran.
 
     The schemas every service shares come first: the organisers' (tokens and sessions every
-    service checks) and privacy's (the data keys that seal personal data on the topics).
+    service checks), privacy's (the data keys that seal personal data on the topics) and
+    operations' (what operators did with dead letters).
     """
     conn = await asyncpg.connect(url, timeout=10)
     try:
         applied = await _apply(conn, ORGANISERS_SCHEMA, migration_files([ORGANISERS_MIGRATIONS]))
         applied += await _apply(conn, PRIVACY_SCHEMA, migration_files([PRIVACY_MIGRATIONS]))
+        applied += await _apply(conn, OPERATIONS_SCHEMA, migration_files([OPERATIONS_MIGRATIONS]))
         files = migration_files([SHARED_MIGRATIONS, *directories])
         return applied + await _apply(conn, schema, files)
     finally:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +26,9 @@ from fastapi import APIRouter, FastAPI
 from stolive_shared.db import apply_migrations, create_pool, ensure_database
 from stolive_shared.logging import setup_logging
 from stolive_shared.messaging.consumer import MessageConsumer
+from stolive_shared.messaging.dead_letters import DeadLetterMonitor
 from stolive_shared.messaging.relay import OutboxRelay
-from stolive_shared.metrics import OUTBOX_BACKLOG, metrics_router
+from stolive_shared.metrics import MetricsProbe, metrics_router, outbox_probe
 from stolive_shared.settings import ServiceSettings
 from stolive_shared.telemetry import setup_telemetry
 from stolive_shared.web import BodyLimit, ReadinessCheck, health_router
@@ -51,9 +52,6 @@ def parse_roles(text: str) -> frozenset[str]:
 S = TypeVar("S", bound=ServiceSettings)
 P = TypeVar("P")  # a service's parts, built once per process by its bootstrap
 
-# Sets a service's own gauges from its database at scrape time (analytics: live viewers).
-MetricsProbe = Callable[[asyncpg.Connection], Awaitable[None]]
-
 
 class BackgroundWorker(Protocol):
     """A loop a service runs in its ``worker`` role besides its Kafka consumers."""
@@ -73,15 +71,19 @@ class Runtime(Generic[S]):
     consumers: list[MessageConsumer] = field(default_factory=list)
     workers: list[BackgroundWorker] = field(default_factory=list)
     metrics_probes: Sequence[MetricsProbe] = ()
+    _dead_letters: DeadLetterMonitor | None = field(default=None, repr=False)
 
     async def refresh_metrics(self) -> None:
-        """Gauges read at scrape time: the outbox backlog of this service's schema, and the
-        service's own (``ServiceDefinition.metrics_probes``)."""
+        """Gauges read at scrape time: the outbox backlog of this service's schema and the age
+        of its oldest row, the open dead letters, and the service's own
+        (``ServiceDefinition.metrics_probes``)."""
+        if self._dead_letters is None:
+            self._dead_letters = DeadLetterMonitor(self.settings.kafka)
         async with self.pool.acquire() as conn:
-            backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            await outbox_probe(self.settings.db_schema)(conn)
+            await self._dead_letters(conn)
             for probe in self.metrics_probes:
                 await probe(conn)
-        OUTBOX_BACKLOG.labels(self.settings.db_schema).set(backlog)
 
     def health_router(self, status: ReadinessCheck | None = None) -> APIRouter:
         """``/healthz``, ``/readyz`` (with ``status``, else ``self.status``) and, unless it has

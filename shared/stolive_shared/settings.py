@@ -86,6 +86,9 @@ class ServiceSettings(BaseSettings):
     outbox_retention_days: float = 7.0
     outbox_batch_size: int = 500
     consumer_max_attempts: int = 3
+    # A deadlock or serialisation failure is retried with backoff this long before the message
+    # is dead-lettered (a database that is away is waited for, however long).
+    consumer_transient_retry_s: float = 30.0
 
     # Signs personal links (manage, watch, unsubscribe, certificate, check-in).
     link_secret: SecretStr | None = None

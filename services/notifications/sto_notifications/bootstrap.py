@@ -15,6 +15,7 @@ from sto_notifications.service import EmailHistory, MailingService, Notification
 from sto_notifications.service.sign_in import OrganiserSignIn
 from stolive_shared.events_client import EventsClient, RegionDirectory
 from stolive_shared.links import PersonalLinks
+from stolive_shared.metrics import StuckSending
 from stolive_shared.ratelimit import Limit, SharedLimits
 from stolive_shared.runtime import Runtime, ServiceDefinition
 from stolive_shared.urls import PublicUrls
@@ -67,4 +68,6 @@ DEFINITION: ServiceDefinition[NotificationsSettings, Notifications] = ServiceDef
     create_app=create_app,
     create_consumers=create_consumers,
     create_workers=create_workers,
+    # E-mails left in ``sending`` by a sender that died: an alert's figure.
+    metrics_probes=(StuckSending(),),
 )

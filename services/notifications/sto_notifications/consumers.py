@@ -94,6 +94,7 @@ def create_consumers(parts: Notifications) -> list[MessageConsumer]:
             pool=parts.runtime.pool,
             kafka=settings.kafka,
             max_attempts=settings.consumer_max_attempts,
+            transient_retry_s=settings.consumer_transient_retry_s,
         )
         for topic in (REGISTRATIONS, EVENTS, ANALYTICS)
     ]

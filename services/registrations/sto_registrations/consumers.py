@@ -40,6 +40,7 @@ def create_consumers(parts: Registrations) -> list[MessageConsumer]:
             pool=runtime.pool,
             kafka=runtime.settings.kafka,
             max_attempts=runtime.settings.consumer_max_attempts,
+            transient_retry_s=runtime.settings.consumer_transient_retry_s,
         ),
         MessageConsumer(
             name="registrations.attendance",
@@ -48,6 +49,7 @@ def create_consumers(parts: Registrations) -> list[MessageConsumer]:
             pool=runtime.pool,
             kafka=runtime.settings.kafka,
             max_attempts=runtime.settings.consumer_max_attempts,
+            transient_retry_s=runtime.settings.consumer_transient_retry_s,
         ),
     ]
 

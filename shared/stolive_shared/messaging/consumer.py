@@ -6,8 +6,18 @@ headers); then, in one PostgreSQL transaction, insert ``(consumer, message_id)``
 rows in the same transaction. A redelivered message therefore changes nothing. Offsets are
 committed (``offset + 1``) only after the transaction commits.
 
-A handler that raises is retried a few times and then dead-lettered; a database outage is not
-the message's fault, so it is retried until the database answers and never dead-lettered.
+What happens when handling fails depends on why (``failure_kind``):
+
+- the database is away (connection lost, PostgreSQL restarting, too many connections): not the
+  message's fault; retried with backoff until the database answers, never dead-lettered;
+- a transient database conflict (deadlock, serialisation failure, lock not available): retried
+  with exponential backoff for ``transient_retry_s`` (30 s) before the message is
+  dead-lettered, so two use cases that lock in opposite order sort themselves out;
+- a poison message (undecodable, fails validation): dead-lettered at once;
+- any other error: retried ``max_attempts`` times, then dead-lettered.
+
+A dead letter is replayed after a fix (``stolive dlq replay``); the effect still happens once,
+because ``processed_messages`` only records messages whose effect committed.
 Message types without a handler are skipped without a database round trip. A dead letter keeps
 the record's headers and adds ``dlq.error``, ``dlq.error_type`` and where the record came from;
 one too large even for the dead-letter topic goes without its value (``dlq.value_dropped``).
@@ -19,7 +29,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,6 +40,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
 )
 from opentelemetry import trace
+from pydantic import ValidationError
 
 from stolive_shared.contracts.base import Message
 from stolive_shared.contracts.codec import decode
@@ -48,6 +59,25 @@ _tracer = trace.get_tracer(__name__)
 
 # How long a stopping consumer waits to leave its group politely.
 CONSUMER_STOP_TIMEOUT_S = 3.0
+
+# Conflicts between transactions that go away when tried again a little later.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.TransactionRollbackError,  # 40001 serialization failure, 40P01 deadlock detected
+    asyncpg.LockNotAvailableError,  # 55P03
+)
+
+Failure = Literal["outage", "transient", "poison", "error"]
+
+
+def failure_kind(error: BaseException) -> Failure:
+    """Why handling failed, which decides how long to keep trying (see the module docstring)."""
+    if isinstance(error, CONNECTION_ERRORS):
+        return "outage"
+    if isinstance(error, TRANSIENT_DB_ERRORS):
+        return "transient"
+    if isinstance(error, PoisonMessage | ValidationError):
+        return "poison"
+    return "error"
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,7 @@ class MessageConsumer:
         kafka: KafkaSettings,
         max_attempts: int = 3,
         max_records: int = 500,
+        transient_retry_s: float = 30.0,
     ) -> None:
         self.name = name
         self._topics = list(topics)
@@ -107,6 +138,8 @@ class MessageConsumer:
         self._kafka = kafka
         self._max_attempts = max_attempts
         self._max_records = max_records
+        self._transient_retry_s = transient_retry_s
+        self._lag_labels: set[str] = set()
         self.stats = ConsumerStats()
 
     async def run(self) -> None:
@@ -159,11 +192,30 @@ class MessageConsumer:
                 except (CommitFailedError, IllegalStateError) as exc:
                     # Partition moved to another member: it redelivers, processed_messages dedups.
                     log.info("consumer %s could not commit %s: %r", self.name, tp, exc)
+            await self._record_lag(consumer)
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag of every assigned partition, from the high watermark each fetch reports (no
+        ListOffsets: the embedded broker answers it wrongly); partitions this member lost
+        leave the gauge, so a moved partition does not report a stale lag here."""
+        labels: set[str] = set()
+        for tp in consumer.assignment():
+            try:
                 highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    lag = max(0, highwater - (records[-1].offset + 1))
-                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = lag
-                    CONSUMER_LAG.labels(self.name, f"{tp.topic}/{tp.partition}").set(lag)
+                if highwater is None:
+                    continue
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except (AssertionError, IllegalStateError, TimeoutError):
+                continue  # unassigned by a rebalance just now
+            label = f"{tp.topic}/{tp.partition}"
+            lag = max(0, highwater - position)
+            self.stats.lag[label] = lag
+            CONSUMER_LAG.labels(self.name, label).set(lag)
+            labels.add(label)
+        for gone in self._lag_labels - labels:
+            self.stats.lag.pop(gone, None)
+            CONSUMER_LAG.remove(self.name, gone)
+        self._lag_labels = labels
 
     async def _handle(self, record: Any, dlq: AIOKafkaProducer) -> None:
         with _tracer.start_as_current_span(
@@ -182,25 +234,41 @@ class MessageConsumer:
                 self.stats.skipped += 1
                 CONSUMER_MESSAGES.labels(self.name, "skipped").inc()
                 return
-            delivery = Delivery(record.topic, record.partition, record.offset, record.timestamp)
-            attempts = 0
-            db_backoff = Backoff(first=0.2)
-            while True:
-                try:
-                    await self._apply(message, handler, delivery)
-                    return
-                except CONNECTION_ERRORS as exc:
-                    await db_backoff.wait(f"consumer {self.name} waits for PostgreSQL", exc)
-                except PoisonMessage as exc:
-                    await self._dead_letter(record, exc, dlq)
-                    return
-                except Exception as exc:
+            await self._handle_until_settled(record, message, handler, dlq)
+
+    async def _handle_until_settled(
+        self, record: Any, message: Message, handler: Handler, dlq: AIOKafkaProducer
+    ) -> None:
+        """Apply ``message`` until it has its effect or is dead-lettered (see ``failure_kind``)."""
+        delivery = Delivery(record.topic, record.partition, record.offset, record.timestamp)
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        outage = Backoff(first=0.2)
+        transient = Backoff(first=0.1)
+        transient_since: float | None = None
+        while True:
+            try:
+                await self._apply(message, handler, delivery)
+                return
+            except Exception as exc:
+                kind = failure_kind(exc)
+                if kind == "outage":
+                    await outage.wait(f"consumer {self.name} waits for PostgreSQL", exc)
+                    continue
+                if kind == "transient":
+                    transient_since = transient_since or loop.time()
+                    if loop.time() - transient_since < self._transient_retry_s:
+                        await transient.wait(f"consumer {self.name} retries a conflict", exc)
+                        continue
+                elif kind == "error":
                     attempts += 1
-                    if attempts >= self._max_attempts:
-                        log.exception("consumer %s gives up on %s", self.name, message.message_id)
-                        await self._dead_letter(record, exc, dlq)
-                        return
-                    await asyncio.sleep(0.1 * attempts)
+                    if attempts < self._max_attempts:
+                        await asyncio.sleep(0.1 * attempts)
+                        continue
+                if kind != "poison":
+                    log.exception("consumer %s gives up on %s", self.name, message.message_id)
+                await self._dead_letter(record, exc, dlq)
+                return
 
     async def _apply(self, message: Message, handler: Handler, delivery: Delivery) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -1,7 +1,18 @@
 """The outbox relay: publishes outbox rows to Kafka in id order, one leader per schema.
 
 Leadership is a PostgreSQL advisory lock held on a dedicated connection: several relays sharing
-one outbox would reorder messages of one key, so the others wait. The leader:
+one outbox would reorder messages of one key, so the others wait. The lock lives as long as
+that connection, and a connection can die without the process noticing (a terminated backend,
+a restarted server, a cut network) while a follower takes the lock at once. So the leader
+sends nothing without proof: each send (a batch, a probe) runs inside a transaction that first
+takes the schema's *send lock* (``pg_advisory_xact_lock``) and then asks the leadership
+connection whether it is still there (``SELECT 1``, with a timeout). The send lock orders the
+sends of any two relays; the check after it means a relay whose leadership connection died
+stops before its next send, and a new leader's first send waits for the old one's last to
+finish. A dead leadership connection ends the leadership at once (its termination listener
+wakes the loop, which finds the connection gone and steps down).
+
+The leader:
 
 1. reads unpublished rows in id order, sends them with ``acks="all"``, waits for every ack and
    only then marks them published; a failed send retries the batch with backoff (consumers
@@ -42,12 +53,16 @@ from stolive_shared.settings import KafkaSettings
 from stolive_shared.telemetry import context_from_headers
 
 log = logging.getLogger(__name__)
+
+# How long the leadership connection may take to answer before the leader steps down.
+LEADERSHIP_CHECK_TIMEOUT_S = 5.0
 _tracer = trace.get_tracer(__name__)
 
 _FETCH_BATCH = """
 SELECT id, topic, key, headers, payload FROM outbox
 WHERE published_at IS NULL ORDER BY id LIMIT $1
 """
+_SEND_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))"
 _MARK_PUBLISHED = """
 UPDATE outbox SET published_at = now(), publish_count = publish_count + 1
 WHERE id = ANY($1::bigint[])
@@ -63,12 +78,25 @@ UPDATE outbox SET published_at = NULL WHERE published_at >= now() - $1::interval
 """
 
 
+class LeadershipLost(Exception):
+    """The leadership connection is gone or does not answer: another relay may lead now."""
+
+
+_STEP_DOWN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, LeadershipLost)
+_CHECK_FAILED: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, TimeoutError)
+
+
 @dataclass
 class RelayStats:
     published: int = 0
     republish_rounds: int = 0
     send_failures: int = 0
     is_leader: bool = False
+    leaderships: int = 0
+    # When (the event loop's clock) this relay last sent something, and first sent as leader
+    # this time: a test proves no two relays send at once.
+    first_send_at: float | None = None
+    last_send_at: float | None = None
 
 
 class OutboxRelay:
@@ -97,6 +125,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._max_offsets: dict[tuple[str, int], int] = {}
         self._probe_now = False
+        self._lock_conn: asyncpg.Connection | None = None
         self.stats = RelayStats()
 
     async def run(self) -> None:
@@ -107,9 +136,9 @@ class OutboxRelay:
                 async with self._leadership():
                     backoff.reset()
                     await self._lead()
-            except CONNECTION_ERRORS as exc:
+            except _STEP_DOWN as exc:
                 self.stats.is_leader = False
-                await backoff.wait("outbox relay lost PostgreSQL", exc)
+                await backoff.wait("outbox relay lost PostgreSQL or its leadership", exc)
             finally:
                 self.stats.is_leader = False
 
@@ -131,16 +160,48 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock_key):  # noqa: ASYNC110
                 await asyncio.sleep(1.0)
             await conn.add_listener(wakeup_channel(self._schema), self._on_notify)
+            conn.add_termination_listener(self._on_lock_lost)
+            self._lock_conn = conn
             self.stats.is_leader = True
+            self.stats.leaderships += 1
+            self.stats.first_send_at = None
             log.info("outbox relay is the leader for schema %s", self._schema)
             yield
         finally:
+            self._lock_conn = None
             # Closing the session releases the advisory lock.
             with contextlib.suppress(Exception):
                 await asyncio.shield(conn.close(timeout=2))
 
     def _on_notify(self, *_args: Any) -> None:
         self._wakeup.set()
+
+    def _on_lock_lost(self, *_args: Any) -> None:
+        # Wake the loop: its next check finds the connection gone and it steps down (a batch
+        # under way finishes first; ``is_leader`` turns false once nothing is being sent).
+        self._wakeup.set()
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction in which this relay may send: it holds the schema's send lock and has
+        just seen its leadership connection alive (see the module docstring)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_SEND_LOCK, f"outbox-send:{self._schema}")
+            await self._check_leadership()
+            loop = asyncio.get_running_loop()
+            if self.stats.first_send_at is None:
+                self.stats.first_send_at = loop.time()
+            yield conn
+            self.stats.last_send_at = loop.time()
+
+    async def _check_leadership(self) -> None:
+        lock = self._lock_conn
+        if lock is None or lock.is_closed():
+            raise LeadershipLost("the leadership connection is closed")
+        try:
+            await asyncio.wait_for(lock.fetchval("SELECT 1"), LEADERSHIP_CHECK_TIMEOUT_S)
+        except _CHECK_FAILED as exc:
+            raise LeadershipLost(f"the leadership connection does not answer: {exc!r}") from exc
 
     async def _lead(self) -> None:
         self._max_offsets = await self._load_offsets()
@@ -150,6 +211,7 @@ class OutboxRelay:
         backoff = Backoff(first=0.2)
         try:
             while True:
+                await self._check_leadership()
                 try:
                     if self._probe_now or loop.time() >= next_probe:
                         await self._probe(producer)
@@ -183,29 +245,28 @@ class OutboxRelay:
                 await backoff.wait("outbox relay cannot reach Kafka", exc)
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
-        async with self._pool.acquire() as conn:
+        async with self._sending() as conn:
             rows = await conn.fetch(_FETCH_BATCH, self._batch_size)
-        if not rows:
-            return 0
-        pending = []
-        for row in rows:
-            headers: dict[str, str] = row["headers"]
-            with _tracer.start_as_current_span(
-                f"publish {row['topic']}",
-                context=context_from_headers(headers),
-                kind=trace.SpanKind.PRODUCER,
-            ):
-                pending.append(
-                    await producer.send(
-                        row["topic"],
-                        value=row["payload"],
-                        key=row["key"].encode(),
-                        headers=[(k, v.encode()) for k, v in headers.items()],
+            if not rows:
+                return 0
+            pending = []
+            for row in rows:
+                headers: dict[str, str] = row["headers"]
+                with _tracer.start_as_current_span(
+                    f"publish {row['topic']}",
+                    context=context_from_headers(headers),
+                    kind=trace.SpanKind.PRODUCER,
+                ):
+                    pending.append(
+                        await producer.send(
+                            row["topic"],
+                            value=row["payload"],
+                            key=row["key"].encode(),
+                            headers=[(k, v.encode()) for k, v in headers.items()],
+                        )
                     )
-                )
-        acks = await asyncio.gather(*pending)
-        lost = self._record_acks((ack.topic, ack.partition, ack.offset) for ack in acks)
-        async with self._pool.acquire() as conn, conn.transaction():
+            acks = await asyncio.gather(*pending)
+            lost = self._record_acks((ack.topic, ack.partition, ack.offset) for ack in acks)
             await conn.execute(_MARK_PUBLISHED, [row["id"] for row in rows])
             if lost:
                 await self._schedule_republish(conn)
@@ -215,14 +276,14 @@ class OutboxRelay:
         return len(rows)
 
     async def _probe(self, producer: AIOKafkaProducer) -> None:
-        ack = await producer.send_and_wait(
-            RELAY_PROBES.name,
-            value=self._schema.encode(),
-            key=self._schema.encode(),
-            partition=probe_partition(self._schema),
-        )
-        if self._record_acks([(ack.topic, ack.partition, ack.offset)]):
-            async with self._pool.acquire() as conn, conn.transaction():
+        async with self._sending() as conn:
+            ack = await producer.send_and_wait(
+                RELAY_PROBES.name,
+                value=self._schema.encode(),
+                key=self._schema.encode(),
+                partition=probe_partition(self._schema),
+            )
+            if self._record_acks([(ack.topic, ack.partition, ack.offset)]):
                 await self._schedule_republish(conn)
                 await self._save_offsets(conn)
 
