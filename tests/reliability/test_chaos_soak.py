@@ -39,6 +39,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from sto_notifications.config import NotificationsSettings
 from stolive.broker import free_port
@@ -196,6 +197,7 @@ class Soak:
             await conn.close()
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 2 * SETTLE_S + 300)
 async def test_a_chaos_soak_loses_nothing_and_counts_exactly(
     figures: Callable[[str], None],
 ) -> None:
