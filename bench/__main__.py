@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [--seconds N]``: run benchmarks and print one table.
 
-Names: beacons, signups, mailing, analytics. Each benchmark module has
+Names: beacons, signups, mailing, analytics, watch, rush. Each benchmark module has
 ``async def run(seconds: float) -> BenchResult``; a missing module is reported, not hidden.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 from bench.result import BenchResult
 
-BENCHMARKS = ("beacons", "signups", "mailing", "analytics")
+BENCHMARKS = ("beacons", "signups", "mailing", "analytics", "watch", "rush")
 
 
 async def run_all(names: list[str], seconds: float) -> list[BenchResult]:

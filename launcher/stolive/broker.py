@@ -17,6 +17,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from stolive.processes import spawn_tied
 from stolive_shared.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -98,16 +99,7 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        if self._log_file is None:
-            return subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-            )  # fmt: skip
-        with open(self._log_file, "ab") as output:
-            return subprocess.Popen(
-                command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True,
-            )  # fmt: skip
+        return spawn_tied(command, env, self._log_file)
 
     async def start(self) -> None:
         self._process = self._spawn()

@@ -36,6 +36,10 @@ this module; they are easy to trip over, so they are spelled out here:
   would stop the server when the interpreter exits. We use ``cleanup_mode=None`` and stop the
   server ourselves in :meth:`EmbeddedPostgres.stop` (``pg_ctl stop -m fast``). A later
   :meth:`EmbeddedPostgres.start` reuses the initialised data directory (no new ``initdb``).
+  The postmaster is a daemon, not a child of whoever started it, so it outlives a launcher
+  killed hard unless someone stops it: the launcher leaves a guard process for that
+  (``stolive.processes.guard_against_orphan``), which asks for a smart, then a fast shutdown
+  (never SIGKILL: a postmaster killed hard leaves the stale state described above).
 
 * **Unix socket only.** The server does not listen on TCP at all (``-h ""``); the socket lives in
   the data directory. The DSN therefore names the socket directory with ``?host=``, which asyncpg
@@ -111,6 +115,12 @@ class EmbeddedPostgres:
     @property
     def data_dir(self) -> Path:
         return self._data_dir
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs (it is not our child: ``pg_ctl`` daemonises it)."""
+        pid = _read_postmaster_pid(self._data_dir)
+        return pid if pid is not None and _is_postmaster_of(pid, self._data_dir) else None
 
     @property
     def dsn(self) -> str:

@@ -11,22 +11,42 @@ exactly the service's (``stolive_shared.http.stateless_client`` keeps no cookie 
 the edge: ``X-Forwarded-For`` is the address it saw, never what the caller claims, unless the
 caller is one of ``trusted_proxies``. The services' ``/metrics`` are not served here, as in
 nginx and the Ingress.
+
+A rush (a thousand teachers opening one event's form at the same moment) queues here, it is
+not refused: each service gets a pool of its own of at most ``UPSTREAM_CONNECTIONS``
+keep-alive connections, all kept open between requests (no new connection per request), and a
+request waits up to ``QUEUE_TIMEOUT_S`` for its turn. The queue is ours (a semaphore: FIFO,
+constant cost per request), not httpcore's: with hundreds of requests waiting inside its pool,
+httpcore re-scans every waiter on every change and hands one idle connection to several of
+them (encode/httpcore#1110, pydantic/httpx2#1075): measured here, a rush then took minutes and
+ended in read timeouts. So a request reaches the pool only when a connection is free for it.
+A 503 means the service is down (it refused the connection, after retries) or the queue did
+not move for ``QUEUE_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
+import importlib.util
+import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from stolive.devmail import DevMailbox
 from stolive_shared.http import stateless_client
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries ``import sniffio`` on every request; without it installed each try is a
+    # failed import that searches sys.path again (measured: a fifth of the gateway's CPU in a
+    # rush). ``None`` in sys.modules makes that import fail at once, as it would anyway.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -37,6 +57,82 @@ _SET_BY_GATEWAY = {"date", "server"}
 # What the edge states about the caller; a caller's own claims are dropped.
 _SET_AT_THE_EDGE = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-prefix", "forwarded"}
 
+# Requests in flight to one service; the rest wait in the gateway. A service is one process on
+# one event loop with a database pool of 10: more at once only lengthens each answer, and
+# httpcore's pool does work quadratic in its connections on every request (measured in a rush
+# of 2,000 requests: 3.5 ms of gateway CPU per request with 8, 6 ms with 32).
+UPSTREAM_CONNECTIONS = 16
+# Server-Sent Events (the live figures) hold their connection for as long as a page is open:
+# they never wait in the queue nor take a turn from it, and have connections of their own.
+STREAM_CONNECTIONS = 200
+# Idle connections are closed before the service would close them (uvicorn: after 5 s), so a
+# request never goes out on a connection the service is closing.
+KEEPALIVE_EXPIRY_S = 4.0
+# How long a request may wait for a free connection: a rush is a queue, not a refusal.
+QUEUE_TIMEOUT_S = 120.0
+
+
+_UNAVAILABLE = "De dienst is tijdelijk niet bereikbaar. Probeer het zo opnieuw."
+
+
+def _pooled_client(connections: int, keep_alive: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=keep_alive,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    return stateless_client(
+        # connect: a busy service's accept queue; read: an answer or a stream's next chunk.
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        # retries: connection attempts only (a service restarting), never a request sent.
+        transport=httpx.AsyncHTTPTransport(limits=limits, retries=2),
+    )
+
+
+class Upstream:
+    """One service: its pooled client and the queue in front of it; a client for streams."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        # One more connection than turns: a health check never waits inside the pool.
+        self.client = _pooled_client(UPSTREAM_CONNECTIONS + 1, UPSTREAM_CONNECTIONS + 1)
+        self.streams = _pooled_client(STREAM_CONNECTIONS, 4)
+        self.turns = asyncio.Semaphore(UPSTREAM_CONNECTIONS)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.streams.aclose()
+
+    async def wait_for_turn(self) -> bool:
+        """True once a connection is ours; False after ``QUEUE_TIMEOUT_S`` in the queue."""
+        try:
+            async with asyncio.timeout(QUEUE_TIMEOUT_S):
+                await self.turns.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+
+class _Forwarded(StreamingResponse):
+    """The service's answer streamed to the caller. Its connection and its turn are given back
+    however the stream ends: done, failed, or the caller gone (then Starlette may skip the
+    background task)."""
+
+    def __init__(self, upstream: httpx.Response, turns: asyncio.Semaphore | None) -> None:
+        super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
+        self._upstream = upstream
+        self._turns = turns
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                await self._upstream.aclose()
+            finally:
+                if self._turns is not None:
+                    self._turns.release()
+
 
 def create_gateway(
     upstreams: Mapping[str, str],
@@ -45,12 +141,13 @@ def create_gateway(
 ) -> FastAPI:
     """``upstreams`` maps a prefix ('events') to a base URL ('http://127.0.0.1:8101');
     ``trusted_proxies`` are the addresses whose ``X-Forwarded-For`` is believed."""
-    client = stateless_client(timeout=httpx.Timeout(30.0, connect=2.0))
+    services = {prefix: Upstream(base) for prefix, base in upstreams.items()}
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        await client.aclose()
+        for service in services.values():
+            await service.aclose()
 
     app = FastAPI(
         title="STO Live gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
@@ -67,9 +164,9 @@ def create_gateway(
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         states: dict[str, Any] = {}
-        for prefix, base in upstreams.items():
+        for prefix, service in services.items():
             try:
-                answer = await client.get(f"{base}/readyz", timeout=2.0)
+                answer = await service.client.get(f"{service.base_url}/readyz", timeout=2.0)
                 states[prefix] = (
                     "ready" if answer.status_code == 200 else f"HTTP {answer.status_code}"
                 )
@@ -102,8 +199,8 @@ def create_gateway(
         include_in_schema=False,
     )
     async def forward(prefix: str, path: str, request: Request) -> Response:
-        base = upstreams.get(prefix)
-        if base is None or not _public_path(path):
+        service = services.get(prefix)
+        if service is None or not _public_path(path):
             return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
         headers = [
             (k, v)
@@ -118,26 +215,27 @@ def create_gateway(
             ("x-forwarded-proto", request.url.scheme),
             ("x-forwarded-prefix", f"/{prefix}"),
         ]
+        streamed = "text/event-stream" in request.headers.get("accept", "")
+        client = service.streams if streamed else service.client
         upstream_request = client.build_request(
             request.method,
-            f"{base}/{path}",
+            f"{service.base_url}/{path}",
             params=str(request.query_params),
             headers=headers,
             content=_body(request),
         )
+        turns = None if streamed else service.turns
+        if turns is not None and not await service.wait_for_turn():
+            return _unavailable()
         try:
             upstream = await client.send(upstream_request, stream=True)
-        except httpx.HTTPError:
-            return JSONResponse(
-                {"detail": "De dienst is tijdelijk niet bereikbaar. Probeer het zo opnieuw."},
-                status_code=503,
-                headers={"Retry-After": "2"},
-            )
-        response = StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            background=BackgroundTask(upstream.aclose),
-        )
+        except BaseException as exc:
+            if turns is not None:
+                turns.release()
+            if isinstance(exc, httpx.HTTPError):
+                return _unavailable()
+            raise
+        response = _Forwarded(upstream, turns)
         # Every header as the service sent it, repeated ones too (two Set-Cookie stay two).
         response.raw_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
@@ -153,6 +251,10 @@ def create_gateway(
         return JSONResponse({"detail": "Niet gevonden"}, status_code=404)
 
     return app
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse({"detail": _UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"})
 
 
 def _public_path(path: str) -> bool:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -32,7 +33,7 @@ from stolive.broker import EmbeddedBroker, port_is_free
 from stolive.devmail import DevMailbox
 from stolive.embedded_postgres import EmbeddedPostgres
 from stolive.gateway import create_gateway
-from stolive.processes import ManagedProcess
+from stolive.processes import ManagedProcess, guard_against_orphan
 from stolive.seed import seed_demo
 from stolive_shared.contracts.topics import ALL_TOPICS
 from stolive_shared.db import (
@@ -90,6 +91,9 @@ class StackConfig:
         config.kafka_bootstrap_servers = env.get("KAFKA_BOOTSTRAP_SERVERS") or None
         config.smtp_host = env.get("SMTP_HOST") or None
         config.smtp_port = int(env.get("SMTP_PORT", config.smtp_port))
+        for service in SERVICES:  # e.g. STOLIVE_EVENTS_PORT
+            variable = f"STOLIVE_{service.upper()}_PORT"
+            config.service_ports[service] = int(env.get(variable, config.service_ports[service]))
         return config
 
     @property
@@ -109,6 +113,7 @@ class Stack:
         self.processes: list[ManagedProcess] = []
         self.organiser_token = ""
         self.broker_restarts = 0
+        self._postgres_guard: subprocess.Popen[bytes] | None = None
         self._gateway: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -171,6 +176,10 @@ class Stack:
             return LOCAL_POSTGRES
         self.postgres = EmbeddedPostgres(config.data_dir / "postgres")
         dsn = await asyncio.to_thread(self.postgres.start)
+        if self.postgres.pid is not None:  # started here, on the loop's thread (see processes)
+            self._postgres_guard = guard_against_orphan(
+                self.postgres.pid, config.data_dir / "logs" / "postgres-guard.log"
+            )
         url = with_database(dsn, "stolive")
         await ensure_database(url)
         self.report(f"✓ embedded PostgreSQL (data in {config.data_dir / 'postgres'})")
@@ -423,9 +432,17 @@ class Stack:
             await self.broker.stop()
         if self.mailbox is not None:
             self.mailbox.stop()
+        await self.stop_database()
+        self.report("✓ stopped")
+
+    async def stop_database(self) -> None:
+        """Stop the embedded PostgreSQL, if one was started, and its guard."""
+        guard, self._postgres_guard = self._postgres_guard, None
+        if guard is not None:
+            guard.kill()  # the launcher lives: the guard has nothing to do
+            await asyncio.to_thread(guard.wait)
         if self.postgres is not None:
             await asyncio.to_thread(self.postgres.stop)
-        self.report("✓ stopped")
 
 
 async def _answers(url: str) -> bool:

@@ -74,6 +74,5 @@ async def test_without_a_local_server_the_embedded_postgresql_is_started(
         await conn.close()
         assert {"events", "registrations", "notifications", "analytics"} <= schemas
     finally:
-        if stack.postgres is not None:
-            stack.postgres.stop()
+        await stack.stop_database()
         shutil.rmtree(data, ignore_errors=True)
