@@ -45,11 +45,12 @@ from stolive_shared.db import (
 )
 from stolive_shared.errors import ConfigurationError
 from stolive_shared.http import stateless_client
+from stolive_shared.messaging.relay import republish_retained
 from stolive_shared.messaging.topics_admin import ensure_topics
 from stolive_shared.organisers.store import OrganiserStore
 from stolive_shared.runtime import SignalFreeServer
 from stolive_shared.secrets import folder_secret
-from stolive_shared.settings import KafkaSettings
+from stolive_shared.settings import KafkaSettings, ServiceSettings
 from stolive_shared.web import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,16 @@ class Stack:
             )
             if applied:
                 self.report(f"✓ {definition.name}: applied {len(applied)} migration(s)")
+
+    async def _republish_everything(self) -> None:
+        retention = timedelta(days=ServiceSettings().outbox_retention_days)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            for service in SERVICES:
+                await conn.execute(f'SET search_path TO "{service}"')
+                await republish_retained(conn, retention)
+        finally:
+            await conn.close()
 
     def _kafka_settings(self) -> KafkaSettings:
         return KafkaSettings(
@@ -402,6 +413,10 @@ class Stack:
                 await asyncio.sleep(1.0)
         outcome = await ensure_topics(self._kafka_settings(), ALL_TOPICS)
         repaired = [name for name, what in outcome.items() if what.startswith("recreated")]
+        # The relays kept publishing while the topics were being made: what went into a topic
+        # that was then re-created is gone. Every schema's retained messages go out once more,
+        # into the topics as they now are, before the consumers read them.
+        await self._republish_everything()
         for process in consumers:
             process.start()
             process.restarted()

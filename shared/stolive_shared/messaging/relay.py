@@ -78,6 +78,17 @@ UPDATE outbox SET published_at = NULL WHERE published_at >= now() - $1::interval
 """
 
 
+async def republish_retained(conn: asyncpg.Connection, retention: timedelta) -> int:
+    """Send every retained row again (published within ``retention``): what to do when the
+    broker lost its data. The relay does it when an offset goes backwards; the launcher does it
+    for every schema once the embedded broker's topics are right again, whatever the relays
+    noticed. Consumers are idempotent: a second copy changes nothing."""
+    count: int = await conn.fetchval(
+        "WITH r AS (" + _REPUBLISH_RETAINED + " RETURNING 1) SELECT count(*) FROM r", retention
+    )
+    return count
+
+
 class LeadershipLost(Exception):
     """The leadership connection is gone or does not answer: another relay may lead now."""
 
@@ -302,10 +313,7 @@ class OutboxRelay:
         return lost
 
     async def _schedule_republish(self, conn: asyncpg.Connection) -> None:
-        count = await conn.fetchval(
-            "WITH r AS (" + _REPUBLISH_RETAINED + " RETURNING 1) SELECT count(*) FROM r",
-            self._retention,
-        )
+        count = await republish_retained(conn, self._retention)
         await conn.execute("DELETE FROM outbox_relay_offsets")
         # The probe partition's offset on the new log is not known yet (see _record_acks).
         self._probe_now = True
