@@ -10,54 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
-from sto_registrations.bootstrap import DEFINITION
 from sto_registrations.domain import Applicant
 from sto_registrations.service import RegistrationsService
-from stolive_shared.contracts.events import EventSnapshot
-from stolive_shared.db import apply_migrations, create_pool
-from stolive_shared.links import PersonalLinks
-from stolive_shared.urls import PublicUrls
+from tests.integration import test_registrations_lifecycle
+from tests.integration.test_registrations_lifecycle import SCHEMA, apply, snapshot
 from tests.support import eventually
 
-SCHEMA = "registrations"
-
-
-@pytest.fixture(scope="module")
-async def service(database_url: str) -> AsyncIterator[RegistrationsService]:
-    await apply_migrations(database_url, SCHEMA, [DEFINITION.migrations])
-    pool = await create_pool(database_url, SCHEMA, max_size=6)
-    made = RegistrationsService(
-        pool=pool,
-        schema=SCHEMA,
-        links=PersonalLinks("test-secret", PublicUrls("http://sto.test")),
-        privacy_version="2026-12-02",
-    )
-    yield made
-    await made.close()
-    await pool.close()
+# A real RegistrationsService on this module's database: the lifecycle tests' fixture.
+service = test_registrations_lifecycle.service
 
 
 async def published_event(service: RegistrationsService) -> uuid.UUID:
-    starts = datetime.now(UTC) + timedelta(days=7)
-    event = EventSnapshot(
-        event_id=uuid.uuid4(),
-        revision=1,
-        kind="regional_meeting",
-        status="published",
-        title="Regiobijeenkomst Drenthe",
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=3),
-        capacity=2,
-    )
-    async with service.store.transaction() as registrations:
-        await service.apply_event(registrations, event)
-    return event.event_id
+    return await apply(service, snapshot())
 
 
 async def waiting_for_a_lock(database_url: str, application_name: str) -> bool:
