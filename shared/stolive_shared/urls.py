@@ -93,6 +93,9 @@ class ConsoleUrls:
     def audit(self) -> str:
         return f"{self.base}/events/organiser/logboek"
 
+    def dead_letters(self) -> str:
+        return f"{self.base}/events/organiser/dead-letters"
+
     def regions(self) -> str:
         return f"{self.base}/events/organiser/regios"
 

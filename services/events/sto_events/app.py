@@ -20,6 +20,7 @@ from sto_events.api import (
     agenda,
     beacons,
     console_access,
+    dead_letters,
     event_hub,
     events,
     organiser_pages,
@@ -30,6 +31,7 @@ from sto_events.api import (
 )
 from sto_events.api.beacons import BeaconEndpoint, Receive, Scope, Send
 from stolive_shared.db import CONNECTION_ERRORS
+from stolive_shared.messaging.dead_letters import DeadLetters
 from stolive_shared.web import service_app
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ def create_app(parts: Events) -> FastAPI:
     )
     app.state.events = parts.service
     app.state.parts = parts
+    app.state.dead_letters = DeadLetters(settings.kafka, runtime.pool)
     app.beacon_endpoint = parts.beacons
 
     async def status() -> dict[str, Any]:
@@ -102,6 +105,7 @@ def create_app(parts: Events) -> FastAPI:
     app.include_router(watch.router)
     app.include_router(static.router)
     app.include_router(console_access.router)
+    app.include_router(dead_letters.router)
     app.include_router(event_hub.router)
     app.include_router(organiser_pages.router)
     app.include_router(schools.router)

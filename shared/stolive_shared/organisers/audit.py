@@ -49,6 +49,8 @@ ACTION_NL: dict[str, str] = {
     "account_removed": "account verwijderd",
     "token_made": "API-sleutel gemaakt",
     "token_revoked": "API-sleutel ingetrokken",
+    "dead_letter_replayed": "onbestelbaar bericht opnieuw aangeboden",
+    "dead_letter_discarded": "onbestelbaar bericht afgehandeld",
 }
 
 

@@ -88,12 +88,12 @@ async def dashboard(
 async def series_page(
     series_code: str, request: Request, service: ServiceDep, who: SeriesPage
 ) -> Response:
+    """A series without an ended broadcast yet says so (and has nothing else to show)."""
     figures = await service.series_report(series_code)
     return render_page(
         templates,
         request,
         "series.html",
-        status_code=200 if figures.broadcasts else 404,
         series=figures,
         organiser=who,
     )
