@@ -70,23 +70,62 @@ class EventsClient:
 
 
 class RegionDirectory:
-    """The STO regions, kept for ``keep_s``; what was known last (or none) while the events
-    service is away: a sign-up form without its region list is still a form."""
+    """The STO regions, a copy kept in memory: a form never waits on the events service for
+    them once the first copy is in.
 
-    def __init__(self, events: EventsClient, keep_s: float = 300.0) -> None:
+    A copy older than ``keep_s`` is served while one fetch refreshes it in the background.
+    Before the first copy (an empty list is none: regions are being set up), callers asking
+    at once share one fetch; after a failed one they get what was known (none: a sign-up form
+    without its region list is still a form) at once for ``recheck_s``, so an events service
+    that is away costs no page its timeout.
+    """
+
+    def __init__(
+        self,
+        events: EventsClient,
+        keep_s: float = 300.0,
+        *,
+        recheck_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._events = events
         self._keep_s = keep_s
+        self._recheck_s = recheck_s
+        self._clock = clock
         self._regions: list[dict[str, Any]] = []
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
+        self._failed_at: float | None = None
+        self._fetching: asyncio.Task[None] | None = None
 
     async def regions(self) -> list[dict[str, Any]]:
-        if time.monotonic() - self._fetched_at > self._keep_s or not self._regions:
-            try:
-                self._regions = await self._events.regions()
-                self._fetched_at = time.monotonic()
-            except EventsUnavailable:
-                return self._regions
+        now = self._clock()
+        under_way = self._fetching is not None and not self._fetching.done()
+        if self._fetched_at is not None:
+            if now - self._fetched_at > self._keep_s and (under_way or self._may_try(now)):
+                self._fetch_in_background()
+            return self._regions
+        if under_way or self._may_try(now):
+            await asyncio.shield(self._fetch_in_background())
         return self._regions
+
+    def _may_try(self, now: float) -> bool:
+        return self._failed_at is None or now - self._failed_at >= self._recheck_s
+
+    def _fetch_in_background(self) -> asyncio.Task[None]:
+        if self._fetching is None or self._fetching.done():
+            self._fetching = asyncio.create_task(self._fetch(), name="region-directory")
+        return self._fetching
+
+    async def _fetch(self) -> None:
+        asked_at = self._clock()
+        try:
+            regions = await self._events.regions()
+        except EventsUnavailable as exc:
+            self._failed_at = asked_at
+            log.warning("region list not refreshed: %r", exc)
+            return
+        self._regions, self._failed_at = regions, None
+        self._fetched_at = asked_at if regions else None
 
 
 @dataclass(frozen=True)
