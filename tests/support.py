@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -113,6 +116,18 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@contextlib.contextmanager
+def cpu_hog() -> Iterator[None]:
+    """A process that keeps one core busy while the block runs: a test that must hold on a
+    loaded machine (as CI's is) brings its own load."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def start_smtp_sink(port: int) -> tuple[SmtpSink, Controller]:
