@@ -126,7 +126,8 @@ async def status(args: argparse.Namespace) -> int:
     kafka = kafka_settings(args.bootstrap_servers)
     try:
         admin = create_admin(kafka)
-        await asyncio.wait_for(admin.start(), 10)
+        async with asyncio.timeout(10):
+            await admin.start()
         topics = await admin.list_topics()
         await admin.close()
         components["broker"] = {"ok": True, "url": kafka.bootstrap_servers, "topics": len(topics)}

@@ -155,7 +155,11 @@ async def platform(
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
+        # Bounded: a loop that does not stop must not hold up the rest of the suite (their
+        # stops are tested with real processes and SIGTERM in tests/reliability).
+        stopped, running = await asyncio.wait(tasks, timeout=60)
+        assert not running, f"loops still running 60 s after cancel: {running}"
+        for task in stopped:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.state.registrations.close()

@@ -58,7 +58,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     EVENTS.name: ("registrations.events", "notifications.events", "analytics.events"),
     REGISTRATIONS.name: ("notifications.registrations", "analytics.registrations"),
     VIEWER_ACTIVITY.name: ("analytics.viewers",),
-    ANALYTICS.name: ("notifications.analytics",),
+    ANALYTICS.name: ("notifications.analytics", "registrations.attendance"),
 }
 POISON_PER_KIND_PER_TOPIC = 2
 

@@ -204,7 +204,10 @@ class MessageConsumer:
                 highwater = consumer.highwater(tp)
                 if highwater is None:
                     continue
-                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+                # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can swallow
+                # a cancellation that meets its end, and the consumer would never stop.
+                async with asyncio.timeout(1.0):
+                    position = await consumer.position(tp)
             except (AssertionError, IllegalStateError, TimeoutError):
                 continue  # unassigned by a rebalance just now
             label = f"{tp.topic}/{tp.partition}"

@@ -210,7 +210,8 @@ class OutboxRelay:
         if lock is None or lock.is_closed():
             raise LeadershipLost("the leadership connection is closed")
         try:
-            await asyncio.wait_for(lock.fetchval("SELECT 1"), LEADERSHIP_CHECK_TIMEOUT_S)
+            async with asyncio.timeout(LEADERSHIP_CHECK_TIMEOUT_S):  # never swallows a cancel
+                await lock.fetchval("SELECT 1")
         except _CHECK_FAILED as exc:
             raise LeadershipLost(f"the leadership connection does not answer: {exc!r}") from exc
 

@@ -79,8 +79,11 @@ class SenderIdentity:
         session = self._session
         assert session is not None, "hold() first"
         while not self._lost.is_set():
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 a cancellation that meets
+            # the timeout in ``wait_for`` can be swallowed, and a stop would never end.
             try:
-                await asyncio.wait_for(self._lost.wait(), PROBE_S)
+                async with asyncio.timeout(PROBE_S):
+                    await self._lost.wait()
             except TimeoutError:
                 if not await _answers(session):
                     self._lost.set()
@@ -91,7 +94,8 @@ class SenderIdentity:
 
 async def _answers(session: asyncpg.Connection) -> bool:
     try:
-        await asyncio.wait_for(session.fetchval("SELECT 1"), PROBE_TIMEOUT_S)
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            await session.fetchval("SELECT 1")
     except TimeoutError:
         return False
     except CONNECTION_ERRORS:
