@@ -18,29 +18,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
-import pytest
 from pydantic import BaseModel
 
 from stolive_shared.contracts.codec import header
 from stolive_shared.contracts.events import EventPublished
 from stolive_shared.contracts.topics import EVENTS
-from stolive_shared.db import apply_migrations, create_pool
 from stolive_shared.messaging.consumer import Delivery, MessageConsumer
 from stolive_shared.settings import KafkaSettings
-from tests.integration.ops_support import published
+from tests.integration import test_consumer_loop
+from tests.integration.test_consumer_loop import published
 from tests.support import eventually, produce_messages, read_topic
 
-SCHEMA = "dlqtest"
-
-
-@pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_migrations(database_url, SCHEMA, [])
-    pool = await create_pool(database_url, SCHEMA)
-    async with pool.acquire() as conn:
-        await conn.execute("CREATE TABLE effects (message_id uuid, event_id uuid)")
-    yield pool
-    await pool.close()
+# A pool on this module's database with a table of effects: the consumer-loop tests' own.
+pool = test_consumer_loop.pool
 
 
 class Handler:
@@ -72,7 +62,9 @@ class Handler:
         if self.broken is not None:
             raise self.broken
         await conn.execute(
-            "INSERT INTO effects VALUES ($1, $2)", message.message_id, message.event.event_id
+            "INSERT INTO effects (message_id, event_id) VALUES ($1, $2)",
+            message.message_id,
+            message.event.event_id,
         )
 
 

@@ -33,7 +33,7 @@ from stolive_shared.messaging.kafka import create_producer
 from stolive_shared.metrics import StuckSending, outbox_probe
 from stolive_shared.runtime import Runtime, metrics_app
 from stolive_shared.settings import KafkaSettings, ServiceSettings
-from tests.integration.ops_support import published
+from tests.integration.test_consumer_loop import published
 from tests.support import eventually, produce_messages
 
 SCHEMA = "opsmetrics"
