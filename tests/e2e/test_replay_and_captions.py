@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from stolive_shared.contracts.topics import EVENTS
 from tests.e2e import test_watch_player
 from tests.e2e.conftest import Platform
 from tests.e2e.streams import PLAYLIST, StreamServer, serve
-from tests.e2e.test_watch_player import HEARTBEAT_S, VIDEO, having, until
+from tests.e2e.test_watch_player import HEARTBEAT_S, VIDEO, broadcast, having, until
 from tests.support import eventually, read_topic, serious_accessibility_violations
 
 CUES = [
@@ -46,26 +46,6 @@ def captions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamServer]
     (root / "nl.vtt").write_text("\n".join(lines), encoding="utf-8")
     with serve(root) as server:
         yield server
-
-
-async def broadcast(platform: Platform, title: str, steps: tuple[str, ...], **fields: Any) -> str:
-    starts = datetime.now(UTC) + timedelta(days=1)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={
-            "kind": "webinar",
-            "title": title,
-            "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=1)).isoformat(),
-            **fields,
-        },
-    )
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    for step in steps:
-        answer = await platform.organiser.post(f"/api/events/{event_id}/{step}", json={})
-        assert answer.status_code == 200, answer.text
-    return event_id
 
 
 async def test_the_replays_page_is_empty_then_lists_the_replays_newest_first_on_a_phone(

@@ -54,14 +54,15 @@ def stream(tmp_path_factory: pytest.TempPathFactory, recording: Path) -> Iterato
         yield server
 
 
-async def webinar(
+async def broadcast(
     platform: Platform,
     title: str,
+    steps: tuple[str, ...],
     *,
-    stream_url: str | None,
-    go_live: bool = True,
-    starts_in: timedelta = timedelta(days=2),
+    starts_in: timedelta = timedelta(days=1),
+    **fields: Any,
 ) -> str:
+    """An hour-long webinar with ``fields``, taken through ``steps`` (publish, go-live, end)."""
     starts = datetime.now(UTC) + starts_in
     created = await platform.organiser.post(
         "/api/events",
@@ -70,16 +71,27 @@ async def webinar(
             "title": title,
             "starts_at": starts.isoformat(),
             "ends_at": (starts + timedelta(hours=1)).isoformat(),
-            "stream_url": stream_url,
+            **fields,
         },
     )
     assert created.status_code == 201, created.text
     event_id: str = created.json()["id"]
-    steps = ["publish", "go-live"] if go_live else ["publish"]
     for step in steps:
-        answer = await platform.organiser.post(f"/api/events/{event_id}/{step}")
+        answer = await platform.organiser.post(f"/api/events/{event_id}/{step}", json={})
         assert answer.status_code == 200, answer.text
     return event_id
+
+
+async def webinar(
+    platform: Platform,
+    title: str,
+    *,
+    stream_url: str | None,
+    go_live: bool = True,
+    starts_in: timedelta = timedelta(days=2),
+) -> str:
+    steps = ("publish", "go-live") if go_live else ("publish",)
+    return await broadcast(platform, title, steps, starts_in=starts_in, stream_url=stream_url)
 
 
 def watch_link(platform: Platform, event_id: str, viewer: str) -> str:
