@@ -49,7 +49,8 @@ from stolive_shared.db import ensure_database, with_database
 from stolive_shared.links import PersonalLinks
 from stolive_shared.urls import PublicUrls
 from tests.e2e.conftest import Platform, stack_config
-from tests.e2e.test_registrations_in_browser import published_meeting
+from tests.e2e.test_registrations_in_browser import _known, published_meeting
+from tests.e2e.test_watch_player import broadcast
 from tests.support import eventually, form_token, start_smtp_sink
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
@@ -263,27 +264,14 @@ async def test_a_chaos_soak_loses_nothing_and_counts_exactly(
 
 
 async def live_webinar(platform: Platform) -> str:
-    starts = datetime.now(UTC) + timedelta(hours=1)
-    created = await platform.organiser.post(
-        "/api/events",
-        json={"kind": "webinar", "title": "STO LIVE soak", "starts_at": starts.isoformat(),
-              "ends_at": (starts + timedelta(hours=1)).isoformat(),
-              "stream_url": "https://live.sterktechniekonderwijs.example/soak.m3u8"},
+    event_id = await broadcast(
+        platform, "STO LIVE soak", ("publish", "go-live"), starts_in=timedelta(hours=1),
+        stream_url="https://live.sterktechniekonderwijs.example/soak.m3u8",
     )  # fmt: skip
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    for step in ("publish", "go-live"):
-        answer = await platform.organiser.post(f"/api/events/{event_id}/{step}")
-        assert answer.status_code == 200, answer.text
     await eventually(
         lambda: _known(platform, event_id), what="the registrations service to learn the webinar"
     )
     return event_id
-
-
-async def _known(platform: Platform, event_id: str) -> bool:
-    answer = await platform.gateway.get(f"/registrations/api/events/{event_id}/counts")
-    return answer.status_code == 200
 
 
 async def mailing_to_registrants(platform: Platform, event_id: str, send_at: datetime) -> str:
