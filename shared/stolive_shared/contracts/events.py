@@ -126,12 +126,4 @@ VERSIONED_EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
     EventCancelled,
 )
 
-EVENT_MESSAGES: tuple[type[EventMessage], ...] = (
-    EventPublished,
-    EventUpdated,
-    EventRescheduled,
-    EventWentLive,
-    EventEnded,
-    EventCancelled,
-    EventReplayPublished,
-)
+EVENT_MESSAGES: tuple[type[EventMessage], ...] = (*VERSIONED_EVENT_MESSAGES, EventReplayPublished)
