@@ -369,47 +369,56 @@ class ReadModelWriter:
 
     async def finalise_due_events(self) -> list[uuid.UUID]:
         """Finalise every ended event past its grace period; return the ones this call did."""
-        pool = await self._pool()
-        done: list[uuid.UUID] = []
-        while True:
-            async with pool.acquire() as conn, conn.transaction():
-                event = await repository.claim_event_to_finalise(conn, self._grace_s)
-                if event is None:
-                    return done
-                await finalising.finalise(
-                    conn,
-                    await self._report(conn, event.event_id),
-                    schema=self._schema,
-                    now=self._clock(),
-                    codes=self._codes,
-                )
-            done.append(event.event_id)
-            log.info("event finalised", extra={"ctx_event_id": str(event.event_id)})
+
+        async def claim(conn: asyncpg.Connection) -> repository.TrackedEvent | None:
+            return await repository.claim_event_to_finalise(conn, self._grace_s)
+
+        async def finalise(conn: asyncpg.Connection, report: EventReport) -> int:
+            await finalising.finalise(
+                conn, report, schema=self._schema, now=self._clock(), codes=self._codes
+            )
+            return 0
+
+        done = await self._each_claimed(claim, finalise)
+        for event_id, _ in done:
+            log.info("event finalised", extra={"ctx_event_id": str(event_id)})
+        return [event_id for event_id, _ in done]
 
     async def refresh_finalised_events(self) -> list[uuid.UUID]:
         """Bring the figures of every finalised event that saw viewing since up to date, with
         its late replay attendees; return the events this call did. Cheap when nothing came:
         one indexed query."""
-        pool = await self._pool()
-        done: list[uuid.UUID] = []
-        while True:
-            async with pool.acquire() as conn, conn.transaction():
-                event = await repository.claim_event_to_refresh(conn)
-                if event is None:
-                    return done
-                late = await finalising.refresh(
-                    conn,
-                    await self._report(conn, event.event_id),
-                    schema=self._schema,
-                    now=self._clock(),
-                    codes=self._codes,
-                )
-            done.append(event.event_id)
+
+        async def refresh(conn: asyncpg.Connection, report: EventReport) -> int:
+            return await finalising.refresh(
+                conn, report, schema=self._schema, now=self._clock(), codes=self._codes
+            )
+
+        done = await self._each_claimed(repository.claim_event_to_refresh, refresh)
+        for event_id, late in done:
             if late:
                 log.info(
                     "late replay attendance recorded",
-                    extra={"ctx_event_id": str(event.event_id), "ctx_attendees": late},
+                    extra={"ctx_event_id": str(event_id), "ctx_attendees": late},
                 )
+        return [event_id for event_id, _ in done]
+
+    async def _each_claimed(
+        self,
+        claim: Callable[[asyncpg.Connection], Awaitable[repository.TrackedEvent | None]],
+        write: Callable[[asyncpg.Connection, EventReport], Awaitable[int]],
+    ) -> list[tuple[uuid.UUID, int]]:
+        """Claim one event at a time (SKIP LOCKED: two workers never take the same) and write
+        its figures in that transaction, until none is left; each with what ``write`` counted."""
+        pool = await self._pool()
+        done: list[tuple[uuid.UUID, int]] = []
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                event = await claim(conn)
+                if event is None:
+                    return done
+                counted = await write(conn, await self._report(conn, event.event_id))
+            done.append((event.event_id, counted))
 
     async def _report(self, conn: asyncpg.Connection, event_id: uuid.UUID) -> EventReport:
         return await _event_report(
