@@ -104,6 +104,7 @@ async def test_webvtt_captions_load_as_the_videos_text_track(
     page = await viewer_page(native=way == "native")
     await page.goto(f"{platform.stack.config.public_base_url}/events/watch/{event_id}")
     assert await page.evaluate("window.stoPlayer.native") is (way == "native")
+    await until(page, f"{VIDEO}.readyState >= 1")  # the manifest is in, as a viewer sees it
     await page.locator("#video").click()
     await until(page, f"{VIDEO}.currentTime > 1")
     track = f"Array.from({VIDEO}.textTracks).find(t => t.kind === 'captions')"

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from stolive_shared import links
 from stolive_shared.contracts.codec import decode
@@ -131,7 +132,7 @@ def starts_with(*actions: str) -> Callable[[list[str]], bool]:
 @pytest.fixture
 async def watcher(browser: Any) -> AsyncIterator[Callable[..., Any]]:
     """New browser contexts (one viewer each), closed after the test; each page's CSP
-    violations are kept in ``page.csp_violations``."""
+    violations are kept in ``page.csp_violations``, all its console lines in ``page.console``."""
     contexts: list[Any] = []
 
     async def open_page(*, native: bool = True) -> Any:
@@ -140,12 +141,16 @@ async def watcher(browser: Any) -> AsyncIterator[Callable[..., Any]]:
         if not native:
             await context.add_init_script(WITHOUT_NATIVE_HLS)
         page = await context.new_page()
+        lines: list[str] = []
         violations: list[str] = []
-        page.on(
-            "console",
-            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        page.csp_violations = violations
+
+        def heard(message: Any) -> None:
+            lines.append(f"{message.type}: {message.text}")
+            if "Content Security Policy" in message.text:
+                violations.append(message.text)
+
+        page.on("console", heard)
+        page.console, page.csp_violations = lines, violations
         return page
 
     yield open_page
@@ -153,10 +158,33 @@ async def watcher(browser: Any) -> AsyncIterator[Callable[..., Any]]:
         await context.close()
 
 
+# What the video element was doing, for a wait that ran out: enough to tell a click that did not
+# start the player from a player that started and stalled.
+PLAYER_STATE = f"""() => {{
+  const v = {VIDEO};
+  if (!v) {{ return null; }}
+  const ranges = [];
+  for (let i = 0; i < v.buffered.length; i++) {{
+    ranges.push([v.buffered.start(i), v.buffered.end(i)]);
+  }}
+  return {{ paused: v.paused, readyState: v.readyState, networkState: v.networkState,
+    currentTime: v.currentTime, buffered: ranges, error: v.error && v.error.message,
+    status: (document.getElementById('kijkstatus') || {{}}).textContent }};
+}}"""
+
+
 async def until(page: Any, condition: str, timeout_s: float = 30) -> None:
     """Wait until ``condition`` (JavaScript) holds in the page. Given as a function: the page's
-    CSP forbids the eval a bare expression would need."""
-    await page.wait_for_function(f"() => {condition}", timeout=timeout_s * 1000)
+    CSP forbids the eval a bare expression would need. A wait that runs out says what the
+    player and the console said."""
+    try:
+        await page.wait_for_function(f"() => {condition}", timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        state = await page.evaluate(PLAYER_STATE)
+        console = getattr(page, "console", [])[-20:]
+        raise AssertionError(
+            f"{condition!r} did not hold within {timeout_s} s; player {state}; console {console}"
+        ) from None
 
 
 async def status_of(page: Any) -> str:

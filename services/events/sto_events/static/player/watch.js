@@ -203,6 +203,9 @@
       recovered = false;
       hls = new Hls({ workerPath: cfg.hlsWorker, autoStartLoad: true });
       hls.on(Hls.Events.MANIFEST_PARSED, function () { available(); if (wantsPlay) { play(); } });
+      // Attaching (again, after a media error) resets the element to paused without a "pause"
+      // event: a viewer who pressed play keeps playing.
+      hls.on(Hls.Events.MEDIA_ATTACHED, function () { if (wantsPlay) { play(); } });
       hls.on(Hls.Events.ERROR, function (_name, error) {
         if (!error.fatal) { return; }
         if (error.type === Hls.ErrorTypes.MEDIA_ERROR && !recovered) {
