@@ -45,6 +45,8 @@ class Capability(StrEnum):
     PERSONAL_DATA = "personal_data"
     # Regions, series, schools: the programme's own set-up.
     PROGRAMME_SETUP = "programme_setup"
+    # The platform's own plumbing: dead letters, whose replay may touch every service's data.
+    OPERATIONS = "operations"
     ACCOUNTS = "accounts"
     READ_AUDIT = "read_audit"
 

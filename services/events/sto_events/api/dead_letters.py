@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/organiser", include_in_schema=False)
 
 # The programme team only: what a replay sets off may touch every service's data.
-Operator = Annotated[Organiser, needs_page(Capability.PROGRAMME_SETUP)]
+Operator = Annotated[Organiser, needs_page(Capability.OPERATIONS)]
 NOTE_MAX = 500
 UNREADABLE = (KafkaError, TimeoutError, *CONNECTION_ERRORS)
 BROKER_AWAY = (
