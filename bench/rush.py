@@ -39,6 +39,7 @@ import asyncpg
 import httpx
 from aiosmtpd.controller import Controller
 
+from bench import cpu
 from bench.common import free_port, fresh_database
 from bench.result import BenchResult
 
@@ -271,10 +272,12 @@ async def run(seconds: float) -> BenchResult:  # noqa: ARG001 (a rush has no dur
     try:
         async with (
             fresh_database() as database_url,
-            _launcher(database_url, ports, smtp_port) as data,
+            _launcher(database_url, ports, smtp_port) as (data, launcher_pid),
         ):
             token = (data / "organiser-token").read_text().strip()
             event_id = await published_event(base_url, token, SEATS)
+            database = database_url.rsplit("/", 1)[-1]
+            cpu_before = cpu.snapshot(launcher_pid, database)
             started_at = time.monotonic()
             visits = await rush(base_url, event_id, BROWSERS, loopback_addresses(ADDRESSES))
             ok = [v for v in visits if v.ok]
@@ -282,15 +285,25 @@ async def run(seconds: float) -> BenchResult:  # noqa: ARG001 (a rush has no dur
                 if all(mail.first(v.email) is not None for v in ok):
                     break
                 await asyncio.sleep(0.2)
+            mailed_at = time.monotonic()
+            cpu_spent = cpu.spent_between(cpu_before, cpu.snapshot(launcher_pid, database))
             await asyncio.sleep(2.0)  # a second e-mail, if any, would arrive by now
             held = await seats(database_url, event_id)
     finally:
         controller.stop()
     figures = summary(visits, mail, started_at)
+    total_cpu_s = sum(cpu_spent.values())
     details: dict[str, object] = {
         "browsers, addresses, seats": f"{BROWSERS}, {ADDRESSES}, {SEATS}",
         **figures,
         **held,
+        # From the start line to the last first e-mail: where two cores' time went.
+        "seconds to the last e-mail": round(mailed_at - started_at, 1),
+        "CPU s by part": cpu_spent,
+        "CPU ms per sign-up": round(1000 * total_cpu_s / max(1, len(ok)), 1),
+        "least seconds this CPU work takes on this machine": round(
+            total_cpu_s / (os.cpu_count() or 1), 1
+        ),
     }
     return BenchResult(
         name="rush",
@@ -303,7 +316,7 @@ async def run(seconds: float) -> BenchResult:  # noqa: ARG001 (a rush has no dur
 
 @contextlib.asynccontextmanager
 async def _launcher(database_url: str, ports: dict[str, int], smtp_port: int) -> Any:
-    """``stolive up`` as its own process, as a person runs it; its data folder."""
+    """``stolive up`` as its own process, as a person runs it; its data folder and pid."""
     with tempfile.TemporaryDirectory(prefix="stolive-rush-", dir="/var/tmp") as folder:
         data = Path(folder)
         env = {
@@ -320,7 +333,7 @@ async def _launcher(database_url: str, ports: dict[str, int], smtp_port: int) ->
                 if process.poll() is not None:
                     raise RuntimeError(f"stolive up exited:\n{out.read_text(errors='replace')}")
                 await asyncio.sleep(0.5)
-            yield data
+            yield data, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(process.wait, 120)
