@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from stolive.stack import DEFAULT_PORTS, SERVICES
 from stolive_shared.runtime import parse_roles
 from tests.deploy.conftest import ENV_EXAMPLE, ROOT, docker_compose, roles_by_module
+from tests.deploy.test_public_address import (
+    NGINX_CONF,
+    http_level,
+    locations,
+    nginx_code,
+    server_level,
+    upstreams,
+)
 
 SETUP = "stolive-setup"
 SETUP_COMMANDS = [
@@ -174,17 +184,47 @@ def test_every_stolive_process_runs_as_production_on_apache_kafka(
 def test_the_proxy_serves_each_api_under_the_gateways_prefix(compose: dict[str, Any]) -> None:
     proxy = compose["services"]["proxy"]
     mounted = {v.split(":")[0] for v in proxy["volumes"]}
-    conf_path = ROOT / "deploy" / "nginx" / "stolive.conf"
-    assert str(conf_path) in mounted
-    conf = conf_path.read_text()
+    assert str(NGINX_CONF) in mounted
+    code = nginx_code()
+    groups = upstreams(code)
+    prefixes = {b.pattern: b.body for b in locations(code) if not b.modifier}
     for service in SERVICES:
         upstream = f"{service}-api"
         assert upstream in compose["services"]
-        block = re.search(rf"location /{service}/ {{(.*?)}}", conf, re.S)
-        assert block is not None, f"no location for /{service}/"
-        assert f"set $upstream http://{upstream}:{DEFAULT_PORTS[service]};" in block[1]
-        assert f"rewrite ^/{service}/(.*)$ /$1 break;" in block[1]
-    assert "proxy_buffering off;" in conf  # Server-Sent Events pass as they come
+        body = prefixes.get(f"/{service}/")
+        assert body is not None, f"no location for /{service}/"
+        assert f"rewrite ^/{service}/(.*)$ /$1 break;" in body
+        assert f"proxy_pass http://{upstream};" in body
+        server = rf"^\s*server {upstream}:{DEFAULT_PORTS[service]} resolve\b"
+        assert re.search(server, groups[upstream], re.M), upstream
+    assert "proxy_buffering off;" in server_level(code)  # Server-Sent Events pass as they come
+
+
+def test_the_proxy_keeps_connections_to_each_api_open_and_follows_its_containers() -> None:
+    """Each API is an upstream nginx re-resolves through Docker's DNS (it starts before the APIs
+    and follows a re-created container) and whose idle connections serve the next requests,
+    dropped before the service would close them (uvicorn's default keep-alive, which
+    stolive_shared/runtime.py leaves as it is)."""
+    code = nginx_code()
+    # `resolve` looks names up through the http-level resolver only.
+    assert re.search(r"^\s*resolver 127\.0\.0\.11\b", http_level(code), re.M)
+    groups = upstreams(code)
+    assert set(groups) == {f"{service}-api" for service in SERVICES}
+    uvicorn_keep_alive = signature(uvicorn.Config).parameters["timeout_keep_alive"].default
+    for name, body in groups.items():
+        assert re.search(r"^\s*zone \S+ \d+k;", body, re.M), name  # `resolve` needs one
+        (server,) = re.findall(r"^\s*server\s+(.*);", body, re.M)
+        # A rush's timed-out connects must not take the API out of rotation.
+        assert {"resolve", "max_fails=0"} <= set(server.split()), name
+        assert re.search(r"^\s*keepalive [1-9]\d*;", body, re.M), name
+        (timeout,) = re.findall(r"^\s*keepalive_timeout (\d+)s;", body, re.M)
+        assert int(timeout) < uvicorn_keep_alive, name
+    inherited = server_level(code)
+    assert "proxy_http_version 1.1;" in inherited  # keep-alive needs HTTP/1.1
+    assert 'proxy_set_header Connection "";' in inherited  # and no `Connection: close`
+    for block in locations(code):
+        assert "proxy_http_version" not in block.body, block.pattern
+        assert "proxy_set_header" not in block.body, block.pattern
 
 
 def test_third_party_images_are_pinned_to_a_version(compose: dict[str, Any]) -> None:

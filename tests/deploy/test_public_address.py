@@ -45,22 +45,57 @@ def nginx_code() -> str:
     return re.sub(r"(?m)^\s*#.*$", "", NGINX_CONF.read_text())
 
 
+def closing(code: str, at: int) -> int:
+    """Just past the ``}`` that closes the block whose body starts at ``at``."""
+    depth, quote = 1, ""
+    while depth:
+        char = code[at]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "{}":
+            depth += 1 if char == "{" else -1
+        at += 1
+    return at
+
+
 def locations(code: str) -> list[Location]:
     """Every ``location`` block, in order (their bodies hold no nested blocks)."""
     found: list[Location] = []
     for match in re.finditer(r"^\s*location\s+(?:(=|\^~|~\*|~)\s+)?(\S+)\s*\{", code, re.M):
-        at, depth, quote = match.end(), 1, ""
-        while depth:
-            char = code[at]
-            if quote:
-                quote = "" if char == quote else quote
-            elif char in "'\"":
-                quote = char
-            elif char in "{}":
-                depth += 1 if char == "{" else -1
-            at += 1
-        found.append(Location(match[1] or "", match[2], code[match.end() : at - 1]))
+        body = code[match.end() : closing(code, match.end()) - 1]
+        found.append(Location(match[1] or "", match[2], body))
     return found
+
+
+def upstreams(code: str) -> dict[str, str]:
+    """Every ``upstream`` block's body, by the group's name."""
+    return {
+        match[1]: code[match.end() : closing(code, match.end()) - 1]
+        for match in re.finditer(r"^\s*upstream\s+(\S+)\s*\{", code, re.M)
+    }
+
+
+def without_blocks(code: str, kinds: str) -> str:
+    """``code`` without its blocks of the given kinds (``"server|map"``), heads and bodies."""
+    kept, at = [], 0
+    for match in re.finditer(rf"^[ \t]*(?:{kinds})\b[^{{;]*\{{", code, re.M):
+        if match.start() >= at:  # not inside a block already left out
+            kept.append(code[at : match.start()])
+            at = closing(code, match.end())
+    return "".join([*kept, code[at:]])
+
+
+def http_level(code: str) -> str:
+    """The directives of the ``http`` context this file is included in."""
+    return without_blocks(code, "server|upstream|map")
+
+
+def server_level(code: str) -> str:
+    """The ``server`` block's own directives, which every location inherits."""
+    (match,) = re.finditer(r"^\s*server\s*\{", code, re.M)
+    return without_blocks(code[match.end() : closing(code, match.end()) - 1], "location")
 
 
 def chosen(blocks: list[Location], uri: str) -> Location:
@@ -92,14 +127,20 @@ def test_nginx_answers_404_for_every_services_metrics_api_documentation_and_inte
         for path in PASSED:
             block = chosen(blocks, f"/{service}/{path}")
             assert block.pattern == f"/{service}/", f"/{service}/{path} went to {block.pattern}"
-            assert "proxy_pass $upstream;" in block.body
+            assert f"proxy_pass http://{service}-api;" in block.body
 
 
 def test_nginx_proxies_only_to_the_http_ports_never_to_a_metrics_port(
     compose: dict[str, Any],
 ) -> None:
+    code = nginx_code()
+    groups = upstreams(code)
+    # Every proxy_pass goes to one of the upstreams: their servers are all nginx ever reaches.
+    assert set(re.findall(r"proxy_pass\s+(\S+);", code)) == {f"http://{g}" for g in groups}
     upstream_ports = {
-        int(p) for p in re.findall(r"set \$upstream http://[\w-]+:(\d+);", nginx_code())
+        int(port)
+        for body in groups.values()
+        for port in re.findall(r"^\s*server\s+[\w.-]+:(\d+)\b", body, re.M)
     }
     assert upstream_ports == {DEFAULT_PORTS[s] for s in SERVICES}
     metrics_ports = {
