@@ -1,9 +1,10 @@
 """The replay lifecycle and captions over HTTP, on a real PostgreSQL: an organiser sets or
-changes an ended event's replay by API or on the organiser pages, each change is one
-``event.replay_published`` in the outbox (with the address before it) and one audit row in the
-same transaction; the same address again is nothing; roles and scope as for editing an event;
-bad addresses get a Dutch 422. Captions reach the watch page's ``<video>`` and its CSP, and the
-public "Terugblikken" page lists the replays, newest first.
+changes an ended event's replay and its captions by API or on the organiser pages, each change
+is one ``event.replay_published`` in the outbox (with the address before it) and one audit row
+in the same transaction; the same values again are nothing; roles and scope as for editing an
+event; bad addresses get a Dutch 422. Captions, given before the end or made later from the
+recording, reach the watch page's ``<video>`` and its CSP, and the public "Terugblikken" page
+lists the replays, newest first.
 """
 
 from __future__ import annotations
@@ -113,6 +114,18 @@ async def audit_rows(database_url: str, event_id: str) -> list[dict[str, Any]]:
     finally:
         await conn.close()
     return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+
+def media_sources(page: httpx.Response) -> list[str]:
+    """The ``media-src`` sources of the page's Content-Security-Policy (``<track>`` needs it)."""
+    policy = page.headers["content-security-policy"]
+    return next(part.split() for part in policy.split(";") if "media-src" in part)
+
+
+def track_of(page: httpx.Response) -> str | None:
+    """The captions the watch page's ``<video>`` shows, if any."""
+    found = re.search(r'<track kind="captions" src="([^"]+)"', page.text)
+    return found.group(1) if found else None
 
 
 class TestByApi:
@@ -306,12 +319,7 @@ class TestCaptions:
             page.text,
         )
         assert 'crossorigin="anonymous"' in page.text
-        media = next(
-            part
-            for part in page.headers["content-security-policy"].split(";")
-            if "media-src" in part
-        )
-        assert "http://captions.sto.test:8088" in media.split()
+        assert "http://captions.sto.test:8088" in media_sources(page)
 
         changed = await api.patch(
             f"/api/events/{event_id}", json={"captions_url": "ftp://x/nl.vtt"}, headers=auth
@@ -324,6 +332,108 @@ class TestCaptions:
         assert updated[-1]["changed_fields"] == ["captions_url"]
         assert updated[-1]["event"]["captions_url"] is None
         assert "<track" not in (await api.get(f"/watch/{event_id}")).text
+
+    async def test_captions_made_after_the_end_come_with_the_replay_to_the_page_and_topic(
+        self, api: httpx.AsyncClient, auth: dict[str, str], database_url: str
+    ) -> None:
+        """Captions are often made from the recording, so they come (or change) after the end,
+        with the replay: the address as it is, the captions new."""
+        live_vtt = "http://captions.sto.test:8088/nl/43.vtt"
+        made_later = "http://ondertiteling.sto.test:8089/terugblik/43.vtt"
+        event_id = await broadcast(
+            api, auth, "STO LIVE #43: ondertiteling achteraf", captions_url=live_vtt
+        )
+        replay = f"/api/events/{event_id}/replay"
+        first = await api.put(replay, json={"replay_url": FIRST}, headers=auth)
+        assert first.json()["captions_url"] == live_vtt  # not named: as they were
+        written = await messages(database_url, event_id)
+
+        changed = await api.put(
+            replay, json={"replay_url": FIRST, "captions_url": made_later}, headers=auth
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["revision"] == first.json()["revision"] + 1
+        page = await api.get(f"/watch/{event_id}")
+        assert track_of(page) == made_later
+        assert "http://ondertiteling.sto.test:8089" in media_sources(page)
+        assert "http://captions.sto.test:8088" not in media_sources(page)
+        sent = (await messages(database_url, event_id))[len(written) :]
+        assert [
+            (
+                m["type"],
+                m["previous_replay_url"],
+                m["event"]["replay_url"],
+                m["event"]["captions_url"],
+            )
+            for m in sent
+        ] == [("event.replay_published", FIRST, FIRST, made_later)]
+        audit = (await audit_rows(database_url, event_id))[-1]["detail"]
+        assert (audit["captions_url"], audit["previous_captions_url"]) == (made_later, live_vtt)
+        assert audit["replay_url"] == audit["previous_replay_url"] == FIRST
+
+        audited = len(await audit_rows(database_url, event_id))
+        for same in ({"replay_url": FIRST}, {"replay_url": FIRST, "captions_url": made_later}):
+            again = await api.put(replay, json=same, headers=auth)
+            assert again.json()["revision"] == changed.json()["revision"]
+        assert len(await messages(database_url, event_id)) == len(written) + 1
+        assert len(await audit_rows(database_url, event_id)) == audited
+
+        refused = await api.put(
+            replay, json={"replay_url": FIRST, "captions_url": "ftp://x/nl.vtt"}, headers=auth
+        )
+        assert refused.status_code == 422
+        (problem,) = refused.json()["detail"]
+        assert problem["loc"][-1] == "captions_url"
+        assert problem["msg"] == (
+            "Het adres van de ondertiteling (WebVTT) begint met https:// of http://."
+        )
+
+        removed = await api.put(
+            replay, json={"replay_url": FIRST, "captions_url": None}, headers=auth
+        )
+        assert removed.json()["captions_url"] is None
+        assert (await messages(database_url, event_id))[-1]["event"]["captions_url"] is None
+        assert track_of(await api.get(f"/watch/{event_id}")) is None
+
+    async def test_the_replay_form_shows_the_captions_and_changes_them_only_when_changed(
+        self, events_app: Running, auth: dict[str, str], database_url: str
+    ) -> None:
+        api = events_app[0]
+        live_vtt = "http://captions.sto.test:8088/nl/44.vtt"
+        made_later = "https://ondertiteling.sto.test/terugblik/44.vtt"
+        event_id = await broadcast(api, auth, "STO LIVE #44 formulier", captions_url=live_vtt)
+        await api.put(f"/api/events/{event_id}/replay", json={"replay_url": FIRST}, headers=auth)
+        await logged_in(events_app)
+        event_page = await api.get(f"/organiser/evenementen/{event_id}")
+        assert f'name="captions_url" value="{live_vtt}"' in event_page.text
+        hub = await api.get(f"/organiser/evenementen/{event_id}/overzicht")
+        assert "Ondertiteling (WebVTT)" in hub.text
+        assert "de kijkpagina toont ze bij de uitzending en de terugblik." in hub.text
+        assert f'name="captions_url" value="{live_vtt}"' in hub.text
+        step = f"/organiser/evenementen/{event_id}/terugblik"
+        form = {"csrf_token": csrf_of(hub), "replay_url": FIRST, "terug": "overzicht"}
+        written = len(await messages(database_url, event_id))
+
+        untouched = await api.post(step, data={**form, "captions_url": live_vtt})
+        assert untouched.status_code == 303
+        assert len(await messages(database_url, event_id)) == written
+
+        wrong = await api.post(step, data={**form, "captions_url": "webvtt.nl"})
+        assert wrong.status_code == 422
+        assert "Dit is geen geldig webadres (begin met https://)." in wrong.text
+        assert 'name="captions_url" value="webvtt.nl"' in wrong.text  # shown again to correct
+
+        done = await api.post(step, data={**form, "captions_url": made_later})
+        assert done.headers["location"].endswith("/overzicht?terugblik=1")
+        assert track_of(await api.get(f"/watch/{event_id}")) == made_later
+        emptied = await api.post(step, data={**form, "captions_url": ""})
+        assert emptied.status_code == 303
+        sent = (await messages(database_url, event_id))[written:]
+        assert [(m["type"], m["event"]["captions_url"]) for m in sent] == [
+            ("event.replay_published", made_later),
+            ("event.replay_published", None),
+        ]
+        assert track_of(await api.get(f"/watch/{event_id}")) is None
 
     async def test_the_organiser_form_takes_the_captions_in_dutch(
         self, events_app: Running, auth: dict[str, str]

@@ -4,7 +4,8 @@ with the messages fed to the consumer's own handlers in the orders the topics al
 - a cancelled event: everyone registered is told once, whatever came first (a seat that
   arrives after the cancellation is never confirmed);
 - the replay: each no-show gets "Bekijk de terugblik" once with their own watch link, whether
-  the replay was there at the finalisation or came after it, however often it changes;
+  the replay was there at the finalisation or came after it, however often it changes (its
+  address, or only its captions);
 - certificates: in the thank-you, and on their own for whoever attends by replay later;
 - a changed event: an updated invitation (same UID, higher SEQUENCE) saying what changed.
 """
@@ -182,9 +183,11 @@ def finalised(event: EventSnapshot, registrants: int, attended: int) -> Attendan
 
 
 def replay_published(
-    event: EventSnapshot, revision: int, url: str, previous: str | None
+    event: EventSnapshot, revision: int, url: str, previous: str | None, **changes: Any
 ) -> EventReplayPublished:
-    published = snapshot(event.event_id, STARTS, revision, status="ended", replay_url=url)
+    published = snapshot(
+        event.event_id, STARTS, revision, status="ended", replay_url=url, **changes
+    )
     return EventReplayPublished.create(event=published, previous_replay_url=previous)
 
 
@@ -275,6 +278,39 @@ async def test_a_replay_there_at_the_finalisation_goes_then_and_never_again(
     assert links.watch(event.event_id, there.viewer_id) in text_of(thanks)
     assert "certificaat" not in text_of(thanks)
     assert len(await mail_about(harness, away, "terugblik")) == 1
+
+
+async def test_captions_added_to_the_replay_later_mail_nobody_before_or_after_the_finalisation(
+    harness: Harness,
+) -> None:
+    """The events service says "only the captions changed" as ``event.replay_published``
+    with the address as it was: no one hears of it, and the replay e-mail still goes once."""
+    event = snapshot(uuid.uuid4(), STARTS, revision=1)
+    there, away = await signed_up(harness, event, 2)
+    ended = snapshot(event.event_id, STARTS, revision=3, status="ended")
+    vtt = "https://cdn.example/replay/27.nl.vtt"
+    await feed(
+        harness,
+        EventEnded.create(event=ended),
+        replay_published(ended, 4, FIRST_REPLAY, None),
+        replay_published(ended, 5, FIRST_REPLAY, FIRST_REPLAY, captions_url=vtt),
+        recorded(event.event_id, there, attended_as="live", live=35),
+    )
+    for person in (there, away):  # not final yet: nobody is mailed about the replay
+        assert await mail_about(harness, person, "terugblik") == []
+
+    await feed(harness, finalised(event, registrants=2, attended=1))
+    corrected = "https://cdn.example/replay/27.nl-gecorrigeerd.vtt"
+    better = replay_published(ended, 6, FIRST_REPLAY, FIRST_REPLAY, captions_url=corrected)
+    await feed(harness, better, better.model_copy(update={"message_id": uuid.uuid4()}))
+    assert [m.subject for m in await mails(harness, away.email)] == [
+        f"Je bent aangemeld: {event.title}",
+        f"Bekijk de terugblik: {event.title}",
+    ]
+    assert [m.subject for m in await mails(harness, there.email)] == [
+        f"Je bent aangemeld: {event.title}",
+        f"Bedankt voor je deelname aan {event.title}",
+    ]
 
 
 async def test_a_replay_and_the_finalisation_handled_at_the_same_moment_mail_once(

@@ -1,7 +1,7 @@
 """The replay lifecycle, captions and the replay position, as rules and use cases: an
-organiser sets or changes an ended event's replay at any time, each change is one
-``event.replay_published`` (with the address before it) and one audit row, the same address
-again is nothing; captions are WebVTT over http(s); a replay beacon says where in the
+organiser sets or changes an ended event's replay and its captions at any time, each change is
+one ``event.replay_published`` (with the address before it) and one audit row, the same values
+again are nothing; captions are WebVTT over http(s); a replay beacon says where in the
 recording the viewer is, a live one does not."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ MemoryStore = InMemoryStore[EventsState, EventsRepository]
 PLANNER = Organiser(7, "planner@sto.example", "Planner", "programme")
 FIRST = "https://cdn.example/replay/1.m3u8"
 SECOND = "https://cdn.example/replay/1-nagemonteerd.m3u8"
+CAPTIONS = "https://cdn.example/replay/1.nl.vtt"
 
 
 def ended(replay_url: str | None = None) -> Event:
@@ -71,6 +72,35 @@ class TestTheRule:
     def test_the_same_address_again_changes_nothing(self) -> None:
         first = domain.publish_replay(ended(), FIRST)
         assert domain.publish_replay(first, FIRST) is first
+
+    def test_captions_made_later_are_one_replay_message_with_the_address_unchanged(
+        self,
+    ) -> None:
+        first = domain.publish_replay(ended(), FIRST)
+        captioned = domain.publish_replay(first, FIRST, CAPTIONS)
+        (message,) = captioned.events
+        assert isinstance(message, EventReplayPublished)
+        assert (message.previous_replay_url, message.event.replay_url) == (FIRST, FIRST)
+        assert message.event.captions_url == captioned.captions_url == CAPTIONS
+        assert captioned.revision == first.revision + 1
+        both = domain.publish_replay(captioned, SECOND, CAPTIONS.replace("1.nl", "2.nl"))
+        (changed,) = both.events
+        assert isinstance(changed, EventReplayPublished)
+        assert (changed.previous_replay_url, changed.event.captions_url) == (
+            FIRST,
+            CAPTIONS.replace("1.nl", "2.nl"),
+        )
+
+    def test_captions_not_named_stay_none_removes_them_the_same_again_is_nothing(self) -> None:
+        captioned = domain.publish_replay(ended(), FIRST, CAPTIONS)
+        moved = domain.publish_replay(captioned, SECOND)
+        assert moved.captions_url == CAPTIONS
+        assert domain.publish_replay(moved, SECOND, CAPTIONS) is moved
+        assert domain.publish_replay(moved, SECOND) is moved
+        removed = domain.publish_replay(moved, SECOND, None)
+        (message,) = removed.events
+        assert isinstance(message, EventReplayPublished)
+        assert message.event.captions_url is None
 
     @pytest.mark.parametrize("status", ["draft", "published", "live", "cancelled"])
     def test_only_an_ended_event_gets_a_replay(self, status: str) -> None:
@@ -117,20 +147,48 @@ class TestTheUseCase:
             changed.revision - 1,
             changed.revision,
         ]
-        assert store.state.audit == [
-            (
-                PLANNER.account_id,
-                "event_changed",
-                draft.id,
-                {"change": "replay_published", "replay_url": FIRST, "previous_replay_url": None},
-            ),
-            (
-                PLANNER.account_id,
-                "event_changed",
-                draft.id,
-                {"change": "replay_published", "replay_url": SECOND, "previous_replay_url": FIRST},
-            ),
+        assert [row[:3] for row in store.state.audit] == [
+            (PLANNER.account_id, "event_changed", draft.id)
+        ] * 2
+        assert [row[3] for row in store.state.audit] == [
+            {
+                "change": "replay_published",
+                "replay_url": FIRST,
+                "previous_replay_url": None,
+                "captions_url": None,
+                "previous_captions_url": None,
+            },
+            {
+                "change": "replay_published",
+                "replay_url": SECOND,
+                "previous_replay_url": FIRST,
+                "captions_url": None,
+                "previous_captions_url": None,
+            },
         ]
+
+    async def test_a_captions_change_is_audited_with_the_captions_before(
+        self, service: EventsService, store: MemoryStore
+    ) -> None:
+        draft = await service.create_event(webinar(captions_url="https://cdn.example/live.vtt"))
+        for step in (service.publish, service.go_live):
+            await step(draft.id)
+        await service.end(draft.id, FIRST)
+        before = len(store.state.outbox)
+        await service.publish_replay(draft.id, FIRST, PLANNER)  # captions as they are: nothing
+        await service.publish_replay(draft.id, FIRST, PLANNER, CAPTIONS)
+        await service.publish_replay(draft.id, FIRST, PLANNER, CAPTIONS)  # again: nothing
+        (message,) = store.state.outbox[before:]
+        assert isinstance(message, EventReplayPublished)
+        assert (message.previous_replay_url, message.event.captions_url) == (FIRST, CAPTIONS)
+        [(_, _, _, detail)] = store.state.audit
+        assert detail == {
+            "change": "replay_published",
+            "replay_url": FIRST,
+            "previous_replay_url": FIRST,
+            "captions_url": CAPTIONS,
+            "previous_captions_url": "https://cdn.example/live.vtt",
+        }
 
     async def test_a_refused_replay_writes_nothing(
         self, service: EventsService, store: MemoryStore
@@ -193,6 +251,22 @@ class TestTheAddresses:
             ReplayIn.model_validate({"replay_url": "javascript:alert(1)"})
         assert refused.value.errors()[0]["msg"] == (
             "Het adres van de uitzending begint met https:// of http://."
+        )
+
+    def test_replay_captions_left_out_stay_null_removes_them_and_they_must_be_http(
+        self,
+    ) -> None:
+        assert ReplayIn.model_validate({"replay_url": FIRST}).captions() is ...
+        named = ReplayIn.model_validate({"replay_url": FIRST, "captions_url": CAPTIONS})
+        assert named.captions() == CAPTIONS
+        removed = ReplayIn.model_validate({"replay_url": FIRST, "captions_url": None})
+        assert removed.captions() is None
+        with pytest.raises(ValidationError) as refused:
+            ReplayIn.model_validate({"replay_url": FIRST, "captions_url": "rtmp://x/nl.vtt"})
+        (problem,) = refused.value.errors()
+        assert problem["loc"] == ("captions_url",)
+        assert problem["msg"] == (
+            "Het adres van de ondertiteling (WebVTT) begint met https:// of http://."
         )
 
     def test_only_our_own_video_gets_a_track_and_the_csp_names_its_origin(self) -> None:

@@ -13,6 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import EllipsisType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -255,17 +256,25 @@ def end(event: Event, replay_url: str | None = None) -> Event:
     return published
 
 
-def publish_replay(event: Event, replay_url: str) -> Event:
-    """Set or change the replay of an ended event, at any time after the end; the same
-    address again changes nothing (and sends nothing)."""
+def publish_replay(
+    event: Event, replay_url: str, captions_url: str | EllipsisType | None = ...
+) -> Event:
+    """Set or change an ended event's replay and its captions (``...``: as they are), at any
+    time after the end; the same values again change nothing (and send nothing).
+
+    Captions often come later, made from the recording: a change of only them is an
+    ``event.replay_published`` too (``previous_replay_url`` the unchanged address), whose
+    consumers keep the whole snapshot and mail "Bekijk de terugblik" once per registration
+    ever; ``event.updated`` means a change ahead of the registrants (reminders, invitations)."""
     if event.status not in _ALLOWED["replay"]:
         raise IllegalTransition(
             "een terugblik kan alleen bij een afgelopen evenement; dit evenement is "
             f"{EVENT_STATUS_NL[event.status]}"
         )
-    if replay_url == event.replay_url:
+    captions = event.captions_url if captions_url is ... else captions_url
+    if (replay_url, captions) == (event.replay_url, event.captions_url):
         return event
-    changed = _next(event, replay_url=replay_url)
+    changed = _next(event, replay_url=replay_url, captions_url=captions)
     changed.events.append(
         EventReplayPublished.create(event=changed.snapshot(), previous_replay_url=event.replay_url)
     )

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import EllipsisType
 
 from sto_events import domain
 from sto_events.domain import Event, EventRuleViolation, Region, Series
@@ -107,8 +108,15 @@ class EventsService:
     async def end(self, event_id: uuid.UUID, replay_url: str | None) -> Event:
         return await self.change(event_id, lambda e: domain.end(e, replay_url))
 
-    async def publish_replay(self, event_id: uuid.UUID, replay_url: str, by: Organiser) -> Event:
-        """Set or change an ended event's replay; audited (``event_changed``) when it changes."""
+    async def publish_replay(
+        self,
+        event_id: uuid.UUID,
+        replay_url: str,
+        by: Organiser,
+        captions_url: str | EllipsisType | None = ...,
+    ) -> Event:
+        """Set or change an ended event's replay and its captions (``...``: as they are);
+        audited (``event_changed``, with both addresses before and after) when it changes."""
 
         def audit(before: Event, after: Event) -> tuple[Organiser, str, dict[str, object]]:
             return (
@@ -118,10 +126,14 @@ class EventsService:
                     "change": "replay_published",
                     "replay_url": after.replay_url,
                     "previous_replay_url": before.replay_url,
+                    "captions_url": after.captions_url,
+                    "previous_captions_url": before.captions_url,
                 },
             )
 
-        return await self.change(event_id, lambda e: domain.publish_replay(e, replay_url), audit)
+        return await self.change(
+            event_id, lambda e: domain.publish_replay(e, replay_url, captions_url), audit
+        )
 
     async def replays(self, limit: int = 200) -> list[Event]:
         """Ended broadcasts with a replay, newest first: the "Terugblikken" page."""

@@ -172,16 +172,16 @@ async def end(
 @router.put(
     "/events/{event_id}/replay",
     response_model=EventPublic,
-    summary="Set or change the replay of an ended event",
+    summary="Set or change the replay of an ended event and its captions",
     responses={409: {"description": "The event has not ended (or was cancelled)"}},
 )
 async def publish_replay(
     event_id: uuid.UUID, body: ReplayIn, service: ServiceDep, who: EventPlanner
 ) -> EventPublic:
-    """At any time after the end, as often as needed: each new address writes
-    ``event.replay_published`` (with the previous one) and an audit row; the same address
-    again changes nothing."""
-    changed = await service.publish_replay(event_id, str(body.replay_url), who)
+    """At any time after the end, as often as needed: each new address or new captions write
+    ``event.replay_published`` (with the previous address) and an audit row; the same values
+    again change nothing. Captions left out stay as they are; ``null`` removes them."""
+    changed = await service.publish_replay(event_id, str(body.replay_url), who, body.captions())
     return EventPublic.of(changed)
 
 

@@ -109,7 +109,12 @@ def ending(form: FormData) -> Ending:
 
 
 def replay(form: FormData) -> ReplayIn:
-    return ReplayIn.model_validate({"replay_url": _text(form, "replay_url")})
+    """The replay form: its captions field, prefilled with the captions as they are, empty
+    means none; a form without that field leaves them as they are."""
+    fields = {"replay_url": _text(form, "replay_url")}
+    if "captions_url" in form:
+        fields["captions_url"] = _text(form, "captions_url")
+    return ReplayIn.model_validate(fields)
 
 
 def cancellation(form: FormData) -> Cancellation:

@@ -340,7 +340,9 @@ async def _apply(
     """One form's change through the API's schemas and the service's use cases."""
     if step == "terugblik":
         replay = forms.replay(form)
-        return await service.publish_replay(event.id, str(replay.replay_url), organiser)
+        return await service.publish_replay(
+            event.id, str(replay.replay_url), organiser, replay.captions()
+        )
     if step == "opslaan":
         return await service.update(event.id, forms.event_update(form).changes())
     if step == "publiceren":

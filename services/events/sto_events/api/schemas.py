@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from types import EllipsisType
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -164,11 +165,19 @@ class Ending(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    """The replay of an ended event: set or changed at any time after the end."""
+    """The replay of an ended event, and its captions: set or changed at any time after the
+    end. Captions left out stay as they are; ``"captions_url": null`` removes them."""
 
     model_config = ConfigDict(extra="forbid")
 
     replay_url: StreamUrl
+    captions_url: CaptionsUrl | None = None
+
+    def captions(self) -> str | EllipsisType | None:
+        """The captions to set: ``...`` (as they are) unless the request named them."""
+        if "captions_url" not in self.model_fields_set:
+            return ...
+        return str(self.captions_url) if self.captions_url else None
 
 
 class EventPublic(BaseModel):
