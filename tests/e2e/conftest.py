@@ -133,6 +133,13 @@ class Person:
     school: str
 
 
+async def known_to_registrations(platform: Platform, event_id: str) -> bool:
+    """Whether the registrations service has learnt a published event from the events topic:
+    its sign-ups are taken only from then on (a moment after the organiser's publish)."""
+    answer = await platform.gateway.get(f"/registrations/api/events/{event_id}/counts")
+    return answer.status_code == 200
+
+
 async def api_sign_up(
     platform: Platform,
     event_id: str,
@@ -141,7 +148,12 @@ async def api_sign_up(
     newsletter: bool = False,
     colleagues: tuple[Person, ...] = (),
 ) -> None:
-    """A sign-up through the public JSON API, as an app would send it."""
+    """A sign-up through the public JSON API, as an app would send it, once the registrations
+    service knows the event (the app found it in the agenda)."""
+    await eventually(
+        lambda: known_to_registrations(platform, event_id),
+        what="the registrations service to learn the event",
+    )
     answer = await platform.gateway.post(
         f"/registrations/api/events/{event_id}/registrations",
         json={

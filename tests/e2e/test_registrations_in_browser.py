@@ -13,7 +13,7 @@ import segno
 from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.registrations import RegistrationCheckedIn
 from stolive_shared.contracts.topics import REGISTRATIONS
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, known_to_registrations
 from tests.e2e.test_walking_skeleton import published_event
 from tests.integration.test_registrations_http import qr_modules
 from tests.support import eventually, read_topic, serious_accessibility_violations
@@ -55,14 +55,10 @@ async def published_meeting(
     published = await platform.organiser.post(f"/api/events/{event_id}/publish")
     assert published.status_code == 200, published.text
     await eventually(
-        lambda: _known(platform, event_id), what="the registrations service to learn the meeting"
+        lambda: known_to_registrations(platform, event_id),
+        what="the registrations service to learn the meeting",
     )
     return event_id
-
-
-async def _known(platform: Platform, event_id: str) -> bool:
-    answer = await platform.gateway.get(f"/registrations/api/events/{event_id}/counts")
-    return answer.status_code == 200
 
 
 async def fill_in_person(page: Any, name: str, email: str) -> None:

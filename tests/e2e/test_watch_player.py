@@ -24,7 +24,7 @@ from stolive_shared.contracts.codec import decode
 from stolive_shared.contracts.topics import VIEWER_ACTIVITY
 from stolive_shared.contracts.viewer_activity import ViewerBeacon
 from stolive_shared.urls import PublicUrls
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, known_to_registrations
 from tests.e2e.streams import PLAYLIST, StreamServer, make_hls, serve
 from tests.support import eventually, read_topic, serious_accessibility_violations
 
@@ -80,6 +80,11 @@ async def broadcast(
     for step in steps:
         answer = await platform.organiser.post(f"/api/events/{event_id}/{step}", json={})
         assert answer.status_code == 200, answer.text
+    if "publish" in steps:
+        await eventually(
+            lambda: known_to_registrations(platform, event_id),
+            what="the registrations service to learn the webinar",
+        )
     return event_id
 
 

@@ -49,7 +49,7 @@ from stolive_shared.db import ensure_database, with_database
 from stolive_shared.links import PersonalLinks
 from stolive_shared.urls import PublicUrls
 from tests.e2e.conftest import Platform, stack_config
-from tests.e2e.test_registrations_in_browser import _known, published_meeting
+from tests.e2e.test_registrations_in_browser import published_meeting
 from tests.e2e.test_watch_player import broadcast
 from tests.support import eventually, form_token, start_smtp_sink
 
@@ -264,14 +264,10 @@ async def test_a_chaos_soak_loses_nothing_and_counts_exactly(
 
 
 async def live_webinar(platform: Platform) -> str:
-    event_id = await broadcast(
+    return await broadcast(
         platform, "STO LIVE soak", ("publish", "go-live"), starts_in=timedelta(hours=1),
         stream_url="https://live.sterktechniekonderwijs.example/soak.m3u8",
     )  # fmt: skip
-    await eventually(
-        lambda: _known(platform, event_id), what="the registrations service to learn the webinar"
-    )
-    return event_id
 
 
 async def mailing_to_registrants(platform: Platform, event_id: str, send_at: datetime) -> str:
