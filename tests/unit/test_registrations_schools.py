@@ -160,12 +160,16 @@ class Clock:
         return self.now
 
 
+# The names the directories give the fetches they start in the background.
+_REFRESHES = {"region-directory", "school-directory"}
+
+
 async def settled() -> None:
-    """Until the refreshes started in the background have come in (a condition, not a nap:
-    the test's other tasks are those refreshes)."""
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    if others:
-        await asyncio.wait(others, timeout=30)
+    """Until the refreshes started in the background have come in (a condition, not a nap).
+    Only those: the tests share one event loop with the session's long-lived tasks."""
+    refreshes = [t for t in asyncio.all_tasks() if t.get_name() in _REFRESHES and not t.done()]
+    if refreshes:
+        await asyncio.wait(refreshes, timeout=30)
 
 
 class TestTheCopyOfTheList:
