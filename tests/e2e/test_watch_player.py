@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from stolive_shared import links
@@ -185,7 +186,10 @@ async def until(page: Any, condition: str, timeout_s: float = 30) -> None:
     try:
         await page.wait_for_function(f"() => {condition}", timeout=timeout_s * 1000)
     except PlaywrightTimeout:
-        state = await page.evaluate(PLAYER_STATE)
+        try:
+            state = await page.evaluate(PLAYER_STATE)
+        except PlaywrightError as unreadable:  # a page that crashed or went: say that instead
+            state = f"unreadable ({unreadable})"
         console = getattr(page, "console", [])[-20:]
         raise AssertionError(
             f"{condition!r} did not hold within {timeout_s} s; player {state}; console {console}"
