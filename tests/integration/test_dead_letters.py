@@ -97,18 +97,27 @@ async def effects_of(pool: asyncpg.Pool, message: EventPublished) -> int:
         return count
 
 
+async def letters_by(kafka: KafkaSettings, consumer: MessageConsumer) -> list[Any]:
+    """Every dead letter ``consumer`` wrote (the topic is shared with other tests, whose
+    poison this consumer reads and dead-letters too)."""
+    records = await read_topic(kafka, EVENTS.dlq.name, EVENTS.dlq.partitions)
+    return [r for r in records if header(r.headers, "dlq.consumer") == consumer.name]
+
+
 async def letters_of(
     kafka: KafkaSettings, consumer: MessageConsumer, message: EventPublished
 ) -> list[Any]:
-    """The dead letters ``consumer`` wrote for ``message`` (the topic is shared with other
-    tests, whose poison this consumer reads and dead-letters too)."""
-    records = await read_topic(kafka, EVENTS.dlq.name, EVENTS.dlq.partitions)
+    """The dead letters ``consumer`` wrote for ``message``."""
     return [
         r
-        for r in records
-        if header(r.headers, "dlq.consumer") == consumer.name
-        and header(r.headers, "message_id") == str(message.message_id)
+        for r in await letters_by(kafka, consumer)
+        if header(r.headers, "message_id") == str(message.message_id)
     ]
+
+
+async def counted_as_written(kafka: KafkaSettings, consumer: MessageConsumer) -> bool:
+    """Whether the consumer's own count of dead letters equals the letters it wrote."""
+    return consumer.stats.dead_lettered == len(await letters_by(kafka, consumer))
 
 
 async def the_letter(
@@ -163,6 +172,12 @@ async def test_a_deadlock_is_retried_for_seconds_and_then_has_its_effect_once(
     async with consuming(pool, kafka, handler) as consumer:
         await produce_messages(kafka, [message])
         await eventually(lambda: effects_of(pool, message), timeout_s=90, what="the effect")
+        # Its count of dead letters is the letters it wrote (other tests' poison), none ours.
+        await eventually(
+            lambda: counted_as_written(kafka, consumer),
+            timeout_s=60,
+            what="the count to match the topic",
+        )
     seconds = handler.last_call_at - handler.first_call_at
     assert handler.calls == 7
     assert await effects_of(pool, message) == 1
