@@ -1,9 +1,10 @@
 """Replays and captions from outside, through the gateway in Chromium: WebVTT captions served
 on loopback (from another origin than the stream) load as the video's text track with their
-cues, natively and with hls.js; an organiser publishes the replay of an ended broadcast on the
-event hub, which puts ``event.replay_published`` on the events topic; a viewer plays it and
-the raw beacons on the viewer topic carry the player's position, increasing; the public
-"Terugblikken" page lists it, passes axe-core and fits a 360 px phone.
+cues, natively and with hls.js; an organiser publishes the replay of an ended broadcast and
+its captions on the event hub, which puts ``event.replay_published`` on the events topic; a
+viewer in another browser plays it with those captions and the raw beacons on the viewer topic
+carry the player's position, increasing; the public "Terugblikken" page lists it, passes
+axe-core and fits a 360 px phone.
 """
 
 from __future__ import annotations
@@ -124,9 +125,10 @@ async def test_webvtt_captions_load_as_the_videos_text_track(
     assert await serious_accessibility_violations(page) == []
 
 
-async def test_a_replay_published_on_the_hub_plays_and_its_beacons_carry_the_position(
+async def test_a_replay_published_on_the_hub_with_captions_plays_and_its_beacons_carry_the_position(
     platform: Platform,
     stream: StreamServer,
+    captions: StreamServer,
     viewer_page: Callable[..., Any],
     figures: Callable[[str], None],
 ) -> None:
@@ -137,12 +139,14 @@ async def test_a_replay_published_on_the_hub_plays_and_its_beacons_carry_the_pos
         ("publish", "go-live", "end"),
         stream_url=stream.url(f"live/{PLAYLIST}"),
     )
-    # The organiser publishes the replay after the end, on the event hub.
+    # The organiser publishes the replay after the end, on the event hub, with the captions
+    # made from the recording.
     organiser = await viewer_page()
     await platform.log_in(organiser)
     await organiser.goto(f"{base}/events/organiser/evenementen/{event_id}/overzicht")
     replay = stream.url(f"live/{PLAYLIST}?terugblik=1")
     await organiser.get_by_label("Adres van de terugblik").fill(replay)
+    await organiser.get_by_label("Ondertiteling (WebVTT)").fill(captions.url("nl.vtt"))
     await organiser.get_by_role("button", name="Terugblik publiceren").click()
     await organiser.wait_for_url(f"**/evenementen/{event_id}/overzicht?terugblik=1")
     assert "De terugblik is gepubliceerd." in await organiser.locator("main").inner_text()
@@ -159,6 +163,7 @@ async def test_a_replay_published_on_the_hub_plays_and_its_beacons_carry_the_pos
 
     published = await eventually(replay_message, what="event.replay_published on the topic")
     assert (published.previous_replay_url, published.event.replay_url) == (None, replay)
+    assert published.event.captions_url == captions.url("nl.vtt")
 
     # A viewer plays the replay: every beacon says where in the recording they are.
     page = await viewer_page()
@@ -166,6 +171,10 @@ async def test_a_replay_published_on_the_hub_plays_and_its_beacons_carry_the_pos
     viewer = await page.evaluate("window.stoPlayer.viewer")
     await until(page, f"{VIDEO}.readyState >= 1")
     await page.locator("#video").click()
+    # In another browser than the organiser's: the captions given after the end, from their
+    # own origin.
+    track = f"Array.from({VIDEO}.textTracks).find(t => t.kind === 'captions')"
+    await until(page, f"{track} && {track}.cues && {track}.cues.length === {len(CUES)}")
     watched = await eventually(
         having(platform, event_id, viewer, lambda seen: seen.count("heartbeat") >= 2),
         what="a join and two heartbeats of the replay",
