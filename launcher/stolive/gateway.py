@@ -15,8 +15,9 @@ nginx and the Ingress.
 A rush (a thousand teachers opening one event's form at the same moment) queues here, it is
 not refused: each service gets a pool of its own of at most ``UPSTREAM_CONNECTIONS``
 keep-alive connections, all kept open between requests (no new connection per request), and a
-request waits up to ``QUEUE_TIMEOUT_S`` for its turn. The queue is ours (a semaphore: FIFO,
-constant cost per request), not httpcore's: with hundreds of requests waiting inside its pool,
+request waits up to ``QUEUE_TIMEOUT_S`` for its turn. A person's action (a form sent) takes its
+turn before waiting page loads (``stolive.turns``). The queue is ours (constant cost per
+request), not httpcore's: with hundreds of requests waiting inside its pool,
 httpcore re-scans every waiter on every change and hands one idle connection to several of
 them (encode/httpcore#1110, pydantic/httpx2#1075): measured here, a rush then took minutes and
 ended in read timeouts. So a request reaches the pool only when a connection is free for it.
@@ -40,6 +41,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 from starlette.types import Receive, Scope, Send
 
 from stolive.devmail import DevMailbox
+from stolive.turns import Turns, is_action
 from stolive_shared.http import stateless_client
 
 if importlib.util.find_spec("sniffio") is None:
@@ -97,17 +99,17 @@ class Upstream:
         # One more connection than turns: a health check never waits inside the pool.
         self.client = _pooled_client(UPSTREAM_CONNECTIONS + 1, UPSTREAM_CONNECTIONS + 1)
         self.streams = _pooled_client(STREAM_CONNECTIONS, 4)
-        self.turns = asyncio.Semaphore(UPSTREAM_CONNECTIONS)
+        self.turns = Turns(UPSTREAM_CONNECTIONS)
 
     async def aclose(self) -> None:
         await self.client.aclose()
         await self.streams.aclose()
 
-    async def wait_for_turn(self) -> bool:
+    async def wait_for_turn(self, method: str) -> bool:
         """True once a connection is ours; False after ``QUEUE_TIMEOUT_S`` in the queue."""
         try:
             async with asyncio.timeout(QUEUE_TIMEOUT_S):
-                await self.turns.acquire()
+                await self.turns.acquire(action=is_action(method))
         except TimeoutError:
             return False
         return True
@@ -118,7 +120,7 @@ class _Forwarded(StreamingResponse):
     however the stream ends: done, failed, or the caller gone (then Starlette may skip the
     background task)."""
 
-    def __init__(self, upstream: httpx.Response, turns: asyncio.Semaphore | None) -> None:
+    def __init__(self, upstream: httpx.Response, turns: Turns | None) -> None:
         super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
         self._upstream = upstream
         self._turns = turns
@@ -225,7 +227,7 @@ def create_gateway(
             content=_body(request),
         )
         turns = None if streamed else service.turns
-        if turns is not None and not await service.wait_for_turn():
+        if turns is not None and not await service.wait_for_turn(request.method):
             return _unavailable()
         try:
             upstream = await client.send(upstream_request, stream=True)
