@@ -13,14 +13,15 @@ caller is one of ``trusted_proxies``. The services' ``/metrics`` are not served 
 nginx and the Ingress.
 
 A rush (a thousand teachers opening one event's form at the same moment) queues here, it is
-not refused: each service gets a pool of its own of at most ``UPSTREAM_CONNECTIONS``
-keep-alive connections, all kept open between requests (no new connection per request), and a
-request waits up to ``QUEUE_TIMEOUT_S`` for its turn. A person's action (a form sent) takes its
-turn before waiting page loads (``stolive.turns``). The queue is ours (constant cost per
-request), not httpcore's: with hundreds of requests waiting inside its pool,
-httpcore re-scans every waiter on every change and hands one idle connection to several of
-them (encode/httpcore#1110, pydantic/httpx2#1075): measured here, a rush then took minutes and
-ended in read timeouts. So a request reaches the pool only when a connection is free for it.
+not refused: each service gets ``UPSTREAM_CONNECTIONS`` lanes, each one kept-alive connection
+(no new connection per request), and a request waits up to ``QUEUE_TIMEOUT_S`` for a free
+lane. A person's action (a form sent) takes its turn before waiting page loads
+(``stolive.turns``). The queue is ours (constant cost per request), not httpcore's: with
+hundreds of requests waiting inside its pool, httpcore re-scans every waiter on every change
+and hands one idle connection to several of them (encode/httpcore#1110, pydantic/httpx2#1075):
+measured here, a rush then took minutes and ended in read timeouts. And a lane is a client
+with a pool of one: httpcore checks every connection of a pool on every request (a fifth of
+the gateway's CPU in a rush with one pool of 17), here only the lane's own.
 A 503 means the service is down (it refused the connection, after retries) or the queue did
 not move for ``QUEUE_TIMEOUT_S``.
 """
@@ -29,10 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import importlib.util
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -59,10 +61,8 @@ _SET_BY_GATEWAY = {"date", "server"}
 # What the edge states about the caller; a caller's own claims are dropped.
 _SET_AT_THE_EDGE = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-prefix", "forwarded"}
 
-# Requests in flight to one service; the rest wait in the gateway. A service is one process on
-# one event loop with a database pool of 10: more at once only lengthens each answer, and
-# httpcore's pool does work quadratic in its connections on every request (measured in a rush
-# of 2,000 requests: 3.5 ms of gateway CPU per request with 8, 6 ms with 32).
+# Requests in flight to one service (its lanes); the rest wait in the gateway. A service is one
+# process on one event loop with a database pool of 10: more at once only lengthens each answer.
 UPSTREAM_CONNECTIONS = 16
 # Server-Sent Events (the live figures) hold their connection for as long as a page is open:
 # they never wait in the queue nor take a turn from it, and have connections of their own.
@@ -92,38 +92,44 @@ def _pooled_client(connections: int, keep_alive: int) -> httpx.AsyncClient:
 
 
 class Upstream:
-    """One service: its pooled client and the queue in front of it; a client for streams."""
+    """One service: its lanes and the queue in front of them; clients for health checks
+    (never queued) and for streams."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        # One more connection than turns: a health check never waits inside the pool.
-        self.client = _pooled_client(UPSTREAM_CONNECTIONS + 1, UPSTREAM_CONNECTIONS + 1)
+        self.checks = _pooled_client(1, 1)
         self.streams = _pooled_client(STREAM_CONNECTIONS, 4)
-        self.turns = Turns(UPSTREAM_CONNECTIONS)
+        self._lanes = [_pooled_client(1, 1) for _ in range(UPSTREAM_CONNECTIONS)]
+        self._free_lanes = list(self._lanes)
+        self._turns = Turns(UPSTREAM_CONNECTIONS)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
-        await self.streams.aclose()
+        for client in (self.checks, self.streams, *self._lanes):
+            await client.aclose()
 
-    async def wait_for_turn(self, method: str) -> bool:
-        """True once a connection is ours; False after ``QUEUE_TIMEOUT_S`` in the queue."""
+    async def take_lane(self, method: str) -> httpx.AsyncClient | None:
+        """A lane of our own once it is our turn; None after ``QUEUE_TIMEOUT_S`` in the queue."""
         try:
             async with asyncio.timeout(QUEUE_TIMEOUT_S):
-                await self.turns.acquire(action=is_action(method))
+                await self._turns.acquire(action=is_action(method))
         except TimeoutError:
-            return False
-        return True
+            return None
+        return self._free_lanes.pop()  # one free lane per turn handed out
+
+    def give_back(self, lane: httpx.AsyncClient) -> None:
+        self._free_lanes.append(lane)
+        self._turns.release()
 
 
 class _Forwarded(StreamingResponse):
-    """The service's answer streamed to the caller. Its connection and its turn are given back
+    """The service's answer streamed to the caller. Its connection and its lane are given back
     however the stream ends: done, failed, or the caller gone (then Starlette may skip the
     background task)."""
 
-    def __init__(self, upstream: httpx.Response, turns: Turns | None) -> None:
+    def __init__(self, upstream: httpx.Response, done: Callable[[], None] | None) -> None:
         super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
         self._upstream = upstream
-        self._turns = turns
+        self._done = done
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -132,8 +138,8 @@ class _Forwarded(StreamingResponse):
             try:
                 await self._upstream.aclose()
             finally:
-                if self._turns is not None:
-                    self._turns.release()
+                if self._done is not None:
+                    self._done()
 
 
 def create_gateway(
@@ -168,7 +174,7 @@ def create_gateway(
         states: dict[str, Any] = {}
         for prefix, service in services.items():
             try:
-                answer = await service.client.get(f"{service.base_url}/readyz", timeout=2.0)
+                answer = await service.checks.get(f"{service.base_url}/readyz", timeout=2.0)
                 states[prefix] = (
                     "ready" if answer.status_code == 200 else f"HTTP {answer.status_code}"
                 )
@@ -218,26 +224,26 @@ def create_gateway(
             ("x-forwarded-prefix", f"/{prefix}"),
         ]
         streamed = "text/event-stream" in request.headers.get("accept", "")
-        client = service.streams if streamed else service.client
-        upstream_request = client.build_request(
+        upstream_request = service.streams.build_request(
             request.method,
             f"{service.base_url}/{path}",
             params=str(request.query_params),
             headers=headers,
             content=_body(request),
         )
-        turns = None if streamed else service.turns
-        if turns is not None and not await service.wait_for_turn(request.method):
+        lane = None if streamed else await service.take_lane(request.method)
+        if not streamed and lane is None:
             return _unavailable()
+        done = None if lane is None else functools.partial(service.give_back, lane)
         try:
-            upstream = await client.send(upstream_request, stream=True)
+            upstream = await (lane or service.streams).send(upstream_request, stream=True)
         except BaseException as exc:
-            if turns is not None:
-                turns.release()
+            if done is not None:
+                done()
             if isinstance(exc, httpx.HTTPError):
                 return _unavailable()
             raise
-        response = _Forwarded(upstream, turns)
+        response = _Forwarded(upstream, done)
         # Every header as the service sent it, repeated ones too (two Set-Cookie stay two).
         response.raw_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
