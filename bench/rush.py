@@ -231,6 +231,28 @@ async def published_event(base_url: str, organiser_token: str, capacity: int) ->
     raise RuntimeError("the registrations service never learnt the event")
 
 
+async def mail_stages(database_url: str, event_id: str) -> dict[str, str]:
+    """Where the time from a sign-up to its e-mail went, from PostgreSQL's clock: from the
+    sign-up's commit to its e-mail queued (outbox relay, broker, notifications consumer), and
+    from queued to accepted by SMTP (the sender)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM e.created_at - r.created_at) AS to_queue,"
+            " extract(epoch FROM e.sent_at - e.created_at) AS to_smtp"
+            " FROM registrations.registrations r"
+            " JOIN notifications.emails e ON e.registration_id = r.id"
+            " WHERE r.event_id = $1 AND e.sent_at IS NOT NULL",
+            uuid.UUID(event_id),
+        )
+    finally:
+        await conn.close()
+    return {
+        "sign-up to e-mail queued p50/p99 s": _pair([float(r["to_queue"]) for r in rows]),
+        "queued to SMTP p50/p99 s": _pair([float(r["to_smtp"]) for r in rows]),
+    }
+
+
 def summary(visits: Sequence[Visit], mail: MailArrivals, started_at: float) -> dict[str, object]:
     """The figures a rush is judged by."""
     errors = [v.error for v in visits if not v.ok]
@@ -289,6 +311,7 @@ async def run(seconds: float) -> BenchResult:  # noqa: ARG001 (a rush has no dur
             cpu_spent = cpu.spent_between(cpu_before, cpu.snapshot(launcher_pid, database))
             await asyncio.sleep(2.0)  # a second e-mail, if any, would arrive by now
             held = await seats(database_url, event_id)
+            stages = await mail_stages(database_url, event_id)
     finally:
         controller.stop()
     figures = summary(visits, mail, started_at)
@@ -297,6 +320,7 @@ async def run(seconds: float) -> BenchResult:  # noqa: ARG001 (a rush has no dur
         "browsers, addresses, seats": f"{BROWSERS}, {ADDRESSES}, {SEATS}",
         **figures,
         **held,
+        **stages,
         # From the start line to the last first e-mail: where two cores' time went.
         "seconds to the last e-mail": round(mailed_at - started_at, 1),
         "CPU s by part": cpu_spent,
