@@ -4,13 +4,17 @@ Each browser has its own cookies and comes from its own loopback address (127.0.
 teachers come from many schools, so the per-address sign-up limit stays on. Each opens the
 sign-up form (its form token and cookie) and sends it, all at the same moment, through the
 gateway. Every browser gets its form and its answer, the seats hold, and each person gets
-exactly one e-mail. (``python -m bench rush`` runs the full-size rush and prints its figures.)
+exactly one e-mail. And a form sent during a rush is answered before the pages asked for
+earlier. (``python -m bench rush`` runs the full-size rush and prints its figures.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
+
+import httpx
 
 from bench.rush import loopback_addresses, rush, seats
 from tests.e2e.conftest import Platform
@@ -49,4 +53,84 @@ async def test_a_rush_on_one_event_is_queued_not_refused(
         f"{SEATS} seats: 0 refused, cleared in {cleared:.1f}s (slowest answer {slowest:.1f}s), "
         f"{held['confirmed']} confirmed, {held['waitlisted']} waitlisted, 0 overbooked, "
         "1 e-mail each"
+    )
+
+
+PAGES_ASKED_FIRST = 300
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def _ask_for_pages(host: str, port: int, path: str, count: int) -> list[asyncio.Task[bytes]]:
+    """``count`` page requests, each on a connection of its own from one of the loopback
+    addresses, written all at once once every connection is open; each task reads its answer
+    to the end."""
+    addresses = loopback_addresses(ADDRESSES)
+    connections = await asyncio.gather(
+        *(
+            asyncio.open_connection(host, port, local_addr=(addresses[n % ADDRESSES], 0))
+            for n in range(count)
+        )
+    )
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    for _reader, writer in connections:
+        writer.write(request)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        try:
+            return await reader.read(-1)
+        finally:
+            writer.close()
+
+    return [asyncio.create_task(answer(reader, writer)) for reader, writer in connections]
+
+
+async def test_a_form_sent_in_a_rush_is_answered_before_the_pages_asked_for_earlier(
+    platform: Platform, figures: Callable[[str], None]
+) -> None:
+    """Who has filled in the form and pressed the button does not wait behind every page
+    requested before the press: the gateway gives a sent form the next free turn."""
+    event_id = await published_event(platform, capacity=SEATS, title="STO LIVE: de voorrang")
+    config = platform.stack.config
+    form_path = f"/registrations/events/{event_id}/aanmelden"
+    async with httpx.AsyncClient(
+        base_url=config.public_base_url,
+        timeout=180,
+        # A connection of its own for the press, as after a while on the page (a kept-alive
+        # one may be closing by then).
+        transport=httpx.AsyncHTTPTransport(
+            local_address="127.0.9.2", limits=httpx.Limits(max_keepalive_connections=0)
+        ),
+    ) as teacher:
+        form = await teacher.get(form_path)
+        token = _CSRF.search(form.text)
+        assert form.status_code == 200
+        assert token is not None
+
+        pages = await _ask_for_pages("127.0.0.1", config.gateway_port, form_path, PAGES_ASKED_FIRST)
+        await asyncio.wait(pages, return_when=asyncio.FIRST_COMPLETED)  # the queue moves
+        sent = await teacher.post(
+            form_path,
+            data={
+                "csrf_token": token.group(1),
+                "collega_rijen": "0",
+                "name": "Docent Voorrang",
+                "email": "voorrang@school.nl",
+                "role": "docent",
+                "region_code": "drenthe",
+                "school_code": "",
+                "organisation": "Dollard College",
+                "consent": "ja",
+                "actie": "aanmelden",
+            },
+        )
+        still_waiting = sum(not page.done() for page in pages)
+        answers = await asyncio.gather(*pages)
+
+    assert sent.status_code == 303, sent.text
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    # Pages first come, first served would leave none waiting: all were asked for earlier.
+    assert still_waiting >= PAGES_ASKED_FIRST // 3, still_waiting
+    figures(
+        f"a form sent behind {PAGES_ASKED_FIRST} page requests was answered with "
+        f"{still_waiting} of them still waiting"
     )
