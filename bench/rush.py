@@ -147,18 +147,7 @@ async def _browse(
         visit.clicked_at = time.monotonic()
         answer = await client.post(
             form_path,
-            data={
-                "csrf_token": found.group(1),
-                "collega_rijen": "0",
-                "name": f"Docent {visit.email.split('@')[0]}",
-                "email": visit.email,
-                "role": "docent",
-                "region_code": "drenthe",
-                "school_code": "",
-                "organisation": "Dollard College",
-                "consent": "ja",
-                "actie": "aanmelden",
-            },
+            data=filled_in_form(found.group(1), f"Docent {visit.email.split('@')[0]}", visit.email),
         )
         visit.done_at = time.monotonic()
         visit.answer_s = visit.done_at - visit.clicked_at
@@ -168,6 +157,22 @@ async def _browse(
     except httpx.HTTPError as exc:
         visit.error = type(exc).__name__
         visit.done_at = time.monotonic()
+
+
+def filled_in_form(csrf_token: str, name: str, email: str) -> dict[str, str]:
+    """The sign-up form as a teacher sends it: one person, with consent."""
+    return {
+        "csrf_token": csrf_token,
+        "collega_rijen": "0",
+        "name": name,
+        "email": email,
+        "role": "docent",
+        "region_code": "drenthe",
+        "school_code": "",
+        "organisation": "Dollard College",
+        "consent": "ja",
+        "actie": "aanmelden",
+    }
 
 
 def percentile(values: Sequence[float], share: float) -> float:

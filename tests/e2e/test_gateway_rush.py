@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
-from bench.rush import loopback_addresses, rush, seats
+from bench.rush import filled_in_form, loopback_addresses, rush, seats
 from tests.e2e.conftest import Platform
 from tests.e2e.test_walking_skeleton import published_event
 from tests.support import eventually
@@ -109,19 +109,7 @@ async def test_a_form_sent_in_a_rush_is_answered_before_the_pages_asked_for_earl
         pages = await _ask_for_pages("127.0.0.1", config.gateway_port, form_path, PAGES_ASKED_FIRST)
         await asyncio.wait(pages, return_when=asyncio.FIRST_COMPLETED)  # the queue moves
         sent = await teacher.post(
-            form_path,
-            data={
-                "csrf_token": token.group(1),
-                "collega_rijen": "0",
-                "name": "Docent Voorrang",
-                "email": "voorrang@school.nl",
-                "role": "docent",
-                "region_code": "drenthe",
-                "school_code": "",
-                "organisation": "Dollard College",
-                "consent": "ja",
-                "actie": "aanmelden",
-            },
+            form_path, data=filled_in_form(token.group(1), "Docent Voorrang", "voorrang@school.nl")
         )
         still_waiting = sum(not page.done() for page in pages)
         answers = await asyncio.gather(*pages)
